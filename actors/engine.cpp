@@ -1,0 +1,233 @@
+#include "engine.hpp"
+
+#include <cstdio>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "internal.hpp"
+
+namespace flux::detail {
+
+const std::string k_run_input = "run input";
+
+Timestamp wall_now() {
+  return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+}
+
+caf::error make_failure(flux_errc code, const std::string& node, const std::string& step,
+                        const std::string& message) {
+  return caf::error(static_cast<std::uint8_t>(code), caf::atom("flux"),
+                    caf::make_message(node, step, message));
+}
+
+RunFailure failure_of(const caf::error& e) {
+  if (e.category() == caf::atom("flux") &&
+      e.context().match_elements<std::string, std::string, std::string>()) {
+    const auto& ctx = e.context();
+    return RunFailure{ctx.get_as<std::string>(0), ctx.get_as<std::string>(1),
+                      ctx.get_as<std::string>(2)};
+  }
+  return RunFailure{"", "", "internal error: " + caf::to_string(e)};
+}
+
+bool is_cancelled(const caf::error& e) {
+  return e.category() == caf::atom("flux") &&
+         e.code() == static_cast<std::uint8_t>(flux_errc::cancelled);
+}
+
+void Services::report_observer_error(const char* what) {
+  std::fprintf(stderr, "flux: an observer threw (ignored): %s\n", what);
+}
+
+void RunCompletion::complete(RunResult r) {
+  {
+    std::lock_guard lock(mu);
+    result = std::move(r);
+  }
+  cv.notify_all();
+}
+
+std::shared_ptr<Storage> open_storage(const Config& config) {
+  if (config.storage) return config.storage;
+  const std::string& s = config.store;
+  if (s.empty() || s == "memory" || s == "memory://") return std::make_shared<MemoryStorage>();
+  throw Error(Errc::invalid_argument,
+              "unknown store \"" + s + "\": expected \"memory\" (the Redis backend is not built yet)");
+}
+
+namespace {
+
+std::string uuid_v4() {
+  thread_local std::mt19937_64 rng{[] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }()};
+  std::uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx",
+                static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff),
+                static_cast<unsigned long long>(hi & 0xffff),
+                static_cast<unsigned long long>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffull));
+  return buf;
+}
+
+/// Forwards a run's writes to the persistence actor.
+class ActorJournal final : public Journal {
+ public:
+  explicit ActorJournal(caf::actor persistence) : persistence_(std::move(persistence)) {}
+  void write(Write w) override { caf::anon_send(persistence_, write_atom::value, std::move(w)); }
+
+ private:
+  caf::actor persistence_;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  // Declared before `system`: the actor system keeps a reference to its config.
+  caf::actor_system_config caf_config;
+  std::unique_ptr<caf::actor_system> system;
+  std::shared_ptr<Storage> storage;
+  std::shared_ptr<Services> services;
+  std::shared_ptr<Journal> journal;
+
+  std::mutex cache_mu;  // guards plans and nodes
+  std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
+  struct NodeEntry {
+    std::shared_ptr<const NodeDef> def;
+    caf::actor actor;
+  };
+  std::unordered_map<const NodeDef*, NodeEntry> nodes;
+
+  std::mutex flight_mu;
+  std::condition_variable flight_cv;
+  std::size_t in_flight = 0;
+
+  caf::actor node_actor_for(const std::shared_ptr<const NodeDef>& def) {
+    auto it = nodes.find(def.get());
+    if (it != nodes.end()) return it->second.actor;
+    auto actor = system->spawn(node_actor, def.get());
+    nodes.emplace(def.get(), NodeEntry{def, actor});
+    return actor;
+  }
+
+  PlanStep compile_sequence(const PipelineDef& seq, const std::string& prefix) {
+    PlanStep out{PipelineDef::Type::sequence, prefix, "", nullptr, {}, {}};
+    out.children.reserve(seq.children.size());
+    for (std::size_t i = 0; i < seq.children.size(); ++i) {
+      const PipelineDef& d = *seq.children[i];
+      std::string id = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
+      if (d.type == PipelineDef::Type::node) {
+        out.children.push_back(
+            PlanStep{d.type, std::move(id), d.label, d.node.get(), node_actor_for(d.node), {}});
+      } else {
+        PlanStep par{d.type, id, d.label, nullptr, {}, {}};
+        for (std::size_t b = 0; b < d.children.size(); ++b) {
+          par.children.push_back(compile_sequence(*d.children[b], id + "." + std::to_string(b)));
+        }
+        out.children.push_back(std::move(par));
+      }
+    }
+    return out;
+  }
+
+  // Pipelines and node definitions that only this cache still refers to are dropped
+  // (and their actors stopped) once the cache grows, so that services which build
+  // pipelines dynamically do not accumulate actors.
+  void evict_unused() {
+    for (auto it = plans.begin(); it != plans.end();) {
+      it = it->second->def.use_count() == 1 && it->second.use_count() == 1 ? plans.erase(it)
+                                                                            : std::next(it);
+    }
+    for (auto it = nodes.begin(); it != nodes.end();) {
+      if (it->second.def.use_count() == 1) {
+        caf::anon_send_exit(it->second.actor, caf::exit_reason::user_shutdown);
+        it = nodes.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::shared_ptr<const Plan> plan_for(const Pipeline& pipeline) {
+    std::lock_guard lock(cache_mu);
+    auto it = plans.find(pipeline.def().get());
+    if (it != plans.end()) return it->second;
+    if (plans.size() >= 256) evict_unused();
+    auto plan = std::make_shared<Plan>();
+    plan->def = pipeline.def();
+    plan->root = compile_sequence(*plan->def, "");
+    plans.emplace(plan->def.get(), plan);
+    return plan;
+  }
+};
+
+Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
+  impl_->storage = open_storage(config);
+  std::size_t threads = config.threads ? config.threads : std::thread::hardware_concurrency();
+  impl_->caf_config.set("scheduler.max-threads", threads ? threads : 2);
+  impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
+  impl_->services = std::make_shared<Services>(config.blocking_threads);
+  impl_->services->observers = std::move(config.observers);
+  impl_->services->persistence =
+      impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage);
+  impl_->journal = std::make_shared<ActorJournal>(impl_->services->persistence);
+}
+
+Engine::~Engine() {
+  {
+    std::unique_lock lock(impl_->flight_mu);
+    impl_->flight_cv.wait(lock, [this] { return impl_->in_flight == 0; });
+  }
+  for (auto& [def, entry] : impl_->nodes) {
+    caf::anon_send_exit(entry.actor, caf::exit_reason::user_shutdown);
+  }
+  impl_->nodes.clear();
+  impl_->plans.clear();
+  caf::anon_send_exit(impl_->services->persistence, caf::exit_reason::user_shutdown);
+  // A detached actor's thread lives until the last handle to the actor is gone, and the
+  // system waits for that thread: drop every handle before destroying the system.
+  impl_->journal.reset();
+  impl_->services.reset();  // also joins the blocking pool (idle: no run is in flight)
+  impl_->system.reset();    // waits for every actor to finish
+}
+
+Storage& Engine::storage() const noexcept { return *impl_->storage; }
+
+std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
+  auto job = std::make_shared<RunJob>();
+  job->plan = impl_->plan_for(pipeline);
+  job->services = impl_->services;
+  job->info.id = uuid_v4();
+  job->info.pipeline = pipeline.name();
+  job->info.fingerprint = pipeline.fingerprint();
+  job->info.status = RunStatus::running;
+  job->info.created = job->info.updated = wall_now();
+  job->info.input = std::move(input);
+  job->run = std::make_shared<RunState>(job->info.id, impl_->journal);
+  job->completion = std::make_shared<RunCompletion>();
+  job->completion->run_id = job->info.id;
+  {
+    std::lock_guard lock(impl_->flight_mu);
+    ++impl_->in_flight;
+  }
+  job->on_finished = [impl = impl_.get()] {
+    {
+      std::lock_guard lock(impl->flight_mu);
+      --impl->in_flight;
+    }
+    impl->flight_cv.notify_all();
+  };
+  job->run->journal_run(job->info);
+  auto completion = job->completion;
+  impl_->system->spawn(run_actor, std::move(job));
+  return completion;
+}
+
+}  // namespace flux::detail

@@ -1,0 +1,46 @@
+#pragma once
+// Internal: the actor side of a Runtime. Owns the CAF actor system, the node
+// actors (one per node definition), the persistence actor and the blocking pool,
+// and starts one run actor per run.
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "flux/pipeline.hpp"
+#include "flux/runtime.hpp"
+
+namespace flux::detail {
+
+/// Where a run's outcome is delivered; shared by the run actor and RunHandles.
+struct RunCompletion {
+  std::string run_id;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<RunResult> result;
+
+  void complete(RunResult r);
+};
+
+class Engine {
+ public:
+  explicit Engine(Config config);
+  ~Engine();  // waits for runs in flight
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input);
+  Storage& storage() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Opens the store named by `config` (or returns `config.storage`).
+std::shared_ptr<Storage> open_storage(const Config& config);
+
+}  // namespace flux::detail

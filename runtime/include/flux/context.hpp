@@ -1,0 +1,122 @@
+#pragma once
+/// \file
+/// `flux::Context`: what a node sees of its run.
+///
+/// Declare a `flux::Context&` parameter anywhere in a node's signature and Flux
+/// passes it in; every other parameter comes from the input.
+///
+/// ```cpp
+/// auto add = flux::node("add", [](std::int64_t a, std::int64_t b, flux::Context& ctx) {
+///   ctx.save("last_sum", a + b);                          // per-run key/value store
+///   ctx.shared().add("calls", 1);                         // atomic across parallel branches
+///   return a + b;
+/// });
+/// ```
+///
+/// Thread safety: a Context is handed to one node execution; the run's kv store
+/// and shared state behind it are shared by all nodes of the run, including
+/// parallel branches running at the same time, and every operation on them is
+/// atomic. Writes are recorded in the run's store (in order per run).
+/// Lifetime: valid until the node's function returns (for an async node, until
+/// its future is ready).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flux/codec.hpp"
+#include "flux/record.hpp"
+#include "flux/value.hpp"
+
+namespace flux {
+
+namespace detail {
+class RunState;
+}
+
+/// State shared by every node of one run. Each call is atomic.
+class SharedState {
+ public:
+  explicit SharedState(detail::RunState& run) noexcept : run_(&run) {}
+
+  void set(std::string_view key, Value value);
+  template <class T>
+  void set(std::string_view key, const T& value) {
+    set(key, codec<T>::encode(value));
+  }
+  std::optional<Value> get(std::string_view key) const;
+  template <class T>
+  T get(std::string_view key, T fallback) const {
+    auto v = get(key);
+    return v ? codec<T>::decode(*v) : std::move(fallback);
+  }
+  bool contains(std::string_view key) const;
+  /// Returns whether the key existed.
+  bool erase(std::string_view key);
+  /// Atomically replaces the value at `key` (null if absent) by `fn(old)`; returns the new value.
+  Value update(std::string_view key, const std::function<Value(const Value&)>& fn);
+  /// Atomically adds `delta` to the integer at `key` (0 if absent); returns the new value.
+  std::int64_t add(std::string_view key, std::int64_t delta);
+  /// A copy of all shared state.
+  Value::Map snapshot() const;
+
+ private:
+  detail::RunState* run_;
+};
+
+class Context {
+ public:
+  /// Made by Flux for each node execution; users receive it by reference.
+  Context(std::shared_ptr<detail::RunState> run, std::string node, std::string step,
+          std::uint32_t attempt) noexcept;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  const std::string& run_id() const noexcept;
+  const std::string& node_name() const noexcept { return node_; }
+  const std::string& step_id() const noexcept { return step_; }
+  std::uint32_t attempt() const noexcept { return attempt_; }
+
+  /// Per-run key/value store.
+  void save(std::string_view key, Value value);
+  template <class T>
+  void save(std::string_view key, const T& value) {
+    save(key, codec<T>::encode(value));
+  }
+  std::optional<Value> get(std::string_view key) const;
+  /// The value at `key` decoded as T, or `fallback` if absent; TypeError (naming the key)
+  /// if present with another type.
+  template <class T>
+  T get(std::string_view key, T fallback) const {
+    auto v = get(key);
+    if (!v) return fallback;
+    try {
+      return codec<T>::decode(*v);
+    } catch (const TypeError& e) {
+      throw TypeError("kv key \"" + std::string(key) + "\": " + e.what());
+    }
+  }
+  bool contains(std::string_view key) const;
+  /// Removes `key`; returns whether it existed.
+  bool erase(std::string_view key);
+  std::vector<std::string> keys() const;
+
+  /// State shared by all nodes of this run.
+  SharedState& shared() noexcept { return shared_; }
+
+  /// The run's history so far (completed executions, in order).
+  std::vector<HistoryEntry> history() const;
+
+ private:
+  std::shared_ptr<detail::RunState> run_;
+  std::string node_;
+  std::string step_;
+  std::uint32_t attempt_;
+  SharedState shared_;
+};
+
+}  // namespace flux

@@ -1,0 +1,254 @@
+#pragma once
+/// \file
+/// `flux::node(name, callable)`: a named function that becomes an actor.
+///
+/// ```cpp
+/// auto inc   = flux::node("inc", [](std::int64_t x) { return x + 1; });
+/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) { ctx.save("msg", s); });
+/// auto fetch = flux::node("fetch", [](std::string url) { return std::async(std::launch::async, get, url); });
+/// auto disk  = flux::node("disk", [](std::string path) { return read_file(path); }).blocking();
+/// ```
+///
+/// - Parameters of type `flux::Context&` are injected wherever they appear.
+///   With one other parameter, it receives the whole input; with several, the
+///   input must be a list of that many values (a parallel's outputs) and they
+///   are spread over the parameters in order; with none, the input is ignored.
+/// - A `void` result is recorded as null. A `std::future<T>` result makes the
+///   node asynchronous: Flux waits for it off the actor scheduler.
+/// - `.blocking()` runs the function on a separate thread pool, so that code
+///   that sleeps or does blocking I/O never stalls other actors.
+///
+/// Thread safety: a Node is immutable and may be used by any number of
+/// pipelines and concurrent runs; its callable is invoked concurrently, so it
+/// must not mutate unsynchronised captured state.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "flux/codec.hpp"
+#include "flux/context.hpp"
+#include "flux/error.hpp"
+#include "flux/value.hpp"
+
+namespace flux {
+
+namespace detail {
+
+/// How a node's function is run.
+enum class NodeMode : std::uint8_t { sync, async, blocking };
+
+/// The type-erased definition of a node. Immutable once built.
+struct NodeDef {
+  std::string name;
+  std::vector<TypeInfo> params;  ///< the non-Context parameters, in order
+  TypeInfo result;
+  NodeMode mode = NodeMode::sync;
+  /// Decodes the input, calls the function, encodes the result. For async nodes the
+  /// returned function waits for the future (call it off the scheduler).
+  std::function<Value(const Value& input, Context& ctx)> call;
+  std::function<std::function<Value()>(const Value& input, Context& ctx)> call_async;
+};
+
+template <class T>
+struct is_future : std::false_type {};
+template <class T>
+struct is_future<std::future<T>> : std::true_type {
+  using value_type = T;
+};
+
+template <class F>
+struct callable_traits : callable_traits<decltype(&std::decay_t<F>::operator())> {};
+template <class R, class... A>
+struct callable_traits<R (*)(A...)> {
+  using result = R;
+  using args = std::tuple<A...>;
+};
+template <class R, class... A>
+struct callable_traits<R (*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+template <class R, class... A>
+struct callable_traits<R(A...)> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) const noexcept> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...)> : callable_traits<R (*)(A...)> {};
+template <class C, class R, class... A>
+struct callable_traits<R (C::*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+
+template <class A>
+inline constexpr bool is_context_v = std::is_same_v<std::remove_cvref_t<A>, Context>;
+
+/// For each parameter: its index among the non-Context parameters (unused for Context ones).
+template <class... A>
+constexpr std::array<std::size_t, sizeof...(A) + 1> value_slots() {
+  std::array<std::size_t, sizeof...(A) + 1> slots{};
+  std::size_t next = 0, i = 0;
+  ((slots[i++] = is_context_v<A> ? 0 : next++), ...);
+  slots[sizeof...(A)] = next;  // the count of value parameters
+  return slots;
+}
+
+/// The input of a node could not be decoded into its parameters. Distinct from a
+/// TypeError thrown by the node's own code, so that it is reported as a mismatch
+/// between the producing and the consuming step.
+class InputError : public TypeError {
+ public:
+  using TypeError::TypeError;
+};
+
+/// Throws the error for an input that cannot be spread over `count` parameters.
+[[noreturn]] void throw_arity_mismatch(const Value& input, std::size_t count);
+/// Rethrows a TypeError from decoding parameter `index` with the parameter named.
+[[noreturn]] void throw_param_mismatch(const TypeError& e, std::size_t index, std::size_t count);
+
+template <class Arg, std::size_t Slot, std::size_t Count>
+decltype(auto) make_arg(const Value& input, Context& ctx) {
+  if constexpr (is_context_v<Arg>) {
+    return static_cast<Context&>(ctx);
+  } else {
+    using T = std::remove_cvref_t<Arg>;
+    try {
+      if constexpr (Count == 1) {
+        return codec<T>::decode(input);
+      } else {
+        return codec<T>::decode(input.as_list()[Slot]);
+      }
+    } catch (const TypeError& e) {
+      throw_param_mismatch(e, Slot, Count);
+    }
+  }
+}
+
+template <class R>
+Value encode_result(R&& r) {
+  return codec<std::remove_cvref_t<R>>::encode(std::forward<R>(r));
+}
+
+template <class F, class... A, std::size_t... I>
+decltype(auto) invoke_with(F& f, const Value& input, Context& ctx, std::tuple<A...>*,
+                           std::index_sequence<I...>) {
+  constexpr auto slots = value_slots<A...>();
+  constexpr std::size_t count = slots[sizeof...(A)];
+  if constexpr (count >= 2) {
+    if (!input.is_list() || input.as_list().size() != count) throw_arity_mismatch(input, count);
+  }
+  return f(make_arg<A, slots[I], count>(input, ctx)...);
+}
+
+template <class A>
+void add_param_type(std::vector<TypeInfo>& params) {
+  if constexpr (!is_context_v<A>) params.push_back(codec<std::remove_cvref_t<A>>::type());
+}
+
+template <class T>
+struct is_std_function : std::false_type {};
+template <class Sig>
+struct is_std_function<std::function<Sig>> : std::true_type {};
+
+template <class R>
+TypeInfo result_type() {
+  if constexpr (std::is_void_v<R>) {
+    return TypeInfo::of(Kind::null);
+  } else if constexpr (is_future<R>::value) {
+    return result_type<typename is_future<R>::value_type>();
+  } else {
+    return codec<std::remove_cvref_t<R>>::type();
+  }
+}
+
+template <class F>
+std::shared_ptr<NodeDef> make_node_def(std::string name, F f) {
+  using traits = callable_traits<F>;
+  using R = typename traits::result;
+  using Args = typename traits::args;
+  constexpr std::size_t arity = std::tuple_size_v<Args>;
+  auto def = std::make_shared<NodeDef>();
+  def->name = std::move(name);
+  def->result = result_type<R>();
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (add_param_type<std::tuple_element_t<I, Args>>(def->params), ...);
+  }(std::make_index_sequence<arity>{});
+
+  auto fn = std::make_shared<F>(std::move(f));
+  auto call = [fn](const Value& input, Context& ctx) -> decltype(auto) {
+    return invoke_with(*fn, input, ctx, static_cast<Args*>(nullptr),
+                       std::make_index_sequence<arity>{});
+  };
+  if constexpr (is_future<R>::value) {
+    using T = typename is_future<R>::value_type;
+    def->mode = NodeMode::async;
+    def->call_async = [call](const Value& input, Context& ctx) -> std::function<Value()> {
+      auto fut = std::make_shared<std::future<T>>(call(input, ctx));
+      return [fut]() -> Value {
+        if constexpr (std::is_void_v<T>) {
+          fut->get();
+          return Value{};
+        } else {
+          return encode_result(fut->get());
+        }
+      };
+    };
+  } else {
+    def->call = [call](const Value& input, Context& ctx) -> Value {
+      if constexpr (std::is_void_v<R>) {
+        call(input, ctx);
+        return Value{};
+      } else {
+        return encode_result(call(input, ctx));
+      }
+    };
+  }
+  return def;
+}
+
+/// Throws Error(invalid_argument) for an empty name or a null callable.
+void check_node_args(const std::string& name, bool callable_is_null);
+
+}  // namespace detail
+
+/// A named node. Cheap to copy (shares one immutable definition).
+class Node {
+ public:
+  explicit Node(std::shared_ptr<const detail::NodeDef> def) noexcept : def_(std::move(def)) {}
+
+  const std::string& name() const noexcept { return def_->name; }
+  bool is_async() const noexcept { return def_->mode == detail::NodeMode::async; }
+  bool is_blocking() const noexcept { return def_->mode == detail::NodeMode::blocking; }
+  /// The types of the parameters fed from the input (Context parameters excluded).
+  const std::vector<TypeInfo>& parameter_types() const noexcept { return def_->params; }
+  const TypeInfo& result_type() const noexcept { return def_->result; }
+
+  /// A copy of this node whose function runs on Flux's blocking-work pool instead of the
+  /// actor scheduler. Use for code that sleeps, waits on locks or does blocking I/O.
+  /// Throws Error(invalid_argument) for an async node (its future is already awaited off
+  /// the scheduler).
+  Node blocking() const;
+
+  const std::shared_ptr<const detail::NodeDef>& def() const noexcept { return def_; }
+
+ private:
+  std::shared_ptr<const detail::NodeDef> def_;
+};
+
+/// Makes a node from any callable whose parameter and result types have codecs.
+/// Throws Error(invalid_argument) if `name` is empty or `f` is a null function pointer
+/// or an empty std::function.
+template <class F>
+Node node(std::string name, F f) {
+  bool is_null = false;
+  if constexpr (std::is_pointer_v<F> || detail::is_std_function<F>::value) is_null = !f;
+  detail::check_node_args(name, is_null);
+  return Node(detail::make_node_def(std::move(name), std::move(f)));
+}
+
+}  // namespace flux

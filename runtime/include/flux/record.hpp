@@ -1,0 +1,70 @@
+#pragma once
+/// \file
+/// What Flux records about runs: `HistoryEntry` (one execution of a node or a
+/// parallel), `RunInfo` (a run's metadata, and optionally its history) and
+/// `RunStatus`. These are plain value types, safe to copy between threads.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flux/value.hpp"
+
+namespace flux {
+
+/// Wall-clock time as recorded in history (nanoseconds since the Unix epoch).
+using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono::nanoseconds>;
+
+enum class RunStatus : std::uint8_t { running, completed, failed };
+const char* to_string(RunStatus status) noexcept;
+
+/// One execution of a step. Durations are measured with a monotonic clock;
+/// `start` and `end` are wall-clock times for display.
+struct HistoryEntry {
+  enum class Type : std::uint8_t { node, parallel };
+
+  std::uint64_t seq = 0;       ///< position in the run's history, from 0, in append order
+  Type type = Type::node;
+  std::string node;            ///< node name ("parallel" for a parallel as a whole)
+  std::string step;            ///< stable step id: the path in the pipeline tree, e.g. "1.0.2"
+  std::uint32_t attempt = 1;   ///< 1 for the first execution of the step
+  Timestamp start{};
+  Timestamp end{};
+  std::chrono::nanoseconds duration{0};
+  Value input;
+  Value output;                ///< null when the step failed
+  std::optional<std::string> error;  ///< the failure message, if the step failed
+
+  bool ok() const noexcept { return !error.has_value(); }
+  friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
+};
+
+/// Why a run failed: the step that failed and the message of what it threw.
+struct RunFailure {
+  std::string node;     ///< empty if the failure is not a node's (e.g. the store)
+  std::string step;
+  std::string message;  ///< full text, naming the node and step
+  friend bool operator==(const RunFailure&, const RunFailure&) = default;
+};
+
+/// What the store knows about a run.
+struct RunInfo {
+  std::string id;
+  std::string pipeline;     ///< the pipeline's name
+  std::string fingerprint;  ///< hash of the pipeline's shape and node names (hex)
+  RunStatus status = RunStatus::running;
+  Timestamp created{};
+  Timestamp updated{};
+  std::optional<Timestamp> finished;
+  Value input;
+  Value output;
+  std::optional<RunFailure> error;
+  /// Filled by `Runtime::get_run`; empty in `list_runs` results.
+  std::vector<HistoryEntry> history;
+
+  friend bool operator==(const RunInfo&, const RunInfo&) = default;
+};
+
+}  // namespace flux

@@ -1,0 +1,134 @@
+#pragma once
+/// \file
+/// `flux::Runtime`: runs pipelines on an actor system and keeps their records.
+///
+/// ```cpp
+/// flux::Runtime rt;                                // embedded: local actors, memory store
+/// flux::RunResult r = rt.run(pipeline, 3);         // blocks until the run ends
+/// if (r.ok()) use(r.output.as<std::int64_t>());    // or r.value<std::int64_t>() (throws if failed)
+/// flux::RunHandle h = rt.start(pipeline, 4);       // returns at once
+/// flux::RunResult r2 = h.wait();
+/// for (const flux::RunInfo& info : rt.list_runs()) { /* newest first */ }
+/// ```
+///
+/// A failure inside a node fails only that run: `run()` returns a RunResult
+/// whose `error` names the node, the step and the message, and the store says
+/// the same. A run is reported ended only after all its records are in the store.
+///
+/// Thread safety: all member functions may be called from any thread at the
+/// same time. The destructor waits for the runs in flight to end, so do not
+/// destroy a Runtime from inside one of its nodes.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "flux/codec.hpp"
+#include "flux/observer.hpp"
+#include "flux/pipeline.hpp"
+#include "flux/record.hpp"
+#include "flux/storage.hpp"
+#include "flux/value.hpp"
+
+namespace flux {
+
+struct Config {
+  /// Where runs are kept: "memory" (the default; also "" or "memory://").
+  std::string store = "memory";
+  /// A store object of your own; when set, `store` is ignored.
+  std::shared_ptr<Storage> storage;
+  /// Threads of the actor scheduler; 0 means one per core.
+  std::size_t threads = 0;
+  /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
+  std::size_t blocking_threads = 64;
+  /// Notified of run and node events, in order of registration.
+  std::vector<std::shared_ptr<Observer>> observers;
+};
+
+/// The outcome of a run.
+struct RunResult {
+  std::string run_id;
+  RunStatus status = RunStatus::running;
+  Value output;                     ///< null unless completed
+  std::optional<RunFailure> error;  ///< set when failed
+
+  bool ok() const noexcept { return status == RunStatus::completed; }
+  /// The output decoded as T; throws flux::Error(node_failed) with the failure's message
+  /// if the run failed.
+  template <class T>
+  T value() const {
+    throw_if_failed();
+    return codec<T>::decode(output);
+  }
+  void throw_if_failed() const;
+};
+
+namespace detail {
+class Engine;
+struct RunCompletion;
+}  // namespace detail
+
+/// A run in flight. Copyable; all copies refer to the same run. Thread-safe.
+class RunHandle {
+ public:
+  explicit RunHandle(std::shared_ptr<detail::RunCompletion> completion) noexcept;
+  const std::string& run_id() const noexcept;
+  /// Blocks until the run has ended and all its records are stored.
+  RunResult wait() const;
+  /// As `wait`, giving up after `timeout` (returns nullopt; the run goes on).
+  std::optional<RunResult> wait_for(std::chrono::milliseconds timeout) const;
+  bool done() const;
+
+ private:
+  std::shared_ptr<detail::RunCompletion> completion_;
+};
+
+class Runtime {
+ public:
+  /// Embedded runtime with the default Config. Throws Error if the store cannot be opened.
+  Runtime();
+  explicit Runtime(Config config);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Runs `pipeline` and waits for it. The input is `input` for one argument, a list of the
+  /// arguments for several (spread over the first node's parameters), null for none.
+  template <class... In>
+  RunResult run(const Pipeline& pipeline, const In&... input) {
+    return start(pipeline, input...).wait();
+  }
+  /// Starts a run and returns at once.
+  template <class... In>
+  RunHandle start(const Pipeline& pipeline, const In&... input) {
+    if constexpr (sizeof...(In) == 0) {
+      return start_value(pipeline, Value{});
+    } else if constexpr (sizeof...(In) == 1) {
+      return start_value(pipeline, codec<In...>::encode(input...));
+    } else {
+      return start_value(pipeline, Value(Value::List{codec<In>::encode(input)...}));
+    }
+  }
+  /// Starts a run on an already encoded input.
+  RunHandle start_value(const Pipeline& pipeline, Value input);
+
+  /// Runs known to the store, newest first.
+  std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;
+  /// One run with its full history, or nullopt if the store does not know it.
+  std::optional<RunInfo> get_run(std::string_view run_id) const;
+  /// A run's kv store (Scope::kv) or shared state (Scope::shared) as stored.
+  Value::Map run_keys(std::string_view run_id, Scope scope = Scope::kv) const;
+
+  /// The store this runtime writes to.
+  Storage& storage() const noexcept;
+
+ private:
+  std::unique_ptr<detail::Engine> engine_;
+};
+
+}  // namespace flux

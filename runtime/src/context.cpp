@@ -1,0 +1,115 @@
+#include "flux/context.hpp"
+
+#include "run_state.hpp"
+
+namespace flux {
+namespace detail {
+
+void RunState::put(Scope scope, std::string_view key, Value value) {
+  std::lock_guard lock(mu_);
+  auto& m = space(scope);
+  auto it = m.find(key);
+  if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
+  it->second = value;
+  journal_->write(Write{Write::PutKey{run_id_, scope, std::string(key), std::move(value)}});
+}
+
+std::optional<Value> RunState::get(Scope scope, std::string_view key) const {
+  std::lock_guard lock(mu_);
+  const auto& m = space(scope);
+  auto it = m.find(key);
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
+bool RunState::erase(Scope scope, std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto& m = space(scope);
+  auto it = m.find(key);
+  if (it == m.end()) return false;
+  m.erase(it);
+  journal_->write(Write{Write::EraseKey{run_id_, scope, std::string(key)}});
+  return true;
+}
+
+Value RunState::update(Scope scope, std::string_view key,
+                       const std::function<Value(const Value&)>& fn) {
+  std::lock_guard lock(mu_);
+  auto& m = space(scope);
+  auto it = m.find(key);
+  Value next = fn(it == m.end() ? Value{} : it->second);  // may throw: nothing changed then
+  if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
+  it->second = next;
+  journal_->write(Write{Write::PutKey{run_id_, scope, std::string(key), next}});
+  return next;
+}
+
+Value::Map RunState::snapshot(Scope scope) const {
+  std::lock_guard lock(mu_);
+  return space(scope);
+}
+
+void RunState::journal_run(const RunInfo& info) {
+  std::lock_guard lock(mu_);
+  journal_->write(Write{Write::PutRun{info}});
+}
+
+void RunState::append(HistoryEntry entry) {
+  std::lock_guard lock(mu_);
+  entry.seq = history_.size();
+  history_.push_back(entry);
+  journal_->write(Write{Write::AppendHistory{run_id_, std::move(entry)}});
+}
+
+std::vector<HistoryEntry> RunState::history() const {
+  std::lock_guard lock(mu_);
+  return history_;
+}
+
+}  // namespace detail
+
+Context::Context(std::shared_ptr<detail::RunState> run, std::string node, std::string step,
+                 std::uint32_t attempt) noexcept
+    : run_(std::move(run)),
+      node_(std::move(node)),
+      step_(std::move(step)),
+      attempt_(attempt),
+      shared_(*run_) {}
+
+const std::string& Context::run_id() const noexcept { return run_->run_id(); }
+void Context::save(std::string_view key, Value value) { run_->put(Scope::kv, key, std::move(value)); }
+std::optional<Value> Context::get(std::string_view key) const { return run_->get(Scope::kv, key); }
+bool Context::contains(std::string_view key) const { return get(key).has_value(); }
+bool Context::erase(std::string_view key) { return run_->erase(Scope::kv, key); }
+std::vector<std::string> Context::keys() const {
+  std::vector<std::string> out;
+  for (auto& [k, v] : run_->snapshot(Scope::kv)) out.push_back(k);
+  return out;
+}
+std::vector<HistoryEntry> Context::history() const { return run_->history(); }
+
+void SharedState::set(std::string_view key, Value value) {
+  run_->put(Scope::shared, key, std::move(value));
+}
+std::optional<Value> SharedState::get(std::string_view key) const {
+  return run_->get(Scope::shared, key);
+}
+bool SharedState::contains(std::string_view key) const { return get(key).has_value(); }
+bool SharedState::erase(std::string_view key) { return run_->erase(Scope::shared, key); }
+Value SharedState::update(std::string_view key, const std::function<Value(const Value&)>& fn) {
+  return run_->update(Scope::shared, key, fn);
+}
+std::int64_t SharedState::add(std::string_view key, std::int64_t delta) {
+  return update(key, [&](const Value& old) {
+           if (old.is_null()) return Value(delta);
+           if (!old.is_int()) {
+             throw TypeError("shared key \"" + std::string(key) + "\": " +
+                             describe_mismatch("int64", old));
+           }
+           return Value(old.as_int() + delta);
+         })
+      .as_int();
+}
+Value::Map SharedState::snapshot() const { return run_->snapshot(Scope::shared); }
+
+}  // namespace flux

@@ -1,0 +1,64 @@
+#pragma once
+// Internal: the in-process state of one run, shared by its Contexts and actors.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flux/record.hpp"
+#include "flux/storage.hpp"
+#include "flux/value.hpp"
+
+namespace flux::detail {
+
+/// Where a run's writes go, in order. Implemented by the persistence actor's client;
+/// `write` must not block (it enqueues).
+class Journal {
+ public:
+  virtual ~Journal() = default;
+  virtual void write(Write w) = 0;
+};
+
+/// The live view of a run: kv, shared state and history as this process has written
+/// them. Every mutation is applied here and forwarded to the journal under one lock,
+/// so the store sees the run's writes in the order nodes observed them.
+class RunState {
+ public:
+  RunState(std::string run_id, std::shared_ptr<Journal> journal)
+      : run_id_(std::move(run_id)), journal_(std::move(journal)) {}
+
+  const std::string& run_id() const noexcept { return run_id_; }
+
+  void put(Scope scope, std::string_view key, Value value);
+  std::optional<Value> get(Scope scope, std::string_view key) const;
+  bool erase(Scope scope, std::string_view key);
+  Value update(Scope scope, std::string_view key, const std::function<Value(const Value&)>& fn);
+  Value::Map snapshot(Scope scope) const;
+
+  /// Journals the run's metadata, ordered with the run's other writes.
+  void journal_run(const RunInfo& info);
+
+  /// Assigns the entry its sequence number, keeps it and journals it.
+  void append(HistoryEntry entry);
+  std::vector<HistoryEntry> history() const;
+
+  /// Set once any step fails, so that parallel branches stop starting new steps.
+  std::atomic<bool> failing{false};
+
+ private:
+  Value::Map& space(Scope scope) { return scope == Scope::kv ? kv_ : shared_; }
+  const Value::Map& space(Scope scope) const { return scope == Scope::kv ? kv_ : shared_; }
+
+  const std::string run_id_;
+  const std::shared_ptr<Journal> journal_;
+  mutable std::mutex mu_;
+  Value::Map kv_;
+  Value::Map shared_;
+  std::vector<HistoryEntry> history_;
+};
+
+}  // namespace flux::detail

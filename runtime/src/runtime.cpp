@@ -1,0 +1,73 @@
+#include "flux/runtime.hpp"
+
+#include "engine.hpp"
+
+namespace flux {
+
+const char* to_string(RunStatus status) noexcept {
+  switch (status) {
+    case RunStatus::running: return "running";
+    case RunStatus::completed: return "completed";
+    case RunStatus::failed: return "failed";
+  }
+  return "unknown";
+}
+
+void RunResult::throw_if_failed() const {
+  if (status == RunStatus::completed) return;
+  if (status == RunStatus::running) {
+    throw Error(Errc::invalid_argument, "run " + run_id + " has not ended");
+  }
+  throw Error(Errc::node_failed,
+              "run " + run_id + " failed: " + (error ? error->message : std::string("unknown error")));
+}
+
+RunHandle::RunHandle(std::shared_ptr<detail::RunCompletion> completion) noexcept
+    : completion_(std::move(completion)) {}
+
+const std::string& RunHandle::run_id() const noexcept { return completion_->run_id; }
+
+RunResult RunHandle::wait() const {
+  std::unique_lock lock(completion_->mu);
+  completion_->cv.wait(lock, [&] { return completion_->result.has_value(); });
+  return *completion_->result;
+}
+
+std::optional<RunResult> RunHandle::wait_for(std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(completion_->mu);
+  if (!completion_->cv.wait_for(lock, timeout, [&] { return completion_->result.has_value(); })) {
+    return std::nullopt;
+  }
+  return *completion_->result;
+}
+
+bool RunHandle::done() const {
+  std::lock_guard lock(completion_->mu);
+  return completion_->result.has_value();
+}
+
+Runtime::Runtime() : Runtime(Config{}) {}
+Runtime::Runtime(Config config) : engine_(std::make_unique<detail::Engine>(std::move(config))) {}
+Runtime::~Runtime() = default;
+
+RunHandle Runtime::start_value(const Pipeline& pipeline, Value input) {
+  return RunHandle(engine_->start(pipeline, std::move(input)));
+}
+
+std::vector<RunInfo> Runtime::list_runs(const RunFilter& filter) const {
+  return engine_->storage().list_runs(filter);
+}
+
+std::optional<RunInfo> Runtime::get_run(std::string_view run_id) const {
+  auto info = engine_->storage().get_run(run_id);
+  if (info) info->history = engine_->storage().history(run_id, 0);
+  return info;
+}
+
+Value::Map Runtime::run_keys(std::string_view run_id, Scope scope) const {
+  return engine_->storage().keys(run_id, scope);
+}
+
+Storage& Runtime::storage() const noexcept { return engine_->storage(); }
+
+}  // namespace flux
