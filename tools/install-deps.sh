@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Flux needs to build (and, with --test, to test).
+# Idempotent: does nothing when everything is already installed. Run as root.
+set -euo pipefail
+
+packages=(g++ cmake make pkg-config libcaf-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(libgtest-dev redis-server redis-tools libbenchmark-dev)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "flux: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
