@@ -10,6 +10,7 @@
 namespace flux::detail {
 
 const std::string k_run_input = "run input";
+const std::string k_parallel_name = "parallel";
 
 Timestamp wall_now() {
   return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
@@ -105,9 +106,6 @@ struct Engine::Impl {
   };
   std::unordered_map<const NodeDef*, NodeEntry> nodes;
 
-  std::mutex flight_mu;
-  std::condition_variable flight_cv;
-  std::size_t in_flight = 0;
 
   caf::actor node_actor_for(const std::shared_ptr<const NodeDef>& def) {
     auto it = nodes.find(def.get());
@@ -181,10 +179,8 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
 }
 
 Engine::~Engine() {
-  {
-    std::unique_lock lock(impl_->flight_mu);
-    impl_->flight_cv.wait(lock, [this] { return impl_->in_flight == 0; });
-  }
+  impl_->services->runs.wait_idle();
+  impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   for (auto& [def, entry] : impl_->nodes) {
     caf::anon_send_exit(entry.actor, caf::exit_reason::user_shutdown);
   }
@@ -213,17 +209,7 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->run = std::make_shared<RunState>(job->info.id, impl_->journal);
   job->completion = std::make_shared<RunCompletion>();
   job->completion->run_id = job->info.id;
-  {
-    std::lock_guard lock(impl_->flight_mu);
-    ++impl_->in_flight;
-  }
-  job->on_finished = [impl = impl_.get()] {
-    {
-      std::lock_guard lock(impl->flight_mu);
-      --impl->in_flight;
-    }
-    impl->flight_cv.notify_all();
-  };
+  impl_->services->runs.add();
   job->run->journal_run(job->info);
   auto completion = job->completion;
   impl_->system->spawn(run_actor, std::move(job));

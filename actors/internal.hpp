@@ -50,9 +50,36 @@ struct Plan {
   PlanStep root;
 };
 
+/// Counts work in flight so that shutdown can wait for it. Thread-safe.
+class InFlight {
+ public:
+  void add() {
+    std::lock_guard lock(mu_);
+    ++n_;
+  }
+  void done() {
+    {
+      std::lock_guard lock(mu_);
+      --n_;
+    }
+    cv_.notify_all();
+  }
+  void wait_idle() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return n_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t n_ = 0;
+};
+
 /// Per-engine services shared by all actors.
 struct Services {
   explicit Services(std::size_t blocking_threads) : pool(blocking_threads) {}
+  /// Runs, and node executions (which may outlive a run that failed fast).
+  mutable InFlight runs, executions;
   std::vector<std::shared_ptr<Observer>> observers;
   mutable BlockingPool pool;  // thread-safe
   caf::actor persistence;
@@ -80,7 +107,6 @@ struct RunJob {
   std::shared_ptr<const Services> services;
   RunInfo info;  // metadata; owned by the run actor once started
   std::shared_ptr<RunCompletion> completion;
-  std::function<void()> on_finished;  // tells the engine the run is over
 };
 
 /// The request a node actor serves.
@@ -92,6 +118,8 @@ struct ExecRequest {
   std::uint32_t attempt = 1;
 };
 extern const std::string k_run_input;
+/// The node name recorded for a parallel as a whole.
+extern const std::string k_parallel_name;
 
 using Done = std::function<void(caf::expected<Value>)>;
 

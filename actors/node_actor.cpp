@@ -105,6 +105,7 @@ caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDe
           if (out) return std::move(*out);
           return std::move(out.error());
         }
+        services.executions.add();  // may outlive its run if the run fails fast
 
         // Off the scheduler: the work runs on the pool and its result comes back as a
         // done_atom message, so that the promise is delivered from this actor's context.
@@ -115,6 +116,7 @@ caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDe
           } catch (...) {
             caf::error err = current_failure(*ex);
             record(*ex, err);
+            services.executions.done();
             return err;
           }
         }
@@ -139,6 +141,7 @@ caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDe
           } else {
             caf::anon_send(me, done_atom::value, token, out.error());
           }
+          ex->req.job->services->executions.done();
         });
         return rp;
       },

@@ -50,54 +50,66 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
                              const PlanStep* step, Value input, const std::string* source) {
   return {[=](go_atom) {
     auto rp = self->make_response_promise();
-    // Fan-in state: every branch reports once; the parallel answers when all have, so
-    // that nothing of the run is still executing when its failure is reported.
+    // Fan-in state. The first real (not cancelled) branch failure is answered at once —
+    // fail fast — and stops the run from starting further steps; steps already executing
+    // finish and are recorded, but nothing waits for them.
     struct Gather {
       Value::List outputs;
       std::size_t pending;
-      caf::error failure;  // the first real (not cancelled) branch failure
       Timestamp start = wall_now();
       std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     };
     auto g = std::make_shared<Gather>();
     g->outputs.resize(step->children.size());
     g->pending = step->children.size();
-    NodeEvent event{job->run->run_id(), step->label, step->id, 1};
+    NodeEvent event{job->run->run_id(), k_parallel_name, step->id, 1};
     job->services->notify([&](Observer& o) { o.on_node_start(event); });
+
+    auto conclude = [=](caf::expected<Value> out) mutable {
+      HistoryEntry e;
+      e.type = HistoryEntry::Type::parallel;
+      e.node = k_parallel_name;
+      e.step = step->id;
+      e.start = g->start;
+      e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - g->started);
+      e.end = e.start + e.duration;
+      e.input = input;
+      if (out) {
+        e.output = std::move(*out);
+      } else {
+        e.error = failure_of(out.error()).message;
+        job->run->failing = true;
+      }
+      job->run->append(e);
+      NodeEvent ev{job->run->run_id(), k_parallel_name, step->id, 1};
+      job->services->notify([&](Observer& o) {
+        if (e.ok()) {
+          o.on_node_end(ev, e);
+        } else {
+          o.on_node_error(ev, e);
+        }
+      });
+      if (out) {
+        rp.deliver(std::move(e.output));
+      } else {
+        rp.deliver(std::move(out.error()));
+      }
+      self->quit();  // pending branch responses are dropped with the actor
+    };
 
     for (std::size_t b = 0; b < step->children.size(); ++b) {
       run_sequence(self, job, step->children[b], 0, input, source,
                    [=](caf::expected<Value> out) mutable {
-                     if (out) {
-                       g->outputs[b] = std::move(*out);
-                     } else if (!g->failure ||
-                                (is_cancelled(g->failure) && !is_cancelled(out.error()))) {
-                       g->failure = out.error();  // report the cause, not a cancellation
-                       job->run->failing = true;
+                     if (!out) {
+                       // A cancellation is only reported if the cause comes from elsewhere.
+                       if (!is_cancelled(out.error()) || --g->pending == 0) {
+                         conclude(std::move(out));
+                       }
+                       return;
                      }
-                     if (--g->pending > 0) return;
-                     HistoryEntry e;
-                     e.type = HistoryEntry::Type::parallel;
-                     e.node = "parallel";
-                     e.step = step->id;
-                     e.start = g->start;
-                     e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         std::chrono::steady_clock::now() - g->started);
-                     e.end = e.start + e.duration;
-                     e.input = input;
-                     NodeEvent ev{job->run->run_id(), step->label, step->id, 1};
-                     if (g->failure) {
-                       e.error = failure_of(g->failure).message;
-                       job->run->append(e);
-                       job->services->notify([&](Observer& o) { o.on_node_error(ev, e); });
-                       rp.deliver(g->failure);
-                     } else {
-                       e.output = Value(std::move(g->outputs));
-                       job->run->append(e);
-                       job->services->notify([&](Observer& o) { o.on_node_end(ev, e); });
-                       rp.deliver(e.output);
-                     }
-                     self->quit();
+                     g->outputs[b] = std::move(*out);
+                     if (--g->pending == 0) conclude(Value(std::move(g->outputs)));
                    });
     }
     return rp;

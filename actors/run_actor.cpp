@@ -20,10 +20,10 @@ void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
   }
   job->run->journal_run(info);
   auto report = [self, job] {
+    job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
     RunResult r{job->info.id, job->info.status, job->info.output, job->info.error};
     job->completion->complete(std::move(r));
-    job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
-    job->on_finished();
+    job->services->runs.done();
     self->quit();
   };
   self->request(job->services->persistence, caf::infinite, sync_atom::value, job->info.id)

@@ -136,6 +136,13 @@ struct codec<const char*> {
   static TypeInfo type() { return TypeInfo::of(Kind::string); }
 };
 
+/// Encode-only: string literals, as in `ctx.save("k", "text")` or `rt.run(p, "text")`.
+template <std::size_t N>
+struct codec<char[N]> {
+  static Value encode(const char (&s)[N]) { return Value(std::string_view(s, N ? N - 1 : 0)); }
+  static TypeInfo type() { return TypeInfo::of(Kind::string); }
+};
+
 template <>
 struct codec<Bytes> {
   static Value encode(const Bytes& b) { return b; }
