@@ -42,6 +42,7 @@ void BlockingPool::work() {
     queue_.pop_front();
     lock.unlock();
     task();  // tasks catch their own exceptions
+    task = nullptr;  // release what it captured before taking the lock again
     lock.lock();
   }
 }

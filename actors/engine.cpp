@@ -95,7 +95,7 @@ struct Engine::Impl {
   caf::actor_system_config caf_config;
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<Storage> storage;
-  std::shared_ptr<Services> services;
+  std::unique_ptr<Services> services;
   std::shared_ptr<Journal> journal;
 
   std::mutex cache_mu;  // guards plans and nodes
@@ -171,7 +171,7 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   std::size_t threads = config.threads ? config.threads : std::thread::hardware_concurrency();
   impl_->caf_config.set("scheduler.max-threads", threads ? threads : 2);
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
-  impl_->services = std::make_shared<Services>(config.blocking_threads);
+  impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
   impl_->services->persistence =
       impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage);
@@ -199,7 +199,7 @@ Storage& Engine::storage() const noexcept { return *impl_->storage; }
 std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
   auto job = std::make_shared<RunJob>();
   job->plan = impl_->plan_for(pipeline);
-  job->services = impl_->services;
+  job->services = impl_->services.get();
   job->info.id = uuid_v4();
   job->info.pipeline = pipeline.name();
   job->info.fingerprint = pipeline.fingerprint();

@@ -104,7 +104,7 @@ struct Services {
 struct RunJob {
   std::shared_ptr<const Plan> plan;
   std::shared_ptr<RunState> run;
-  std::shared_ptr<const Services> services;
+  const Services* services;  // owned by the Engine, which outlives every run and execution
   RunInfo info;  // metadata; owned by the run actor once started
   std::shared_ptr<RunCompletion> completion;
 };

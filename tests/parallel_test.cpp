@@ -277,8 +277,9 @@ TEST(Parallel, OneFailingBranchFailsTheRunWithTheBranchNodeAndMessage) {
   auto bad = flux::node("bad", [](std::int64_t) -> std::int64_t {
     throw std::runtime_error("branch exploded");
   });
+  auto add = flux::node("add", [](std::int64_t a, std::int64_t b) { return a + b; });
   flux::Runtime rt;
-  auto r = rt.run(inc() | flux::parallel(dbl(), bad) | inc(), 1);
+  auto r = rt.run(inc() | flux::parallel(dbl(), bad) | add, 1);
   EXPECT_EQ(r.status, flux::RunStatus::failed);
   EXPECT_TRUE(r.output.is_null());
   ASSERT_TRUE(r.error.has_value());

@@ -288,7 +288,13 @@ std::string encode(RecordKind kind, Fill&& fill) {
 
 std::string str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 
-Value from_wire(w::Value::Reader r, std::string_view key) {
+Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
+  const auto enter = [&] {
+    if (depth == kMaxValueDepth) {
+      throw corrupt(key, "invalid content: a Value is nested more than " +
+                             std::to_string(kMaxValueDepth) + " levels deep (lists/maps)");
+    }
+  };
   switch (r.which()) {
     case w::Value::NULL_: return Value();
     case w::Value::BOOL: return Value(r.getBool());
@@ -302,18 +308,20 @@ Value from_wire(w::Value::Reader r, std::string_view key) {
       return Value(std::move(b));
     }
     case w::Value::LIST: {
+      enter();
       auto l = r.getList();
       Value::List out;
       out.reserve(l.size());
-      for (auto e : l) out.push_back(from_wire(e, key));
+      for (auto e : l) out.push_back(from_wire(e, key, depth + 1));
       return Value(std::move(out));
     }
     case w::Value::MAP: {
+      enter();
       Value::Map out;
       for (auto e : r.getMap()) {
         auto [it, inserted] = out.emplace(str(e.getKey()), Value());
         if (!inserted) throw corrupt(key, "invalid content: map has duplicate key " + quote(it->first));
-        it->second = from_wire(e.getValue(), key);
+        it->second = from_wire(e.getValue(), key, depth + 1);
       }
       return Value(std::move(out));
     }

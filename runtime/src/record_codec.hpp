@@ -25,13 +25,16 @@
 ///    It is derived from the unpacked size, not the packed one, because packing
 ///    compresses zero words up to 1024:1 -- a limit based on the packed size
 ///    would refuse legitimate records such as a long list of nulls.
-///  - nesting limit: `kNestingLimit` (128). Cap'n Proto spends one nesting level
-///    per list and two per map (map -> entry -> value), plus a few for the
-///    record's own structure, so 128 admits every Value that `encode_*`
-///    accepts, which is at most `kMaxValueDepth` (60) containers deep, even when
-///    all of them are maps. `encode_*` refuses a deeper Value with
-///    `Error(invalid_argument)` naming the limit, so a record that was written
-///    can always be read back.
+///  - nesting limit: `kNestingLimit` (188). Cap'n Proto spends two nesting levels
+///    per list (list pointer, element struct) and three per map (list pointer,
+///    entry struct, value pointer), plus two for the record's root and field,
+///    so 188 admits every Value that `encode_*` accepts -- at most
+///    `kMaxValueDepth` (60) lists/maps deep, even when all of them are maps.
+///    (The 64 one might pick by default would admit only 21 nested maps.)
+///    `encode_*` refuses a deeper Value with `Error(invalid_argument)` naming
+///    the limit, so a record that was written can always be read back, and
+///    `decode_*` refuses one from another writer as corrupt, so whatever is
+///    read can be written again.
 ///
 /// Every decoding failure throws `flux::Error(Errc::storage, ...)` whose message
 /// starts with `corrupt record at key "<key>": ` and names the cause (too short,
@@ -61,8 +64,9 @@ inline constexpr std::uint8_t kRecordFormatVersion = 1;
 inline constexpr std::size_t kEnvelopeSize = 16;
 /// The deepest Value (counted in nested lists/maps; a scalar is 0) that can be encoded.
 inline constexpr int kMaxValueDepth = 60;
-/// Cap'n Proto nesting limit used when reading records.
-inline constexpr int kNestingLimit = 128;
+/// Cap'n Proto nesting limit used when reading records: 3 levels per map, and room for the
+/// record's own structure (see above).
+inline constexpr int kNestingLimit = 3 * kMaxValueDepth + 8;
 
 /// Encode into an enveloped record. Throw `Error(invalid_argument)` if a Value is nested
 /// deeper than `kMaxValueDepth` or the record would exceed 4 GiB.
