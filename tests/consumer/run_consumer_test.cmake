@@ -7,8 +7,12 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install "${FLUX_BINARY_DIR}" --prefix
 if(rc)
   message(FATAL_ERROR "installing flux into ${prefix} failed (${rc})")
 endif()
+set(sanitize_flags "")
+if(FLUX_SANITIZE)  # a sanitized libflux needs the sanitizer runtime in the consumer too
+  set(sanitize_flags "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${FLUX_SANITIZE}")
+endif()
 execute_process(COMMAND ${CMAKE_COMMAND} -S "${FLUX_SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build"
-  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}
+  -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE} ${sanitize_flags}
   RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "configuring the consumer with find_package(flux) failed (${rc})")
