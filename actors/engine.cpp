@@ -37,6 +37,21 @@ bool is_cancelled(const caf::error& e) {
          e.code() == static_cast<std::uint8_t>(flux_errc::cancelled);
 }
 
+Value Services::for_history(const Value& v) const {
+  switch (history_values) {
+    case HistoryValues::full: return v;
+    case HistoryValues::none: return Value{};
+    case HistoryValues::truncated: {
+      if (v.is_null() || v.is_bool() || v.is_int() || v.is_float()) return v;
+      std::string text = v.to_string(history_value_limit);
+      if (text.size() <= history_value_limit) return v;
+      text.resize(history_value_limit);
+      return Value::Map{{"truncated", true}, {"preview", std::move(text)}};
+    }
+  }
+  return v;
+}
+
 void Services::report_observer_error(const char* what) {
   std::fprintf(stderr, "flux: an observer threw (ignored): %s\n", what);
 }
@@ -47,14 +62,6 @@ void RunCompletion::complete(RunResult r) {
     result = std::move(r);
   }
   cv.notify_all();
-}
-
-std::shared_ptr<Storage> open_storage(const Config& config) {
-  if (config.storage) return config.storage;
-  const std::string& s = config.store;
-  if (s.empty() || s == "memory" || s == "memory://") return std::make_shared<MemoryStorage>();
-  throw Error(Errc::invalid_argument,
-              "unknown store \"" + s + "\": expected \"memory\" (the Redis backend is not built yet)");
 }
 
 namespace {
@@ -173,6 +180,8 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
+  impl_->services->history_values = config.history_values;
+  impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->persistence =
       impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage);
   impl_->journal = std::make_shared<ActorJournal>(impl_->services->persistence);

@@ -12,6 +12,7 @@
 
 #include "flux/pipeline.hpp"
 #include "flux/runtime.hpp"
+#include "open_storage.hpp"
 
 namespace flux::detail {
 
@@ -40,7 +41,5 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Opens the store named by `config` (or returns `config.storage`).
-std::shared_ptr<Storage> open_storage(const Config& config);
 
 }  // namespace flux::detail

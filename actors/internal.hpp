@@ -82,6 +82,11 @@ struct Services {
   mutable InFlight runs, executions;
   std::vector<std::shared_ptr<Observer>> observers;
   mutable BlockingPool pool;  // thread-safe
+  HistoryValues history_values = HistoryValues::full;
+  std::size_t history_value_limit = 0;
+
+  /// What history records of `v` under the configured policy.
+  Value for_history(const Value& v) const;
   caf::actor persistence;
 
   /// Calls `f(observer)` for each observer; an observer's exception is reported, not thrown.

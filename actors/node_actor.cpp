@@ -64,9 +64,9 @@ void record(const Execution& ex, const caf::expected<Value>& outcome) {
   e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - ex.started);
   e.end = e.start + e.duration;
-  e.input = ex.req.input;
+  e.input = job.services->for_history(ex.req.input);
   if (outcome) {
-    e.output = *outcome;
+    e.output = job.services->for_history(*outcome);
   } else {
     e.error = failure_of(outcome.error()).message;
     job.run->failing = true;

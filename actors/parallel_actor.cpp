@@ -74,9 +74,9 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
       e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::steady_clock::now() - g->started);
       e.end = e.start + e.duration;
-      e.input = input;
+      e.input = job->services->for_history(input);
       if (out) {
-        e.output = std::move(*out);
+        e.output = job->services->for_history(*out);
       } else {
         e.error = failure_of(out.error()).message;
         job->run->failing = true;
@@ -91,7 +91,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
         }
       });
       if (out) {
-        rp.deliver(std::move(e.output));
+        rp.deliver(std::move(*out));
       } else {
         rp.deliver(std::move(out.error()));
       }

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already installed. Run as root.
 set -euo pipefail
 
-packages=(g++ cmake make pkg-config libcaf-dev)
+packages=(g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis-dev)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libgtest-dev redis-server redis-tools libbenchmark-dev)
 fi

@@ -1,5 +1,10 @@
 #include "record_codec.hpp"
 
+#include <capnp/message.h>
+#include <capnp/serialize-packed.h>
+#include <kj/exception.h>
+#include <kj/io.h>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -10,11 +15,6 @@
 #include <optional>
 #include <utility>
 
-#include <capnp/message.h>
-#include <capnp/serialize-packed.h>
-#include <kj/exception.h>
-#include <kj/io.h>
-
 #include "flux/error.hpp"
 #include "schema/flux.capnp.h"
 
@@ -24,9 +24,12 @@ namespace w = flux::wire;
 
 const char* to_string(RecordKind kind) noexcept {
   switch (kind) {
-    case RecordKind::value: return "value";
-    case RecordKind::history: return "history";
-    case RecordKind::run: return "run";
+    case RecordKind::value:
+      return "value";
+    case RecordKind::history:
+      return "history";
+    case RecordKind::run:
+      return "run";
   }
   return "unknown";
 }
@@ -67,7 +70,8 @@ void put_le32(char* p, std::uint32_t v) {
 
 std::uint32_t get_le32(const char* p) {
   std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -133,17 +137,17 @@ std::string_view open_envelope(std::string_view bytes, std::string_view key, Rec
   const auto version = static_cast<unsigned char>(bytes[4]);
   if (version != kRecordFormatVersion) {
     throw corrupt(key, "unsupported version " + std::to_string(version) +
-                           " (this Flux reads version " +
-                           std::to_string(kRecordFormatVersion) + ")");
+                           " (this Flux reads version " + std::to_string(kRecordFormatVersion) +
+                           ")");
   }
   const auto kind = static_cast<unsigned char>(bytes[5]);
   if (kind != static_cast<unsigned char>(expected)) {
     const char* found = to_string(static_cast<RecordKind>(kind));
-    throw corrupt(key, std::string("wrong kind (expected ") + to_string(expected) + ", found " +
-                           (std::strcmp(found, "unknown") == 0
-                                ? "unknown kind " + std::to_string(kind)
-                                : std::string(found)) +
-                           ")");
+    throw corrupt(key,
+                  std::string("wrong kind (expected ") + to_string(expected) + ", found " +
+                      (std::strcmp(found, "unknown") == 0 ? "unknown kind " + std::to_string(kind)
+                                                          : std::string(found)) +
+                      ")");
   }
   if (bytes[6] != 0 || bytes[7] != 0) {
     throw corrupt(key, "reserved header bytes are not zero");
@@ -158,8 +162,8 @@ std::string_view open_envelope(std::string_view bytes, std::string_view key, Rec
   const std::uint32_t stored = get_le32(bytes.data() + 12);
   const std::uint32_t computed = crc32c(payload);
   if (stored != computed) {
-    throw corrupt(key, "checksum mismatch (stored " + hex32(stored) + ", computed " +
-                           hex32(computed) + ")");
+    throw corrupt(
+        key, "checksum mismatch (stored " + hex32(stored) + ", computed " + hex32(computed) + ")");
   }
   return payload;
 }
@@ -213,27 +217,51 @@ capnp::Text::Reader text(const std::string& s) {
   return capnp::Text::Reader(s.c_str(), s.size());  // std::string is NUL-terminated
 }
 
+// Cap'n Proto lists (and so Text, Data) hold at most 2^29 - 1 elements; Text also needs its NUL.
+constexpr std::size_t kMaxListElements = (std::size_t{1} << 29) - 1;
+
+unsigned checked_size(std::size_t n, std::size_t max, const char* what) {
+  if (n > max) {
+    throw Error(Errc::invalid_argument,
+                std::string("cannot encode a ") + what + " of size " + std::to_string(n) +
+                    ": the record format allows at most " + std::to_string(max));
+  }
+  return static_cast<unsigned>(n);
+}
+
 void to_wire(w::Value::Builder b, const Value& v) {
   switch (v.kind()) {
-    case Kind::null: b.setNull(); return;
-    case Kind::boolean: b.setBool(v.as_bool()); return;
-    case Kind::int64: b.setInt64(v.as_int()); return;
-    case Kind::float64: b.setFloat64(v.as_float()); return;
-    case Kind::string: b.setText(text(v.as_string())); return;
+    case Kind::null:
+      b.setNull();
+      return;
+    case Kind::boolean:
+      b.setBool(v.as_bool());
+      return;
+    case Kind::int64:
+      b.setInt64(v.as_int());
+      return;
+    case Kind::float64:
+      b.setFloat64(v.as_float());
+      return;
+    case Kind::string:
+      checked_size(v.as_string().size(), kMaxListElements - 1, "string");
+      b.setText(text(v.as_string()));
+      return;
     case Kind::bytes: {
       const Bytes& d = v.as_bytes();
+      checked_size(d.size(), kMaxListElements, "bytes value");
       b.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(d.data()), d.size()));
       return;
     }
     case Kind::list: {
       const Value::List& l = v.as_list();
-      auto out = b.initList(static_cast<unsigned>(l.size()));
+      auto out = b.initList(checked_size(l.size(), kMaxListElements, "list"));
       for (unsigned i = 0; i < l.size(); ++i) to_wire(out[i], l[i]);
       return;
     }
     case Kind::map: {
       const Value::Map& m = v.as_map();
-      auto out = b.initMap(static_cast<unsigned>(m.size()));
+      auto out = b.initMap(checked_size(m.size(), kMaxListElements, "map"));
       unsigned i = 0;
       for (const auto& [k, e] : m) {
         out[i].setKey(text(k));
@@ -262,7 +290,7 @@ class StringOutput final : public kj::OutputStream {
 };
 
 template <class Root, class Fill>
-std::string encode(RecordKind kind, Fill&& fill) {
+std::string encode(RecordKind kind, Fill&& fill) try {
   capnp::MallocMessageBuilder mb;
   auto root = mb.initRoot<Root>();
   fill(root);
@@ -281,6 +309,9 @@ std::string encode(RecordKind kind, Fill&& fill) {
   capnp::writePackedMessage(stream, *msg);
   finish_envelope(out, kind);
   return out;
+} catch (const kj::Exception& e) {  // a Cap'n Proto limit not checked above
+  throw Error(Errc::invalid_argument, std::string("cannot encode ") + to_string(kind) +
+                                          " record: " + e.getDescription().cStr());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -296,11 +327,16 @@ Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
     }
   };
   switch (r.which()) {
-    case w::Value::NULL_: return Value();
-    case w::Value::BOOL: return Value(r.getBool());
-    case w::Value::INT64: return Value(r.getInt64());
-    case w::Value::FLOAT64: return Value(r.getFloat64());
-    case w::Value::TEXT: return Value(str(r.getText()));
+    case w::Value::NULL_:
+      return Value();
+    case w::Value::BOOL:
+      return Value(r.getBool());
+    case w::Value::INT64:
+      return Value(r.getInt64());
+    case w::Value::FLOAT64:
+      return Value(r.getFloat64());
+    case w::Value::TEXT:
+      return Value(str(r.getText()));
     case w::Value::DATA: {
       auto d = r.getData();
       Bytes b(d.size());
@@ -320,7 +356,8 @@ Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
       Value::Map out;
       for (auto e : r.getMap()) {
         auto [it, inserted] = out.emplace(str(e.getKey()), Value());
-        if (!inserted) throw corrupt(key, "invalid content: map has duplicate key " + quote(it->first));
+        if (!inserted)
+          throw corrupt(key, "invalid content: map has duplicate key " + quote(it->first));
         it->second = from_wire(e.getValue(), key, depth + 1);
       }
       return Value(std::move(out));
@@ -346,8 +383,8 @@ auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Conve
       return convert(reader.getRoot<Root>());
     }();
     if (const auto rest = in.tryGetReadBuffer().size(); rest != 0) {
-      throw corrupt(key, "undecodable: " + std::to_string(rest) +
-                             " bytes follow the end of the message");
+      throw corrupt(
+          key, "undecodable: " + std::to_string(rest) + " bytes follow the end of the message");
     }
     return result;
   } catch (const kj::Exception& e) {
@@ -400,9 +437,15 @@ std::string encode_run(const RunInfo& r) {
     b.setPipeline(text(r.pipeline));
     b.setFingerprint(text(r.fingerprint));
     switch (r.status) {
-      case RunStatus::running: b.setStatus(w::RunRecord::Status::RUNNING); break;
-      case RunStatus::completed: b.setStatus(w::RunRecord::Status::COMPLETED); break;
-      case RunStatus::failed: b.setStatus(w::RunRecord::Status::FAILED); break;
+      case RunStatus::running:
+        b.setStatus(w::RunRecord::Status::RUNNING);
+        break;
+      case RunStatus::completed:
+        b.setStatus(w::RunRecord::Status::COMPLETED);
+        break;
+      case RunStatus::failed:
+        b.setStatus(w::RunRecord::Status::FAILED);
+        break;
     }
     b.setCreatedNs(ns(r.created));
     b.setUpdatedNs(ns(r.updated));
@@ -432,8 +475,12 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key) {
     HistoryEntry e;
     e.seq = r.getSeq();
     switch (r.getType()) {
-      case w::HistoryEntry::Type::NODE: e.type = HistoryEntry::Type::node; break;
-      case w::HistoryEntry::Type::PARALLEL: e.type = HistoryEntry::Type::parallel; break;
+      case w::HistoryEntry::Type::NODE:
+        e.type = HistoryEntry::Type::node;
+        break;
+      case w::HistoryEntry::Type::PARALLEL:
+        e.type = HistoryEntry::Type::parallel;
+        break;
       default:
         throw corrupt(key, "unknown history entry type " +
                                std::to_string(static_cast<unsigned>(r.getType())) +
@@ -449,8 +496,11 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key) {
     e.output = from_wire(r.getOutput(), key);
     auto err = r.getError();
     switch (err.which()) {
-      case w::HistoryEntry::Error::NONE: break;
-      case w::HistoryEntry::Error::MESSAGE: e.error = str(err.getMessage()); break;
+      case w::HistoryEntry::Error::NONE:
+        break;
+      case w::HistoryEntry::Error::MESSAGE:
+        e.error = str(err.getMessage());
+        break;
       default:
         throw corrupt(key, "unknown history error case " +
                                std::to_string(static_cast<unsigned>(err.which())) +
@@ -467,9 +517,15 @@ RunInfo decode_run(std::string_view bytes, std::string_view key) {
     info.pipeline = str(r.getPipeline());
     info.fingerprint = str(r.getFingerprint());
     switch (r.getStatus()) {
-      case w::RunRecord::Status::RUNNING: info.status = RunStatus::running; break;
-      case w::RunRecord::Status::COMPLETED: info.status = RunStatus::completed; break;
-      case w::RunRecord::Status::FAILED: info.status = RunStatus::failed; break;
+      case w::RunRecord::Status::RUNNING:
+        info.status = RunStatus::running;
+        break;
+      case w::RunRecord::Status::COMPLETED:
+        info.status = RunStatus::completed;
+        break;
+      case w::RunRecord::Status::FAILED:
+        info.status = RunStatus::failed;
+        break;
       default:
         throw corrupt(key, "unknown run status " +
                                std::to_string(static_cast<unsigned>(r.getStatus())) +
@@ -482,7 +538,8 @@ RunInfo decode_run(std::string_view bytes, std::string_view key) {
     info.output = from_wire(r.getOutput(), key);
     auto failure = r.getFailure();
     switch (failure.which()) {
-      case w::RunRecord::Failure::NONE: break;
+      case w::RunRecord::Failure::NONE:
+        break;
       case w::RunRecord::Failure::FAILED: {
         auto f = failure.getFailed();
         info.error = RunFailure{str(f.getNode()), str(f.getStep()), str(f.getMessage())};

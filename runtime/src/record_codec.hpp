@@ -69,7 +69,8 @@ inline constexpr int kMaxValueDepth = 60;
 inline constexpr int kNestingLimit = 3 * kMaxValueDepth + 8;
 
 /// Encode into an enveloped record. Throw `Error(invalid_argument)` if a Value is nested
-/// deeper than `kMaxValueDepth` or the record would exceed 4 GiB.
+/// deeper than `kMaxValueDepth`, a string/bytes/list/map has 2^29 or more elements (Cap'n
+/// Proto's list limit), or the record would exceed 4 GiB.
 std::string encode_value(const Value& value);
 std::string encode_history(const HistoryEntry& entry);
 /// `run.history` is NOT stored: history entries are records of their own.

@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 namespace flux::detail {

@@ -37,11 +37,31 @@
 
 namespace flux {
 
+/// What history records of each step's input and output.
+enum class HistoryValues : std::uint8_t {
+  full,       ///< the whole values (default)
+  none,       ///< nulls: timing, names and errors only
+  truncated,  ///< a value whose text rendering exceeds `history_value_limit` bytes is replaced
+              ///< by {"truncated": true, "preview": <the first history_value_limit bytes>}
+};
+
 struct Config {
-  /// Where runs are kept: "memory" (the default; also "" or "memory://").
-  std::string store = "memory";
+  /// Where runs are kept:
+  /// - "memory" (also "memory://"): this Runtime's own memory, lost when it is destroyed;
+  /// - "redis://[user:password@]host:port[/db]": a Redis server shared by every process
+  ///   that uses it (a password not in the URL is taken from FLUX_REDIS_PASSWORD);
+  /// - "" (the default): the FLUX_STORE environment variable, or "memory" if it is unset.
+  std::string store;
   /// A store object of your own; when set, `store` is ignored.
   std::shared_ptr<Storage> storage;
+  /// Prefix of every key in a shared store, so that applications can share one Redis.
+  std::string key_prefix = "flux";
+  /// How long a shared store may stay unreachable before writes fail (and with them the
+  /// runs that made them) instead of being retried.
+  std::chrono::milliseconds store_retry_deadline{10000};
+  /// What history keeps of values (the kv store and outputs are never cut).
+  HistoryValues history_values = HistoryValues::full;
+  std::size_t history_value_limit = 1024;
   /// Threads of the actor scheduler; 0 means one per core.
   std::size_t threads = 0;
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.

@@ -1,0 +1,65 @@
+#pragma once
+// Internal: the Redis backend of flux::Storage.
+//
+// Keys (P = the application's key prefix; every per-run key carries the run id in a
+// {hash tag} so that Redis Cluster keeps a run on one shard):
+//   P:{id}:run      string  the run record (RunRecord)
+//   P:{id}:history  list    history entries (HistoryEntry), in order; index == seq
+//   P:{id}:kv       hash    the run's key/value store (Value per field)
+//   P:{id}:shared   hash    the run's shared state
+//   P:runs          zset    every run id, scored by creation time (µs): newest-first listing
+//   P:runs:<status> zset    run ids by status, same score: listing by status without a scan
+// Every value is an enveloped Cap'n Proto record (record_codec.hpp).
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "flux/storage.hpp"
+#include "redis_client.hpp"
+
+namespace flux::detail {
+
+struct RedisOptions {
+  std::string key_prefix = "flux";
+  std::chrono::milliseconds io_timeout{5000};
+  std::chrono::milliseconds retry_deadline{10000};
+};
+
+/// Thread-safe. Writes (the persistence actor) and reads (any thread) use separate
+/// connections, so reads never wait behind a large batch.
+class RedisStorage final : public Storage {
+ public:
+  /// Connects; throws Error(storage) "cannot reach redis at host:port: <cause>" or an
+  /// authentication error, and Error(invalid_argument) for a bad key prefix.
+  RedisStorage(const RedisAddress& address, RedisOptions options);
+  ~RedisStorage() override;
+
+  void put_run(const RunInfo& run) override;
+  std::optional<RunInfo> get_run(std::string_view run_id) const override;
+  std::vector<RunInfo> list_runs(const RunFilter& filter) const override;
+  void append_history(std::string_view run_id, const HistoryEntry& entry) override;
+  std::vector<HistoryEntry> history(std::string_view run_id, std::size_t from) const override;
+  void put_key(std::string_view run_id, Scope scope, std::string_view key,
+               const Value& value) override;
+  std::optional<Value> get_key(std::string_view run_id, Scope scope,
+                               std::string_view key) const override;
+  void erase_key(std::string_view run_id, Scope scope, std::string_view key) override;
+  Value::Map keys(std::string_view run_id, Scope scope) const override;
+  void apply(std::span<const Write> batch) override;
+
+  /// The key of a run's record, history, kv or shared hash (for tests and tools).
+  std::string run_key(std::string_view run_id) const;
+  std::string history_key(std::string_view run_id) const;
+  std::string scope_key(std::string_view run_id, Scope scope) const;
+
+ private:
+  std::vector<RedisReply> write(const std::vector<RedisCommand>& commands);
+  std::vector<RedisReply> read(const std::vector<RedisCommand>& commands) const;
+
+  const RedisOptions options_;
+  std::unique_ptr<RedisConnection> writer_;
+  std::unique_ptr<RedisConnection> reader_;
+};
+
+}  // namespace flux::detail
