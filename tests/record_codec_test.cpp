@@ -4,12 +4,13 @@
 // are refused, not guessed; a fuzz run of mutated records never crashes and never throws
 // anything else; record sizes (packed vs flat Cap'n Proto) are printed.
 
-#include <gtest/gtest.h>
+#include "record_codec.hpp"
 
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <capnp/serialize-packed.h>
 #include <capnp/serialize.h>
+#include <gtest/gtest.h>
 #include <kj/io.h>
 
 #include <algorithm>
@@ -19,6 +20,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <flux/error.hpp>
+#include <flux/record.hpp>
+#include <flux/value.hpp>
 #include <functional>
 #include <limits>
 #include <map>
@@ -28,11 +32,6 @@
 #include <string_view>
 #include <vector>
 
-#include <flux/error.hpp>
-#include <flux/record.hpp>
-#include <flux/value.hpp>
-
-#include "record_codec.hpp"
 #include "schema/flux.capnp.h"
 
 namespace recordcodectest {
@@ -150,9 +149,15 @@ void set_le32(std::string& s, std::size_t at, std::uint32_t v) {
 std::string decode_error(RecordKind kind, std::string_view bytes, std::string_view key = kKey) {
   try {
     switch (kind) {
-      case RecordKind::value: (void)d::decode_value(bytes, key); break;
-      case RecordKind::history: (void)d::decode_history(bytes, key); break;
-      case RecordKind::run: (void)d::decode_run(bytes, key); break;
+      case RecordKind::value:
+        (void)d::decode_value(bytes, key);
+        break;
+      case RecordKind::history:
+        (void)d::decode_history(bytes, key);
+        break;
+      case RecordKind::run:
+        (void)d::decode_run(bytes, key);
+        break;
     }
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::storage) << e.what();
@@ -161,15 +166,14 @@ std::string decode_error(RecordKind kind, std::string_view bytes, std::string_vi
   return "";
 }
 
-#define EXPECT_CORRUPT(kind, bytes, cause)                                              \
-  do {                                                                                  \
-    const std::string msg_ = decode_error(kind, bytes);                                 \
-    EXPECT_NE(msg_, "") << "decoded without error";                                     \
-    EXPECT_NE(msg_.find("corrupt record at key \"" + std::string(kKey) + "\""),         \
-              std::string::npos)                                                        \
-        << msg_;                                                                        \
-    EXPECT_NE(msg_.find(cause), std::string::npos) << "cause \"" << (cause) << "\" not in: " \
-                                                   << msg_;                             \
+#define EXPECT_CORRUPT(kind, bytes, cause)                                                         \
+  do {                                                                                             \
+    const std::string msg_ = decode_error(kind, bytes);                                            \
+    EXPECT_NE(msg_, "") << "decoded without error";                                                \
+    EXPECT_NE(msg_.find("corrupt record at key \"" + std::string(kKey) + "\""), std::string::npos) \
+        << msg_;                                                                                   \
+    EXPECT_NE(msg_.find(cause), std::string::npos)                                                 \
+        << "cause \"" << (cause) << "\" not in: " << msg_;                                         \
   } while (0)
 
 // Bit-exact double comparison (distinguishes -0.0 from 0.0, compares NaN payloads).
@@ -180,7 +184,7 @@ bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; 
 
 TEST(RecordCodec, Crc32cMatchesKnownVectors) {
   EXPECT_EQ(d::crc32c(""), 0x00000000u);
-  EXPECT_EQ(d::crc32c("123456789"), 0xE3069283u);  // the standard CRC-32C check value
+  EXPECT_EQ(d::crc32c("123456789"), 0xE3069283u);            // the standard CRC-32C check value
   EXPECT_EQ(d::crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4
   EXPECT_EQ(d::crc32c(std::string(32, '\xff')), 0x62A8AB43u);
   // Incremental use gives the same result.
@@ -243,7 +247,8 @@ TEST(RecordCodec, ValueRoundTripsScalars) {
 TEST(RecordCodec, ValueRoundTripsStringsAndBytes) {
   expect_value_round_trip(Value(""));
   expect_value_round_trip(Value("hello"));
-  expect_value_round_trip(Value("h\xC3\xA9llo w\xC3\xB6rld \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD"));
+  expect_value_round_trip(
+      Value("h\xC3\xA9llo w\xC3\xB6rld \xE2\x82\xAC \xF0\x9F\x98\x80 \xE4\xB8\xAD"));
   expect_value_round_trip(Value(std::string("a\0b\0", 4)));  // embedded NULs in a string
   std::string big(100'000, 'x');
   for (std::size_t i = 0; i < big.size(); i += 7) big[i] = static_cast<char>('a' + i % 26);
@@ -266,12 +271,14 @@ TEST(RecordCodec, ValueRoundTripsContainers) {
   expect_value_round_trip(Value(Value::List{}));
   expect_value_round_trip(Value(Value::Map{}));
   expect_value_round_trip(Value(Value::List{Value::List{}, Value::Map{}, Value()}));
-  expect_value_round_trip(Value(Value::Map{{"", Value()}, {"\xC3\xA9t\xC3\xA9", Value::List{}},
-                                           {std::string("k\0ey", 4), 1}}));
+  expect_value_round_trip(Value(Value::Map{
+      {"", Value()}, {"\xC3\xA9t\xC3\xA9", Value::List{}}, {std::string("k\0ey", 4), 1}}));
   expect_value_round_trip(rich_value());
-  expect_value_round_trip(Value(Value::List{rich_value(), rich_value(), Value::List{rich_value()}}));
+  expect_value_round_trip(
+      Value(Value::List{rich_value(), rich_value(), Value::List{rich_value()}}));
   Value::List many;
-  for (int i = 0; i < 10'000; ++i) many.push_back(i % 3 == 0 ? Value(i) : Value("s" + std::to_string(i)));
+  for (int i = 0; i < 10'000; ++i)
+    many.push_back(i % 3 == 0 ? Value(i) : Value("s" + std::to_string(i)));
   expect_value_round_trip(Value(std::move(many)));
   Value::Map wide;
   for (int i = 0; i < 5'000; ++i) wide.emplace("key" + std::to_string(i), Value(i * 0.5));
@@ -300,7 +307,8 @@ TEST(RecordCodec, ValuesUpToTheDepthLimitRoundTrip) {
       nested_lists(d::kMaxValueDepth), nested_maps(d::kMaxValueDepth),
       nested_maps(d::kMaxValueDepth - 1, Value(Value::Map{})),
       nested_lists(d::kMaxValueDepth - 1, Value(Value::List{})),
-      nested_maps(d::kMaxValueDepth / 2, nested_lists(d::kMaxValueDepth / 2, rich_value().at("b")))};
+      nested_maps(d::kMaxValueDepth / 2,
+                  nested_lists(d::kMaxValueDepth / 2, rich_value().at("b")))};
   for (const Value& v : deepest) {
     expect_value_round_trip(v);
     HistoryEntry e = sample_history(false);
@@ -332,7 +340,8 @@ TEST(RecordCodec, TooDeepValuesAreRefusedAtWriteTime) {
   expect_refused([&] { d::encode_value(nested_lists(1000)); }, "value record");
   HistoryEntry e = sample_history(false);
   e.output = too_deep;
-  expect_refused([&] { d::encode_history(e); }, "history entry 42 (node \"parallel\", step \"1.0.2\"): its output");
+  expect_refused([&] { d::encode_history(e); },
+                 "history entry 42 (node \"parallel\", step \"1.0.2\"): its output");
   RunInfo r = sample_run(false);
   r.input = too_deep;
   expect_refused([&] { d::encode_run(r); }, "run \"run-0123456789abcdef\": its input");
@@ -464,8 +473,7 @@ TEST(RecordCodec, ChecksumMismatchIsRejected) {
   rec[rec.size() - 3] ^= 0x10;  // one flipped bit in the payload
   char expected[128];
   std::snprintf(expected, sizeof expected, "checksum mismatch (stored 0x%08x, computed 0x%08x)",
-                static_cast<unsigned>(stored),
-                static_cast<unsigned>(d::crc32c(payload_of(rec))));
+                static_cast<unsigned>(stored), static_cast<unsigned>(d::crc32c(payload_of(rec))));
   EXPECT_CORRUPT(RecordKind::history, rec, expected);
   // The checksum field itself corrupted.
   std::string rec2 = d::encode_run(sample_run(true));
@@ -483,7 +491,8 @@ TEST(RecordCodec, UndecodablePayloadIsRejected) {
   const std::string cut = payload.substr(0, payload.size() / 2);
   EXPECT_CORRUPT(RecordKind::value, d::seal_record(RecordKind::value, cut), "undecodable: ");
   // Garbage after a complete message.
-  EXPECT_CORRUPT(RecordKind::value, d::seal_record(RecordKind::value, payload + std::string(8, '\0')),
+  EXPECT_CORRUPT(RecordKind::value,
+                 d::seal_record(RecordKind::value, payload + std::string(8, '\0')),
                  "bytes follow the end of the message");
 }
 
@@ -664,14 +673,16 @@ TEST(RecordCodec, ReportsTypicalRecordSizes) {
   const std::string rec = d::encode_history(e);
   const std::string packed = payload_of(rec);
   // The flat (unpacked) form of the same message.
-  kj::ArrayInputStream in(kj::arrayPtr(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
+  kj::ArrayInputStream in(
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(packed.data()), packed.size()));
   capnp::PackedMessageReader reader(in);
   capnp::MallocMessageBuilder copy;
   copy.setRoot(reader.getRoot<w::HistoryEntry>());
   const std::size_t flat = capnp::messageToFlatArray(copy).asBytes().size();
-  std::printf("[ sizes    ] history entry (node, 10-char name, int input/output): "
-              "packed payload %zu bytes (record with envelope %zu), flat %zu bytes\n",
-              packed.size(), rec.size(), flat);
+  std::printf(
+      "[ sizes    ] history entry (node, 10-char name, int input/output): "
+      "packed payload %zu bytes (record with envelope %zu), flat %zu bytes\n",
+      packed.size(), rec.size(), flat);
   ::testing::Test::RecordProperty("history_packed_bytes", static_cast<int>(packed.size()));
   ::testing::Test::RecordProperty("history_record_bytes", static_cast<int>(rec.size()));
   ::testing::Test::RecordProperty("history_flat_bytes", static_cast<int>(flat));
@@ -717,7 +728,8 @@ void fuzz_one(RecordKind kind, std::string_view bytes, FuzzStats& stats, const c
           EXPECT_EQ(e.code(), Errc::invalid_argument) << e.what();
           break;
         }
-        EXPECT_EQ(d::encode_history(d::decode_history(again, kKey)), again) << what << " #" << index;
+        EXPECT_EQ(d::encode_history(d::decode_history(again, kKey)), again)
+            << what << " #" << index;
         break;
       }
       case RecordKind::run: {
@@ -754,16 +766,20 @@ void fuzz_one(RecordKind kind, std::string_view bytes, FuzzStats& stats, const c
 Value random_value(std::mt19937_64& rng, int depth) {
   std::uniform_int_distribution<int> kind(0, depth > 4 ? 5 : 7);
   switch (kind(rng)) {
-    case 0: return Value();
-    case 1: return Value(rng() % 2 == 0);
-    case 2: return Value(static_cast<std::int64_t>(rng()));
+    case 0:
+      return Value();
+    case 1:
+      return Value(rng() % 2 == 0);
+    case 2:
+      return Value(static_cast<std::int64_t>(rng()));
     case 3: {
       const std::uint64_t bits = rng();
       double x;
       std::memcpy(&x, &bits, sizeof x);
       return Value(x);
     }
-    case 4: return Value(std::string(rng() % 40, static_cast<char>('a' + rng() % 26)));
+    case 4:
+      return Value(std::string(rng() % 40, static_cast<char>('a' + rng() % 26)));
     case 5: {
       flux::Bytes b(rng() % 20);
       for (auto& c : b) c = static_cast<std::byte>(rng());
@@ -834,8 +850,10 @@ TEST(RecordCodec, FuzzedInputsDecodeOrFailCleanly) {
   for (std::size_t i = 0; i < kPerClass; ++i) {
     const Seed& seed = seeds[uniform(seeds.size())];
     std::string s = seed.record;
-    for (std::size_t n = 1 + uniform(4); n > 0; --n) s[uniform(s.size())] ^= static_cast<char>(1 << uniform(8));
-    if (s == seed.record) s[uniform(s.size())] ^= static_cast<char>(1 << uniform(8));  // flips cancelled
+    for (std::size_t n = 1 + uniform(4); n > 0; --n)
+      s[uniform(s.size())] ^= static_cast<char>(1 << uniform(8));
+    if (s == seed.record)
+      s[uniform(s.size())] ^= static_cast<char>(1 << uniform(8));  // flips cancelled
     fuzz_one(seed.kind, s, stats["bit flips"], "bit flips", i);
   }
   // 3. Truncations (and a few extensions).
@@ -883,7 +901,8 @@ TEST(RecordCodec, FuzzedInputsDecodeOrFailCleanly) {
     total += s.inputs;
     std::printf("[ fuzz     ] %-32s %6zu inputs: %5zu decoded, %5zu rejected\n", name.c_str(),
                 s.inputs, s.decoded, s.rejected);
-    for (const auto& [cause, n] : s.causes) std::printf("[ fuzz     ]     %6zu  %s\n", n, cause.c_str());
+    for (const auto& [cause, n] : s.causes)
+      std::printf("[ fuzz     ]     %6zu  %s\n", n, cause.c_str());
   }
   EXPECT_GE(total, 20'000u);
   // Header fields are all checked and CRC-32C detects every 1-4 bit error in records of this
