@@ -51,9 +51,9 @@ struct Config {
   /// - "redis://[user:password@]host:port[/db]": a Redis server shared by every process
   ///   that uses it (a password not in the URL is taken from FLUX_REDIS_PASSWORD);
   /// - "" (the default): the FLUX_STORE environment variable, or "memory" if it is unset.
-  std::string store;
+  std::string store{};
   /// A store object of your own; when set, `store` is ignored.
-  std::shared_ptr<Storage> storage;
+  std::shared_ptr<Storage> storage{};
   /// Prefix of every key in a shared store, so that applications can share one Redis.
   std::string key_prefix = "flux";
   /// How long a shared store may stay unreachable before writes fail (and with them the
@@ -67,7 +67,7 @@ struct Config {
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
   std::size_t blocking_threads = 64;
   /// Notified of run and node events, in order of registration.
-  std::vector<std::shared_ptr<Observer>> observers;
+  std::vector<std::shared_ptr<Observer>> observers{};
 };
 
 /// The outcome of a run.

@@ -1,0 +1,306 @@
+// Runs on a real redis-server: runs recorded in Redis, read back by another Runtime and
+// another process; the store's faults — unreachable, wrong password, restarted mid-run,
+// down past the deadline, corrupt records — each give a clear error and lose nothing
+// acknowledged.
+
+#include <flux/flux.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "support/redis_server.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using flux::test::RedisServer;
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::string unique_prefix(const char* name) {
+  static std::atomic<int> n{0};
+  return std::string("t") + name + std::to_string(n++);
+}
+
+flux::Pipeline demo_pipeline() {
+  auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });
+  auto dbl = flux::node("dbl", [](std::int64_t x) { return x * 2; });
+  auto sq = flux::node("sq", [](std::int64_t x) { return x * x; });
+  auto add = flux::node("add", [](std::int64_t a, std::int64_t b, flux::Context& ctx) {
+    ctx.save("last_sum", a + b);
+    ctx.shared().add("adds", 1);
+    return a + b;
+  });
+  return (inc | flux::parallel(dbl, sq) | add).named("demo");
+}
+
+flux::Pipeline chain(int n, std::function<void(int)> at_step = {}) {
+  std::vector<flux::Pipeline> steps;
+  for (int i = 0; i < n; ++i) {
+    steps.push_back(flux::node("step" + std::to_string(i), [i, at_step](std::int64_t x) {
+                      if (at_step) at_step(i);
+                      return x + 1;
+                    }).blocking());
+  }
+  return flux::sequence(steps).named("chain");
+}
+
+TEST(RedisRuntime, ARunIsReadBackCompletelyByAnotherRuntime) {
+  RedisServer server;
+  std::string prefix = unique_prefix("readback");
+  std::string id;
+  {
+    flux::Runtime writer(flux::Config{.store = server.url(), .key_prefix = prefix});
+    auto r = writer.run(demo_pipeline(), 3);
+    ASSERT_TRUE(r.ok()) << r.error->message;
+    EXPECT_EQ(r.value<std::int64_t>(), 24);
+    id = r.run_id;
+  }
+  flux::Runtime reader(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto info = reader.get_run(id);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->status, flux::RunStatus::completed);
+  EXPECT_EQ(info->pipeline, "demo");
+  EXPECT_EQ(info->fingerprint, demo_pipeline().fingerprint());
+  EXPECT_EQ(info->input, flux::Value(3));
+  EXPECT_EQ(info->output, flux::Value(24));
+  ASSERT_TRUE(info->finished.has_value());
+  ASSERT_EQ(info->history.size(), 5u);
+  std::vector<std::string> steps;
+  for (std::size_t i = 0; i < info->history.size(); ++i) {
+    EXPECT_EQ(info->history[i].seq, i);
+    steps.push_back(info->history[i].step);
+  }
+  EXPECT_EQ(steps.front(), "0");
+  EXPECT_EQ(steps[3], "1");  // the parallel, after both branches
+  EXPECT_EQ(steps.back(), "2");
+  EXPECT_EQ(info->history.back().input, flux::Value(flux::Value::List{8, 16}));
+  EXPECT_EQ(reader.run_keys(id), (flux::Value::Map{{"last_sum", 24}}));
+  EXPECT_EQ(reader.run_keys(id, flux::Scope::shared), (flux::Value::Map{{"adds", 1}}));
+  auto listed = reader.list_runs();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, id);
+}
+
+TEST(RedisRuntime, AnotherProcessListsAndReadsTheRunsOfThisOne) {
+  RedisServer server;
+  std::string prefix = unique_prefix("xproc");
+  std::string out = flux::test::shell(std::string(FLUX_REDIS_WRITER) + " '" + server.url() +
+                                      "' " + prefix + " 3");
+  std::vector<std::string> ids;
+  std::istringstream lines(out);
+  std::string word, id, status;
+  while (lines >> word >> id >> status) {
+    EXPECT_EQ(word, "run");
+    EXPECT_EQ(status, "completed");
+    ids.push_back(id);
+  }
+  ASSERT_EQ(ids.size(), 3u) << out;
+
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto runs = rt.list_runs();
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].id, ids[2]);  // newest first
+  EXPECT_EQ(runs[2].id, ids[0]);
+  for (int i = 0; i < 3; ++i) {
+    auto info = rt.get_run(ids[i]);
+    ASSERT_TRUE(info.has_value());
+    std::int64_t x = i + 1;
+    EXPECT_EQ(info->output, flux::Value(2 * x + x * x));
+    ASSERT_EQ(info->history.size(), 5u);
+    EXPECT_EQ(info->history[0].node, "inc");
+    EXPECT_EQ(info->history[0].input, flux::Value(i));
+    auto kv = rt.run_keys(ids[i]);
+    EXPECT_EQ(kv.at("sum"), flux::Value(2 * x + x * x));
+    EXPECT_TRUE(contains(kv.at("note").as_string(), "written by pid"));
+    EXPECT_EQ(rt.run_keys(ids[i], flux::Scope::shared).at("adds"), flux::Value(1));
+  }
+  EXPECT_EQ(rt.list_runs({.status = flux::RunStatus::completed}).size(), 3u);
+  EXPECT_TRUE(rt.list_runs({.status = flux::RunStatus::failed}).empty());
+}
+
+TEST(RedisRuntime, UnreachableStoreAtStartNamesTheAddressAndTheCause) {
+  int port = flux::test::free_port();  // nothing listens there
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    flux::Runtime rt(flux::Config{.store = "redis://127.0.0.1:" + std::to_string(port)});
+    ADD_FAILURE() << "a Runtime on an unreachable store must not start";
+  } catch (const flux::Error& e) {
+    EXPECT_EQ(e.code(), flux::Errc::storage);
+    EXPECT_EQ(std::string(e.what()),
+              "cannot reach redis at 127.0.0.1:" + std::to_string(port) + ": Connection refused");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST(RedisRuntime, WrongPasswordIsAnAuthenticationErrorThatNeverShowsThePassword) {
+  RedisServer server("right-horse-battery");
+  std::string url = "redis://:wrong-staple-guess@127.0.0.1:" + std::to_string(server.port());
+  try {
+    flux::Runtime rt(flux::Config{.store = url});
+    ADD_FAILURE() << "a wrong password must be refused";
+  } catch (const flux::Error& e) {
+    std::string what = e.what();
+    EXPECT_EQ(e.code(), flux::Errc::storage);
+    EXPECT_TRUE(contains(what, "authentication failed")) << what;
+    EXPECT_TRUE(contains(what, "WRONGPASS")) << what;
+    EXPECT_TRUE(contains(what, "127.0.0.1:" + std::to_string(server.port()))) << what;
+    EXPECT_FALSE(contains(what, "wrong-staple-guess")) << what;
+    EXPECT_FALSE(contains(what, "right-horse-battery")) << what;
+  }
+  // The right password, from the URL and from the environment, works.
+  flux::Runtime with_url(flux::Config{.store = server.url()});
+  EXPECT_TRUE(with_url.run(demo_pipeline(), 1).ok());
+  ::setenv("FLUX_REDIS_PASSWORD", "right-horse-battery", 1);
+  flux::Runtime with_env(flux::Config{.store = "redis://127.0.0.1:" + std::to_string(server.port())});
+  ::unsetenv("FLUX_REDIS_PASSWORD");
+  EXPECT_TRUE(with_env.run(demo_pipeline(), 1).ok());
+}
+
+TEST(RedisRuntime, TheStoreComesFromFluxStoreWhenConfigNamesNone) {
+  RedisServer server;
+  std::string prefix = unique_prefix("env");
+  ::setenv("FLUX_STORE", server.url().c_str(), 1);
+  std::string id;
+  {
+    flux::Runtime rt(flux::Config{.key_prefix = prefix});
+    id = rt.run(demo_pipeline(), 2).run_id;
+  }
+  ::unsetenv("FLUX_STORE");
+  flux::Runtime reader(flux::Config{.store = server.url(), .key_prefix = prefix});
+  ASSERT_TRUE(reader.get_run(id).has_value());
+  EXPECT_EQ(reader.get_run(id)->output, flux::Value(3 * 2 + 9));
+}
+
+TEST(RedisRuntime, BadStoreUrlsAreRefusedWithoutEchoingThePassword) {
+  for (std::string url : {"redis://:pw-secret@127.0.0.1:notaport", "redis://:pw-secret@:6379",
+                          "postgres://user:pw-secret@host/db"}) {
+    try {
+      flux::Runtime rt(flux::Config{.store = url});
+      ADD_FAILURE() << "accepted " << url;
+    } catch (const flux::Error& e) {
+      EXPECT_EQ(e.code(), flux::Errc::invalid_argument) << e.what();
+      EXPECT_FALSE(contains(e.what(), "pw-secret")) << e.what();
+    }
+  }
+}
+
+TEST(RedisRuntime, RedisRestartedMidRunLosesNothingAndDuplicatesNothing) {
+  RedisServer server({}, /*durable=*/true);
+  std::string prefix = unique_prefix("restart");
+  std::thread restarter;
+  auto pipeline = chain(20, [&](int step) {
+    if (step == 10) {  // kill the server under the run, bring it back 300 ms later
+      server.stop();
+      restarter = std::thread([&] {
+        std::this_thread::sleep_for(300ms);
+        server.start();
+      });
+    }
+  });
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto r = rt.run(pipeline, 0);
+  restarter.join();
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.value<std::int64_t>(), 20);
+  auto info = rt.get_run(r.run_id);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->status, flux::RunStatus::completed);
+  ASSERT_EQ(info->history.size(), 20u);
+  for (std::size_t i = 0; i < 20; ++i) {
+    EXPECT_EQ(info->history[i].seq, i);
+    EXPECT_EQ(info->history[i].step, std::to_string(i));
+    EXPECT_EQ(info->history[i].output, flux::Value(static_cast<std::int64_t>(i + 1)));
+  }
+}
+
+TEST(RedisRuntime, StoreDownPastTheDeadlineFailsTheRunClearlyInsteadOfHanging) {
+  RedisServer server;
+  std::string prefix = unique_prefix("deadline");
+  auto pipeline = chain(3, [&](int step) {
+    if (step == 1) server.stop();
+  });
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix,
+                                .store_retry_deadline = 500ms});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = rt.run(pipeline, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_EQ(r.status, flux::RunStatus::failed);
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_TRUE(contains(r.error->message, "redis at 127.0.0.1:" + std::to_string(server.port()) +
+                                             " unavailable for 500 ms"))
+      << r.error->message;
+  EXPECT_TRUE(r.output.is_null());
+}
+
+TEST(RedisRuntime, CorruptRecordsAreClearErrorsNamingTheKey) {
+  RedisServer server;
+  std::string prefix = unique_prefix("corrupt");
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto r = rt.run(demo_pipeline(), 1);
+  ASSERT_TRUE(r.ok());
+  std::string run_key = prefix + ":{" + r.run_id + "}:run";
+  std::string history_key = prefix + ":{" + r.run_id + "}:history";
+
+  // Bytes that Cap'n Proto alone would decode as an all-default record.
+  server.cli("SET '" + run_key + "' $'\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff'");
+  try {
+    (void)rt.get_run(r.run_id);
+    ADD_FAILURE() << "a corrupt run record must not decode";
+  } catch (const flux::Error& e) {
+    EXPECT_EQ(e.code(), flux::Errc::storage);
+    EXPECT_TRUE(contains(e.what(), "corrupt record at key \"" + run_key + "\"")) << e.what();
+  }
+  EXPECT_THROW((void)rt.list_runs(), flux::Error);
+
+  auto second = rt.run(demo_pipeline(), 2);
+  server.cli("LSET '" + prefix + ":{" + second.run_id + "}:history' 2 'not a record'");
+  try {
+    (void)rt.get_run(second.run_id);
+    ADD_FAILURE() << "a corrupt history entry must not decode";
+  } catch (const flux::Error& e) {
+    EXPECT_TRUE(contains(e.what(), prefix + ":{" + second.run_id + "}:history[2]")) << e.what();
+  }
+  // A record of the wrong kind under a key (a kv value where a run record belongs).
+  (void)history_key;
+}
+
+TEST(RedisRuntime, HistoryValuesCanBeDroppedOrTruncated) {
+  RedisServer server;
+  auto big = flux::node("big", [](std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
+  auto len = flux::node("len", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
+  {
+    flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = unique_prefix("none"),
+                                  .history_values = flux::HistoryValues::none});
+    auto r = rt.run(big | len, 5000);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value<std::int64_t>(), 5000);  // the run's own output is never cut
+    auto info = rt.get_run(r.run_id);
+    ASSERT_EQ(info->history.size(), 2u);
+    EXPECT_TRUE(info->history[0].input.is_null());
+    EXPECT_TRUE(info->history[0].output.is_null());
+    EXPECT_EQ(info->history[0].node, "big");
+  }
+  {
+    flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = unique_prefix("trunc"),
+                                  .history_values = flux::HistoryValues::truncated,
+                                  .history_value_limit = 100});
+    auto r = rt.run(big | len, 5000);
+    ASSERT_TRUE(r.ok());
+    auto info = rt.get_run(r.run_id);
+    ASSERT_EQ(info->history.size(), 2u);
+    EXPECT_EQ(info->history[0].input, flux::Value(5000));  // small values are kept
+    const auto& out = info->history[0].output;
+    ASSERT_TRUE(out.is_map()) << out.to_string(200);
+    EXPECT_EQ(out.at("truncated"), flux::Value(true));
+    EXPECT_EQ(out.at("preview").as_string().size(), 100u);
+    EXPECT_EQ(info->history[1].output, flux::Value(5000));
+  }
+}
+
+}  // namespace
