@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Installs what the tests need, builds everything and runs the whole suite with CTest.
+# Installs what the tests need, builds everything and runs the whole suite with CTest,
+# then rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite again.
 # Tests that need Redis start their own private redis-server on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh --test
-build=build/test
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLUX_WERROR=ON >/dev/null
-cmake --build "$build" -j2
-cd "$build"
-ctest --output-on-failure --timeout 300 -j2 "$@"
+
+run_suite() {  # build dir, extra cmake args...
+  local build=$1
+  shift
+  cmake -S . -B "$build" -DFLUX_WERROR=ON "$@" >/dev/null
+  cmake --build "$build" -j2
+  (cd "$build" && ctest --output-on-failure --timeout 300 -j2)
+}
+
+run_suite build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
+run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DFLUX_SANITIZE=address,undefined
