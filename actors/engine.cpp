@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <random>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 
 #include "internal.hpp"
@@ -66,6 +67,12 @@ void RunCompletion::complete(RunResult r) {
 
 namespace {
 
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
 std::string uuid_v4() {
   thread_local std::mt19937_64 rng{[] {
     std::random_device rd;
@@ -98,6 +105,8 @@ class ActorJournal final : public Journal {
 }  // namespace
 
 struct Engine::Impl {
+  std::string owner;  // "host:pid:nonce": who holds this process's leases
+  std::chrono::milliseconds lease_ttl{10000};
   // Declared before `system`: the actor system keeps a reference to its config.
   caf::actor_system_config caf_config;
   std::unique_ptr<caf::actor_system> system;
@@ -180,6 +189,9 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
+  impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
+  impl_->lease_ttl = config.lease_ttl;
+  impl_->services->leases = std::make_unique<LeaseKeeper>(*impl_->storage, config.lease_ttl);
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->persistence =
@@ -190,6 +202,7 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
 Engine::~Engine() {
   impl_->services->runs.wait_idle();
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
+  impl_->services->leases.reset();
   for (auto& [def, entry] : impl_->nodes) {
     caf::anon_send_exit(entry.actor, caf::exit_reason::user_shutdown);
   }
@@ -204,6 +217,7 @@ Engine::~Engine() {
 }
 
 Storage& Engine::storage() const noexcept { return *impl_->storage; }
+const std::string& Engine::owner_id() const noexcept { return impl_->owner; }
 
 std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
   auto job = std::make_shared<RunJob>();
@@ -215,14 +229,109 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.status = RunStatus::running;
   job->info.created = job->info.updated = wall_now();
   job->info.input = std::move(input);
-  job->run = std::make_shared<RunState>(job->info.id, impl_->journal);
+  job->info.owner = impl_->owner;
+  job->info.history_values = impl_->services->history_values;
+  // A fresh random id: nobody else can hold its lease.
+  auto taken = impl_->storage->acquire_lease(job->info.id, impl_->owner, impl_->lease_ttl);
+  if (!taken.lease) {
+    throw Error(Errc::run_owned, "run " + job->info.id + " is owned by " + taken.holder);
+  }
+  job->lease = *taken.lease;
+  job->run = std::make_shared<RunState>(job->info.id, impl_->journal, job->lease.token);
+  return launch(std::move(job));
+}
+
+std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
   job->completion = std::make_shared<RunCompletion>();
   job->completion->run_id = job->info.id;
   impl_->services->runs.add();
+  impl_->services->leases->add(job->info.id, job->lease, job->run);
   job->run->journal_run(job->info);
   auto completion = job->completion;
   impl_->system->spawn(run_actor, std::move(job));
   return completion;
+}
+
+std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline) {
+  Storage& store = *impl_->storage;
+  const std::string id(run_id);
+  // Everything that can refuse the resume is checked before anything is written.
+  auto info = store.get_run(id);
+  if (!info) throw Error(Errc::not_found, "run " + id + " is not in the store");
+  if (info->status == RunStatus::completed) {  // nothing to do: its stored result
+    auto done = std::make_shared<RunCompletion>();
+    done->run_id = id;
+    done->complete(RunResult{id, info->status, info->output, info->error});
+    return done;
+  }
+  if (info->fingerprint != pipeline.fingerprint()) {
+    throw Error(Errc::invalid_argument,
+                "run " + id + " was recorded with pipeline '" + info->pipeline + "' (fingerprint " +
+                    info->fingerprint + "); it cannot be resumed with pipeline '" +
+                    pipeline.name() + "' (fingerprint " + pipeline.fingerprint() +
+                    "), whose shape or node names differ");
+  }
+  if (info->history_values != HistoryValues::full) {
+    throw Error(Errc::invalid_argument,
+                "run " + id + " was recorded without full history values, so the outputs of its "
+                "completed steps are not stored and it cannot be resumed");
+  }
+  (void)store.history(id, 0);  // a record that cannot be decoded refuses the resume here
+  auto taken = store.acquire_lease(id, impl_->owner, impl_->lease_ttl);
+  if (!taken.lease) {
+    throw Error(Errc::run_owned, "run " + id + " is owned by " + taken.holder +
+                                     " (its lease is live); resume refused");
+  }
+  auto job = std::make_shared<RunJob>();
+  job->lease = *taken.lease;
+  std::vector<HistoryEntry> history;
+  Value::Map kv, shared;
+  try {
+    // Read again under the lease: whatever a former owner wrote before is included, and
+    // whatever it tries to write from now on is refused by the fence.
+    info = store.get_run(id);
+    history = store.history(id, 0);
+    kv = store.keys(id, Scope::kv);
+    shared = store.keys(id, Scope::shared);
+  } catch (...) {
+    store.release_lease(id, job->lease);
+    throw;
+  }
+  for (const HistoryEntry& e : history) {
+    if (e.type == HistoryEntry::Type::resume) continue;
+    auto& attempts = job->attempts[e.step];
+    attempts = std::max(attempts, e.attempt);
+    if (e.ok()) job->replay[e.step] = e.output;
+  }
+  const RunStatus previous = info->status;
+  job->plan = impl_->plan_for(pipeline);
+  job->services = impl_->services.get();
+  job->info = std::move(*info);
+  job->info.status = RunStatus::running;
+  job->info.pipeline = pipeline.name();
+  job->info.owner = impl_->owner;
+  job->info.updated = wall_now();
+  job->info.finished.reset();
+  job->info.error.reset();
+  job->info.output = Value{};
+  job->run = std::make_shared<RunState>(id, impl_->journal, job->lease.token, std::move(history),
+                                        std::move(kv), std::move(shared));
+  HistoryEntry mark;
+  mark.type = HistoryEntry::Type::resume;
+  mark.node = "resume";
+  mark.start = mark.end = job->info.updated;
+  mark.input = Value::Map{{"owner", impl_->owner}, {"from_status", to_string(previous)}};
+  mark.output = Value::Map{{"reused_steps", static_cast<std::int64_t>(job->replay.size())}};
+  job->run->append(std::move(mark));  // before any step of the resumed run
+  return launch(std::move(job));
+}
+
+std::vector<RunInfo> Engine::list_orphans() const {
+  std::vector<RunInfo> out;
+  for (RunInfo& info : impl_->storage->list_runs(RunFilter{RunStatus::running, 0})) {
+    if (!impl_->storage->lease_holder(info.id)) out.push_back(std::move(info));
+  }
+  return out;
 }
 
 }  // namespace flux::detail

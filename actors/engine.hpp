@@ -26,6 +26,8 @@ struct RunCompletion {
   void complete(RunResult r);
 };
 
+struct RunJob;
+
 class Engine {
  public:
   explicit Engine(Config config);
@@ -34,9 +36,14 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input);
+  /// Loads `run_id` and finishes it (see Runtime::resume); throws for refusals.
+  std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline);
+  std::vector<RunInfo> list_orphans() const;
+  const std::string& owner_id() const noexcept;
   Storage& storage() const noexcept;
 
  private:
+  std::shared_ptr<RunCompletion> launch(std::shared_ptr<RunJob> job);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

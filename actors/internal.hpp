@@ -8,6 +8,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "blocking_pool.hpp"
@@ -25,6 +27,7 @@ using go_atom = caf::atom_constant<caf::atom("go")>;        // start a parallel
 using write_atom = caf::atom_constant<caf::atom("write")>;  // journal one write
 using flush_atom = caf::atom_constant<caf::atom("flush")>;  // apply the buffered writes
 using sync_atom = caf::atom_constant<caf::atom("sync")>;    // reply once earlier writes are stored
+using release_atom = caf::atom_constant<caf::atom("release")>;  // give a run's lease up
 
 /// Error codes carried in caf::error (category "flux") between Flux's actors. The
 /// error's context is (node, step, message).
@@ -48,6 +51,29 @@ struct PlanStep {
 struct Plan {
   std::shared_ptr<const PipelineDef> def;  // keeps node definitions alive
   PlanStep root;
+};
+
+/// Keeps the leases of this process's runs alive. Thread-safe.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl);
+  ~LeaseKeeper();  // stops renewing
+  void add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run);
+  void remove(const std::string& run_id);
+
+ private:
+  void loop();
+  Storage& storage_;
+  const std::chrono::milliseconds ttl_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  struct Held {
+    Lease lease;
+    std::weak_ptr<RunState> run;
+  };
+  std::unordered_map<std::string, Held> held_;
+  std::thread thread_;
 };
 
 /// Counts work in flight so that shutdown can wait for it. Thread-safe.
@@ -82,6 +108,7 @@ struct Services {
   mutable InFlight runs, executions;
   std::vector<std::shared_ptr<Observer>> observers;
   mutable BlockingPool pool;  // thread-safe
+  std::unique_ptr<LeaseKeeper> leases;
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 0;
 
@@ -112,6 +139,16 @@ struct RunJob {
   const Services* services;  // owned by the Engine, which outlives every run and execution
   RunInfo info;  // metadata; owned by the run actor once started
   std::shared_ptr<RunCompletion> completion;
+  Lease lease;  // this process's ownership of the run
+  /// Resume: the recorded outputs of completed steps (by step id), reused instead of
+  /// executing them, and the attempts already made per step. Read-only once started.
+  std::unordered_map<std::string, Value> replay;
+  std::unordered_map<std::string, std::uint32_t> attempts;
+
+  std::uint32_t attempt_of(const std::string& step) const {
+    auto it = attempts.find(step);
+    return it == attempts.end() ? 1 : it->second + 1;
+  }
 };
 
 /// The request a node actor serves.

@@ -14,7 +14,7 @@ void run_step(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
   auto on_error = [done](caf::error& e) { done(std::move(e)); };
   if (step.type == PipelineDef::Type::node) {
     self->request(step.actor, caf::infinite, exec_atom::value,
-                  ExecRequest{job, &step, std::move(input), source})
+                  ExecRequest{job, &step, std::move(input), source, job->attempt_of(step.id)})
         .then(on_value, on_error);
   } else {  // parallel: a coordinator per execution
     auto coordinator = self->spawn(parallel_actor, job, &step, std::move(input), source);
@@ -27,6 +27,14 @@ void run_step(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
 void run_sequence(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
                   const PlanStep& seq, std::size_t i, Value input, const std::string* source,
                   Done done) {
+  // Resume: steps whose output is recorded are not executed again.
+  while (i < seq.children.size() && !job->replay.empty()) {
+    auto it = job->replay.find(seq.children[i].id);
+    if (it == job->replay.end()) break;
+    input = it->second;
+    source = &seq.children[i].label;
+    ++i;
+  }
   if (i == seq.children.size()) {
     done(std::move(input));
     return;
@@ -62,7 +70,8 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
     auto g = std::make_shared<Gather>();
     g->outputs.resize(step->children.size());
     g->pending = step->children.size();
-    NodeEvent event{job->run->run_id(), k_parallel_name, step->id, 1};
+    const std::uint32_t attempt = job->attempt_of(step->id);
+    NodeEvent event{job->run->run_id(), k_parallel_name, step->id, attempt};
     job->services->notify([&](Observer& o) { o.on_node_start(event); });
 
     auto conclude = [=](caf::expected<Value> out) mutable {
@@ -70,6 +79,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
       e.type = HistoryEntry::Type::parallel;
       e.node = k_parallel_name;
       e.step = step->id;
+      e.attempt = attempt;
       e.start = g->start;
       e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::steady_clock::now() - g->started);
@@ -82,7 +92,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJo
         job->run->failing = true;
       }
       job->run->append(e);
-      NodeEvent ev{job->run->run_id(), k_parallel_name, step->id, 1};
+      NodeEvent ev{job->run->run_id(), k_parallel_name, step->id, attempt};
       job->services->notify([&](Observer& o) {
         if (e.ok()) {
           o.on_node_end(ev, e);

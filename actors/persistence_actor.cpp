@@ -13,24 +13,43 @@
 namespace flux::detail {
 namespace {
 
+const std::string& run_of(const Write& w) {
+  return std::visit(
+      [](const auto& op) -> const std::string& {
+        if constexpr (requires { op.run_id; }) {
+          return op.run_id;
+        } else {
+          return op.run.id;
+        }
+      },
+      w.op);
+}
+
 void flush(caf::stateful_actor<PersistenceState>* self, Storage& storage) {
   auto& st = self->state;
   st.flush_scheduled = false;
   if (st.buffer.empty()) return;
   try {
     storage.apply(st.buffer);
+  } catch (const Error& e) {
+    if (e.code() == Errc::run_owned) {
+      // Some run lost its ownership: apply the writes one by one (applying twice is
+      // harmless) so that only the runs whose writes are refused fail.
+      for (const Write& w : st.buffer) {
+        try {
+          storage.apply(std::span<const Write>(&w, 1));
+        } catch (const std::exception& one) {
+          st.failed_runs.emplace(run_of(w), one.what());
+        }
+      }
+    } else {
+      std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(),
+                   e.what());
+      for (const Write& w : st.buffer) st.failed_runs.emplace(run_of(w), e.what());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(), e.what());
-    for (const Write& w : st.buffer) {
-      std::visit([&](const auto& op) {
-        using Op = std::decay_t<decltype(op)>;
-        const std::string& id = [&]() -> const std::string& {
-          if constexpr (std::is_same_v<Op, Write::PutRun>) return op.run.id;
-          else return op.run_id;
-        }();
-        st.failed_runs.emplace(id, e.what());
-      }, w.op);
-    }
+    for (const Write& w : st.buffer) st.failed_runs.emplace(run_of(w), e.what());
   }
   st.buffer.clear();
 }
@@ -49,6 +68,17 @@ caf::behavior persistence_actor(caf::stateful_actor<PersistenceState>* self,
         }
       },
       [self, storage](flush_atom) { flush(self, *storage); },
+      [self, storage](release_atom, const std::string& run_id, const std::string& owner,
+                      std::uint64_t token) {
+        flush(self, *storage);
+        try {
+          storage->release_lease(run_id, Lease{owner, token});
+        } catch (const std::exception& e) {
+          // Harmless: the lease expires by itself.
+          std::fprintf(stderr, "flux: releasing the lease of run %s failed: %s\n",
+                       run_id.c_str(), e.what());
+        }
+      },
       [self, storage](sync_atom, const std::string& run_id) -> caf::result<void> {
         flush(self, *storage);
         auto it = self->state.failed_runs.find(run_id);

@@ -20,6 +20,9 @@ void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
   }
   job->run->journal_run(info);
   auto report = [self, job] {
+    job->services->leases->remove(job->info.id);
+    self->send(job->services->persistence, release_atom::value, job->info.id, job->lease.owner,
+               job->lease.token);
     job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
     RunResult r{job->info.id, job->info.status, job->info.output, job->info.error};
     job->completion->complete(std::move(r));

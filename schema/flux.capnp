@@ -86,6 +86,7 @@ struct HistoryEntry {
   enum Type {
     node @0;
     parallel @1;
+    resume @2;                 # the run was resumed here (node "resume", step "")
   }
 }
 
@@ -109,12 +110,19 @@ struct RunRecord {
     failed @11 :RunFailure;
   }
 
-  owner @12 :Text;             # lease holder (reserved for distributed runs; empty for now)
+  owner @12 :Text;             # the process that owns (last owned) the run: "host:pid:nonce"
+  historyValues @13 :HistoryValues;  # what history keeps of values; resume needs `full`
 
   enum Status {
     running @0;
     completed @1;
     failed @2;
+  }
+
+  enum HistoryValues {
+    full @0;                   # the default, also for records written before the field
+    none @1;
+    truncated @2;
   }
 }
 

@@ -613,9 +613,9 @@ TEST(RecordCodec, UnknownEnumValueFromNewerWriterIsRejected) {
   {
     capnp::MallocMessageBuilder mb;
     auto e = mb.initRoot<w::HistoryEntry>();
-    poke16(e, slot_of<w::HistoryEntry>("type"), 2);
+    poke16(e, slot_of<w::HistoryEntry>("type"), 3);
     EXPECT_CORRUPT(RecordKind::history, d::seal_record(RecordKind::history, packed_payload(mb)),
-                   "unknown history entry type 2");
+                   "unknown history entry type 3");
   }
 }
 

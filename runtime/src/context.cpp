@@ -11,7 +11,7 @@ void RunState::put(Scope scope, std::string_view key, Value value) {
   auto it = m.find(key);
   if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
   it->second = value;
-  journal_->write(Write{Write::PutKey{run_id_, scope, std::string(key), std::move(value)}});
+  journal(Write{Write::PutKey{run_id_, scope, std::string(key), std::move(value)}});
 }
 
 std::optional<Value> RunState::get(Scope scope, std::string_view key) const {
@@ -28,7 +28,7 @@ bool RunState::erase(Scope scope, std::string_view key) {
   auto it = m.find(key);
   if (it == m.end()) return false;
   m.erase(it);
-  journal_->write(Write{Write::EraseKey{run_id_, scope, std::string(key)}});
+  journal(Write{Write::EraseKey{run_id_, scope, std::string(key)}});
   return true;
 }
 
@@ -40,7 +40,7 @@ Value RunState::update(Scope scope, std::string_view key,
   Value next = fn(it == m.end() ? Value{} : it->second);  // may throw: nothing changed then
   if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
   it->second = next;
-  journal_->write(Write{Write::PutKey{run_id_, scope, std::string(key), next}});
+  journal(Write{Write::PutKey{run_id_, scope, std::string(key), next}});
   return next;
 }
 
@@ -51,14 +51,14 @@ Value::Map RunState::snapshot(Scope scope) const {
 
 void RunState::journal_run(const RunInfo& info) {
   std::lock_guard lock(mu_);
-  journal_->write(Write{Write::PutRun{info}});
+  journal(Write{Write::PutRun{info}});
 }
 
 void RunState::append(HistoryEntry entry) {
   std::lock_guard lock(mu_);
   entry.seq = history_.size();
   history_.push_back(entry);
-  journal_->write(Write{Write::AppendHistory{run_id_, std::move(entry)}});
+  journal(Write{Write::AppendHistory{run_id_, std::move(entry)}});
 }
 
 std::vector<HistoryEntry> RunState::history() const {

@@ -26,12 +26,27 @@ void Storage::apply(std::span<const Write> batch) {
   }
 }
 
+LeaseResult Storage::acquire_lease(std::string_view, std::string_view owner,
+                                   std::chrono::milliseconds) {
+  return LeaseResult{Lease{std::string(owner), 0}, {}};
+}
+bool Storage::renew_lease(std::string_view, const Lease&, std::chrono::milliseconds) {
+  return true;
+}
+void Storage::release_lease(std::string_view, const Lease&) {}
+std::optional<std::string> Storage::lease_holder(std::string_view) const { return std::nullopt; }
+
 struct MemoryStorage::Impl {
+  using Clock = std::chrono::steady_clock;
   struct Run {
     RunInfo info;  // history kept separately, below
-    std::uint64_t order = 0;  // creation order, for newest-first listing
+    bool has_record = false;  // kv, history or a lease may come before the run record
+    std::uint64_t order = 0;  // insertion order: breaks ties between equal creation times
     std::vector<HistoryEntry> history;
     Value::Map kv, shared;
+    std::uint64_t fence = 0;  // the newest lease token granted
+    std::optional<Lease> lease;
+    Clock::time_point lease_expiry{};
   };
   mutable std::shared_mutex mu;
   std::map<std::string, Run, std::less<>> runs;
@@ -51,10 +66,24 @@ struct MemoryStorage::Impl {
     return it == runs.end() ? nullptr : &it->second;
   }
 
+  void append(std::string_view id, const HistoryEntry& e) {
+    Run& r = run(id);
+    if (e.seq < r.history.size()) return;  // already stored: a batch applied twice
+    if (e.seq > r.history.size()) {
+      throw Error(Errc::storage, "history gap in run " + std::string(id) + ": " +
+                                     std::to_string(r.history.size()) +
+                                     " entries stored, the next write is seq " +
+                                     std::to_string(e.seq));
+    }
+    r.history.push_back(e);
+  }
+  bool live(const Run& r) const { return r.lease && Clock::now() < r.lease_expiry; }
+
   void put_run(const RunInfo& info) {
     Run& r = run(info.id);
     r.info = info;
     r.info.history.clear();
+    r.has_record = true;
   }
   void put_key(std::string_view id, Scope scope, std::string_view key, const Value& v) {
     Run& r = run(id);
@@ -80,7 +109,7 @@ void MemoryStorage::put_run(const RunInfo& run) {
 std::optional<RunInfo> MemoryStorage::get_run(std::string_view run_id) const {
   std::shared_lock lock(impl_->mu);
   const Impl::Run* r = impl_->find(run_id);
-  if (!r) return std::nullopt;
+  if (!r || !r->has_record) return std::nullopt;
   return r->info;
 }
 
@@ -88,9 +117,12 @@ std::vector<RunInfo> MemoryStorage::list_runs(const RunFilter& filter) const {
   std::shared_lock lock(impl_->mu);
   std::vector<const Impl::Run*> rs;
   for (const auto& [id, r] : impl_->runs) {
-    if (!filter.status || r.info.status == *filter.status) rs.push_back(&r);
+    if (r.has_record && (!filter.status || r.info.status == *filter.status)) rs.push_back(&r);
   }
-  std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) { return a->order > b->order; });
+  std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) {  // newest first
+    if (a->info.created != b->info.created) return a->info.created > b->info.created;
+    return a->order > b->order;
+  });
   if (filter.limit && rs.size() > filter.limit) rs.resize(filter.limit);
   std::vector<RunInfo> out;
   out.reserve(rs.size());
@@ -100,7 +132,7 @@ std::vector<RunInfo> MemoryStorage::list_runs(const RunFilter& filter) const {
 
 void MemoryStorage::append_history(std::string_view run_id, const HistoryEntry& entry) {
   std::unique_lock lock(impl_->mu);
-  impl_->run(run_id).history.push_back(entry);
+  impl_->append(run_id, entry);
 }
 
 std::vector<HistoryEntry> MemoryStorage::history(std::string_view run_id, std::size_t from) const {
@@ -143,16 +175,70 @@ void MemoryStorage::apply(std::span<const Write> batch) {
   // One lock for the whole batch: readers see a batch all at once or not at all.
   std::unique_lock lock(impl_->mu);
   for (const Write& w : batch) {
+    if (w.fence != 0) {
+      const std::string& id = std::visit(
+          [](const auto& op) -> const std::string& {
+            if constexpr (requires { op.run_id; }) {
+              return op.run_id;
+            } else {
+              return op.run.id;
+            }
+          },
+          w.op);
+      const Impl::Run& r = impl_->run(id);
+      if (r.fence != w.fence) {
+        throw Error(Errc::run_owned, "run " + id + ": write refused: fencing token " +
+                                         std::to_string(w.fence) + " is stale (newest " +
+                                         std::to_string(r.fence) + ", owner " +
+                                         (r.lease ? r.lease->owner : std::string("none")) + ")");
+      }
+    }
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
       impl_->put_run(p->run);
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-      impl_->run(h->run_id).history.push_back(h->entry);
+      impl_->append(h->run_id, h->entry);
     } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
       impl_->put_key(k->run_id, k->scope, k->key, k->value);
     } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
       impl_->erase_key(e->run_id, e->scope, e->key);
     }
   }
+}
+
+}  // namespace flux
+
+namespace flux {
+
+LeaseResult MemoryStorage::acquire_lease(std::string_view run_id, std::string_view owner,
+                                         std::chrono::milliseconds ttl) {
+  std::unique_lock lock(impl_->mu);
+  Impl::Run& r = impl_->run(run_id);
+  if (impl_->live(r)) return LeaseResult{std::nullopt, r.lease->owner};
+  r.lease = Lease{std::string(owner), ++r.fence};
+  r.lease_expiry = Impl::Clock::now() + ttl;
+  return LeaseResult{r.lease, {}};
+}
+
+bool MemoryStorage::renew_lease(std::string_view run_id, const Lease& lease,
+                                std::chrono::milliseconds ttl) {
+  std::unique_lock lock(impl_->mu);
+  Impl::Run& r = impl_->run(run_id);
+  if (!r.lease || r.lease->token != lease.token || r.fence != lease.token) return false;
+  r.lease_expiry = Impl::Clock::now() + ttl;
+  return true;
+}
+
+void MemoryStorage::release_lease(std::string_view run_id, const Lease& lease) {
+  std::unique_lock lock(impl_->mu);
+  Impl::Run& r = impl_->run(run_id);
+  if (r.lease && r.lease->token == lease.token) r.lease.reset();
+}
+
+std::optional<std::string> MemoryStorage::lease_holder(std::string_view run_id) const {
+  std::shared_lock lock(impl_->mu);
+  const Impl::Run* r = impl_->find(run_id);
+  if (!r || !impl_->live(*r)) return std::nullopt;
+  return r->lease->owner;
 }
 
 }  // namespace flux

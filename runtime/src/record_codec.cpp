@@ -408,8 +408,17 @@ std::string encode_history(const HistoryEntry& e) {
   }
   return encode<w::HistoryEntry>(RecordKind::history, [&](w::HistoryEntry::Builder b) {
     b.setSeq(e.seq);
-    b.setType(e.type == HistoryEntry::Type::parallel ? w::HistoryEntry::Type::PARALLEL
-                                                     : w::HistoryEntry::Type::NODE);
+    switch (e.type) {
+      case HistoryEntry::Type::node:
+        b.setType(w::HistoryEntry::Type::NODE);
+        break;
+      case HistoryEntry::Type::parallel:
+        b.setType(w::HistoryEntry::Type::PARALLEL);
+        break;
+      case HistoryEntry::Type::resume:
+        b.setType(w::HistoryEntry::Type::RESUME);
+        break;
+    }
     b.setNode(text(e.node));
     b.setStep(text(e.step));
     b.setAttempt(e.attempt);
@@ -461,7 +470,18 @@ std::string encode_run(const RunInfo& r) {
     } else {
       b.getFailure().setNone();
     }
-    // owner: reserved for leases, left empty.
+    b.setOwner(text(r.owner));
+    switch (r.history_values) {
+      case HistoryValues::full:
+        b.setHistoryValues(w::RunRecord::HistoryValues::FULL);
+        break;
+      case HistoryValues::none:
+        b.setHistoryValues(w::RunRecord::HistoryValues::NONE);
+        break;
+      case HistoryValues::truncated:
+        b.setHistoryValues(w::RunRecord::HistoryValues::TRUNCATED);
+        break;
+    }
   });
 }
 
@@ -480,6 +500,9 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key) {
         break;
       case w::HistoryEntry::Type::PARALLEL:
         e.type = HistoryEntry::Type::parallel;
+        break;
+      case w::HistoryEntry::Type::RESUME:
+        e.type = HistoryEntry::Type::resume;
         break;
       default:
         throw corrupt(key, "unknown history entry type " +
@@ -536,6 +559,22 @@ RunInfo decode_run(std::string_view bytes, std::string_view key) {
     if (r.getHasFinished()) info.finished = at_ns(r.getFinishedNs());
     info.input = from_wire(r.getInput(), key);
     info.output = from_wire(r.getOutput(), key);
+    info.owner = str(r.getOwner());
+    switch (r.getHistoryValues()) {
+      case w::RunRecord::HistoryValues::FULL:
+        info.history_values = HistoryValues::full;
+        break;
+      case w::RunRecord::HistoryValues::NONE:
+        info.history_values = HistoryValues::none;
+        break;
+      case w::RunRecord::HistoryValues::TRUNCATED:
+        info.history_values = HistoryValues::truncated;
+        break;
+      default:
+        throw corrupt(key, "unknown history value policy " +
+                               std::to_string(static_cast<unsigned>(r.getHistoryValues())) +
+                               " (written by a newer Flux?)");
+    }
     auto failure = r.getFailure();
     switch (failure.which()) {
       case w::RunRecord::Failure::NONE:

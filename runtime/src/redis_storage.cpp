@@ -7,21 +7,78 @@
 namespace flux::detail {
 namespace {
 
-// Appends history entries idempotently: entries whose seq is already stored are skipped,
-// so a batch resent after a lost connection never duplicates history; a gap (an entry
-// whose predecessors are missing) is refused, never papered over.
-// KEYS[1] = the history list, ARGV[1] = seq of ARGV[2], ARGV[2..] = entries in seq order.
-constexpr const char* k_append_script = R"lua(
-local stored = redis.call('LLEN', KEYS[1])
-local first = tonumber(ARGV[1])
-if stored < first then
-  return redis.error_reply('history gap at ' .. KEYS[1] .. ': ' .. stored ..
-                           ' entries stored, the next write starts at seq ' .. first)
+// Applies a group of consecutive writes to one run, atomically, after checking the
+// writer's fencing token against the newest one granted for the run (so a stalled former
+// owner cannot write into a run someone else now owns).
+// KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared.
+// ARGV[1]: the token ("0": unfenced), then operations:
+//   R <record>                  set the run record
+//   H <seq> <entry>             append at seq: skipped if already stored (a batch resent after
+//                               a lost connection never duplicates history), a gap is an error
+//   K <k|s> <field> <value>     set a kv / shared field
+//   D <k|s> <field>             delete a kv / shared field
+constexpr const char* k_apply_script = R"lua(
+local token = ARGV[1]
+if token ~= '0' then
+  local newest = redis.call('GET', KEYS[1]) or '0'
+  if newest ~= token then
+    return redis.error_reply('FENCED fencing token ' .. token .. ' is stale, the newest is ' .. newest)
+  end
 end
-for i = 2 + (stored - first), #ARGV do
-  redis.call('RPUSH', KEYS[1], ARGV[i])
+local i = 2
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'R' then
+    redis.call('SET', KEYS[2], ARGV[i + 1])
+    i = i + 2
+  elseif op == 'H' then
+    local stored = redis.call('LLEN', KEYS[3])
+    local seq = tonumber(ARGV[i + 1])
+    if seq == stored then
+      redis.call('RPUSH', KEYS[3], ARGV[i + 2])
+    elseif seq > stored then
+      return redis.error_reply('GAP ' .. stored .. ' history entries stored, the next write is seq ' .. seq)
+    end
+    i = i + 3
+  elseif op == 'K' then
+    redis.call('HSET', ARGV[i + 1] == 'k' and KEYS[4] or KEYS[5], ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  elseif op == 'D' then
+    redis.call('HDEL', ARGV[i + 1] == 'k' and KEYS[4] or KEYS[5], ARGV[i + 2])
+    i = i + 3
+  else
+    return redis.error_reply('BADOP ' .. tostring(op))
+  end
 end
-return redis.call('LLEN', KEYS[1])
+return 1
+)lua";
+
+// KEYS: 1 lease, 2 fence. ARGV: owner, ttl ms. Returns {1, token} or {0, holder}.
+constexpr const char* k_acquire_script = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  return {0, string.match(holder, '^(.*)|[0-9]+$') or holder}
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
+return {1, token}
+)lua";
+
+// KEYS: 1 lease, 2 fence. ARGV: owner|token, token, ttl ms. Renews (or re-takes, if it
+// expired and nobody took the run since) a lease; 0 if the run has a newer owner.
+constexpr const char* k_renew_script = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] or (not holder and redis.call('GET', KEYS[2]) == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+return 0
+)lua";
+
+// KEYS: 1 lease. ARGV: owner|token.
+constexpr const char* k_release_script = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 )lua";
 
 constexpr RunStatus k_statuses[] = {RunStatus::running, RunStatus::completed, RunStatus::failed};
@@ -35,7 +92,11 @@ std::string score_of(const RunInfo& run) {
                                     const std::string& error) {
   std::string what = cmd.empty() ? "" : cmd[0];
   if (cmd.size() > 1 && what != "EVAL") what += " " + cmd[1];
-  if (what == "EVAL" && cmd.size() > 3) what = "history append to " + cmd[3];
+  if (what == "EVAL" && cmd.size() > 4) what = "write to " + cmd[4];
+  if (error.rfind("FENCED ", 0) == 0) {
+    throw Error(Errc::run_owned, "redis at " + c.address().display() + ": " + what +
+                                     " refused: " + error.substr(7));
+  }
   throw Error(Errc::storage, "redis at " + c.address().display() + ": " + what + ": " + error);
 }
 
@@ -59,6 +120,12 @@ std::string RedisStorage::run_key(std::string_view id) const {
 }
 std::string RedisStorage::history_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:history";
+}
+std::string RedisStorage::lease_key(std::string_view id) const {
+  return options_.key_prefix + ":{" + std::string(id) + "}:lease";
+}
+std::string RedisStorage::fence_key(std::string_view id) const {
+  return options_.key_prefix + ":{" + std::string(id) + "}:fence";
 }
 std::string RedisStorage::scope_key(std::string_view id, Scope scope) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:" +
@@ -88,39 +155,88 @@ std::vector<RedisReply> RedisStorage::read(const std::vector<RedisCommand>& comm
 void RedisStorage::apply(std::span<const Write> batch) {
   std::vector<RedisCommand> cmds;
   const std::string runs_index = options_.key_prefix + ":runs";
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const Write& w = batch[i];
-    if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-      const RunInfo& run = p->run;
-      std::string score = score_of(run);
-      cmds.push_back({"SET", run_key(run.id), encode_run(run)});
-      cmds.push_back({"ZADD", runs_index, "NX", score, run.id});
-      for (RunStatus s : k_statuses) {
-        std::string index = runs_index + ":" + to_string(s);
-        if (s == run.status) {
-          cmds.push_back({"ZADD", index, score, run.id});
-        } else {
-          cmds.push_back({"ZREM", index, run.id});
+  auto run_of = [](const Write& w) -> const std::string& {
+    return std::visit(
+        [](const auto& op) -> const std::string& {
+          if constexpr (requires { op.run_id; }) {
+            return op.run_id;
+          } else {
+            return op.run.id;
+          }
+        },
+        w.op);
+  };
+  for (std::size_t i = 0; i < batch.size();) {
+    // One script call per run of consecutive writes to the same run with the same token;
+    // the cross-slot run indexes are updated by separate (idempotent) commands after it.
+    const std::string& id = run_of(batch[i]);
+    const std::uint64_t fence = batch[i].fence;
+    RedisCommand script{"EVAL",           k_apply_script,  "5",
+                        fence_key(id),    run_key(id),     history_key(id),
+                        scope_key(id, Scope::kv), scope_key(id, Scope::shared),
+                        std::to_string(fence)};
+    std::vector<RedisCommand> index_updates;
+    for (; i < batch.size() && run_of(batch[i]) == id && batch[i].fence == fence; ++i) {
+      const Write& w = batch[i];
+      if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
+        const RunInfo& run = p->run;
+        script.insert(script.end(), {"R", encode_run(run)});
+        std::string score = score_of(run);
+        index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
+        for (RunStatus s : k_statuses) {
+          std::string index = runs_index + ":" + to_string(s);
+          if (s == run.status) {
+            index_updates.push_back({"ZADD", index, score, run.id});
+          } else {
+            index_updates.push_back({"ZREM", index, run.id});
+          }
         }
+      } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
+        script.insert(script.end(),
+                      {"H", std::to_string(h->entry.seq), encode_history(h->entry)});
+      } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
+        script.insert(script.end(), {"K", k->scope == Scope::kv ? "k" : "s", k->key,
+                                     encode_value(k->value)});
+      } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
+        script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
       }
-    } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-      // Consecutive appends to one run become one script call.
-      RedisCommand cmd{"EVAL", k_append_script, "1", history_key(h->run_id),
-                       std::to_string(h->entry.seq), encode_history(h->entry)};
-      while (i + 1 < batch.size()) {
-        auto* next = std::get_if<Write::AppendHistory>(&batch[i + 1].op);
-        if (!next || next->run_id != h->run_id) break;
-        cmd.push_back(encode_history(next->entry));
-        ++i;
-      }
-      cmds.push_back(std::move(cmd));
-    } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
-      cmds.push_back({"HSET", scope_key(k->run_id, k->scope), k->key, encode_value(k->value)});
-    } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
-      cmds.push_back({"HDEL", scope_key(e->run_id, e->scope), e->key});
     }
+    cmds.push_back(std::move(script));
+    for (auto& c : index_updates) cmds.push_back(std::move(c));
   }
   write(cmds);
+}
+
+LeaseResult RedisStorage::acquire_lease(std::string_view run_id, std::string_view owner,
+                                        std::chrono::milliseconds ttl) {
+  auto r = write({{"EVAL", k_acquire_script, "2", lease_key(run_id), fence_key(run_id),
+                   std::string(owner), std::to_string(ttl.count())}});
+  const auto& items = r[0].elements;
+  if (items.size() == 2 && items[0].integer == 1) {
+    return LeaseResult{Lease{std::string(owner), static_cast<std::uint64_t>(items[1].integer)}, {}};
+  }
+  return LeaseResult{std::nullopt, items.size() == 2 ? items[1].str : std::string("unknown")};
+}
+
+bool RedisStorage::renew_lease(std::string_view run_id, const Lease& lease,
+                               std::chrono::milliseconds ttl) {
+  std::string token = std::to_string(lease.token);
+  auto r = write({{"EVAL", k_renew_script, "2", lease_key(run_id), fence_key(run_id),
+                   lease.owner + "|" + token, token, std::to_string(ttl.count())}});
+  return r[0].integer == 1;
+}
+
+void RedisStorage::release_lease(std::string_view run_id, const Lease& lease) {
+  write({{"EVAL", k_release_script, "1", lease_key(run_id),
+          lease.owner + "|" + std::to_string(lease.token)}});
+}
+
+std::optional<std::string> RedisStorage::lease_holder(std::string_view run_id) const {
+  auto r = read({{"GET", lease_key(run_id)}});
+  if (r[0].type != RedisReply::Type::string) return std::nullopt;
+  const std::string& v = r[0].str;
+  auto bar = v.rfind('|');
+  return bar == std::string::npos ? v : v.substr(0, bar);
 }
 
 void RedisStorage::put_run(const RunInfo& run) {

@@ -7,6 +7,8 @@
 //   P:{id}:history  list    history entries (HistoryEntry), in order; index == seq
 //   P:{id}:kv       hash    the run's key/value store (Value per field)
 //   P:{id}:shared   hash    the run's shared state
+//   P:{id}:lease    string  "owner|token" while a process owns the run (expires: PX ttl)
+//   P:{id}:fence    string  the newest fencing token granted for the run (INCR)
 //   P:runs          zset    every run id, scored by creation time (µs): newest-first listing
 //   P:runs:<status> zset    run ids by status, same score: listing by status without a scan
 // Every value is an enveloped Cap'n Proto record (record_codec.hpp).
@@ -47,11 +49,19 @@ class RedisStorage final : public Storage {
   void erase_key(std::string_view run_id, Scope scope, std::string_view key) override;
   Value::Map keys(std::string_view run_id, Scope scope) const override;
   void apply(std::span<const Write> batch) override;
+  LeaseResult acquire_lease(std::string_view run_id, std::string_view owner,
+                            std::chrono::milliseconds ttl) override;
+  bool renew_lease(std::string_view run_id, const Lease& lease,
+                   std::chrono::milliseconds ttl) override;
+  void release_lease(std::string_view run_id, const Lease& lease) override;
+  std::optional<std::string> lease_holder(std::string_view run_id) const override;
 
   /// The key of a run's record, history, kv or shared hash (for tests and tools).
   std::string run_key(std::string_view run_id) const;
   std::string history_key(std::string_view run_id) const;
   std::string scope_key(std::string_view run_id, Scope scope) const;
+  std::string lease_key(std::string_view run_id) const;
+  std::string fence_key(std::string_view run_id) const;
 
  private:
   std::vector<RedisReply> write(const std::vector<RedisCommand>& commands);

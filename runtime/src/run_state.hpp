@@ -28,8 +28,16 @@ class Journal {
 /// so the store sees the run's writes in the order nodes observed them.
 class RunState {
  public:
-  RunState(std::string run_id, std::shared_ptr<Journal> journal)
-      : run_id_(std::move(run_id)), journal_(std::move(journal)) {}
+  /// `fence`: the fencing token every write of this run carries (0: unfenced). The other
+  /// arguments restore a resumed run's state as stored.
+  RunState(std::string run_id, std::shared_ptr<Journal> journal, std::uint64_t fence = 0,
+           std::vector<HistoryEntry> history = {}, Value::Map kv = {}, Value::Map shared = {})
+      : run_id_(std::move(run_id)),
+        journal_(std::move(journal)),
+        fence_(fence),
+        kv_(std::move(kv)),
+        shared_(std::move(shared)),
+        history_(std::move(history)) {}
 
   const std::string& run_id() const noexcept { return run_id_; }
 
@@ -53,8 +61,14 @@ class RunState {
   Value::Map& space(Scope scope) { return scope == Scope::kv ? kv_ : shared_; }
   const Value::Map& space(Scope scope) const { return scope == Scope::kv ? kv_ : shared_; }
 
+  void journal(Write w) {
+    w.fence = fence_;
+    journal_->write(std::move(w));
+  }
+
   const std::string run_id_;
   const std::shared_ptr<Journal> journal_;
+  const std::uint64_t fence_;
   mutable std::mutex mu_;
   Value::Map kv_;
   Value::Map shared_;

@@ -54,6 +54,18 @@ RunHandle Runtime::start_value(const Pipeline& pipeline, Value input) {
   return RunHandle(engine_->start(pipeline, std::move(input)));
 }
 
+RunResult Runtime::resume(std::string_view run_id, const Pipeline& pipeline) {
+  return start_resume(run_id, pipeline).wait();
+}
+
+RunHandle Runtime::start_resume(std::string_view run_id, const Pipeline& pipeline) {
+  return RunHandle(engine_->resume(run_id, pipeline));
+}
+
+std::vector<RunInfo> Runtime::list_orphans() const { return engine_->list_orphans(); }
+
+const std::string& Runtime::owner_id() const noexcept { return engine_->owner_id(); }
+
 std::vector<RunInfo> Runtime::list_runs(const RunFilter& filter) const {
   return engine_->storage().list_runs(filter);
 }

@@ -25,6 +25,7 @@ const char* to_string(Errc code) noexcept {
     case Errc::node_failed: return "node_failed";
     case Errc::not_found: return "not_found";
     case Errc::storage: return "storage";
+    case Errc::run_owned: return "run_owned";
   }
   return "unknown";
 }

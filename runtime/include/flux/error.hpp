@@ -19,6 +19,7 @@ enum class Errc {
   node_failed,       ///< user code in a node threw; the run is failed
   not_found,         ///< a run id (or key) that the store does not know
   storage,           ///< the store failed or holds data that cannot be read
+  run_owned,         ///< another live process owns the run; retry after its lease expires
 };
 
 /// Returns a stable lower-case name for `code`, e.g. "type_mismatch".

@@ -20,10 +20,20 @@ using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono
 enum class RunStatus : std::uint8_t { running, completed, failed };
 const char* to_string(RunStatus status) noexcept;
 
+/// What history records of each step's input and output.
+enum class HistoryValues : std::uint8_t {
+  full,       ///< the whole values (default; required to resume a run)
+  none,       ///< nulls: timing, names and errors only
+  truncated,  ///< a value whose text rendering exceeds the limit is replaced by
+              ///< {"truncated": true, "preview": <the first `limit` bytes>}
+};
+
 /// One execution of a step. Durations are measured with a monotonic clock;
 /// `start` and `end` are wall-clock times for display.
 struct HistoryEntry {
-  enum class Type : std::uint8_t { node, parallel };
+  /// `resume`: the run was resumed here (node "resume", step ""); its output says from
+  /// which status and how many recorded steps are reused.
+  enum class Type : std::uint8_t { node, parallel, resume };
 
   std::uint64_t seq = 0;       ///< position in the run's history, from 0, in append order
   Type type = Type::node;
@@ -61,6 +71,10 @@ struct RunInfo {
   Value input;
   Value output;
   std::optional<RunFailure> error;
+  /// The process that owns (last owned) the run: "host:pid:nonce".
+  std::string owner;
+  /// What the history keeps of values; resume needs `full`.
+  HistoryValues history_values = HistoryValues::full;
   /// Filled by `Runtime::get_run`; empty in `list_runs` results.
   std::vector<HistoryEntry> history;
 

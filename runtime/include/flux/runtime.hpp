@@ -37,14 +37,6 @@
 
 namespace flux {
 
-/// What history records of each step's input and output.
-enum class HistoryValues : std::uint8_t {
-  full,       ///< the whole values (default)
-  none,       ///< nulls: timing, names and errors only
-  truncated,  ///< a value whose text rendering exceeds `history_value_limit` bytes is replaced
-              ///< by {"truncated": true, "preview": <the first history_value_limit bytes>}
-};
-
 struct Config {
   /// Where runs are kept:
   /// - "memory" (also "memory://"): this Runtime's own memory, lost when it is destroyed;
@@ -62,6 +54,9 @@ struct Config {
   /// What history keeps of values (the kv store and outputs are never cut).
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 1024;
+  /// How long a run stays owned by this process after its last lease renewal (renewed every
+  /// third of it). If the process dies, its runs become orphans after this long.
+  std::chrono::milliseconds lease_ttl{10000};
   /// Threads of the actor scheduler; 0 means one per core.
   std::size_t threads = 0;
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
@@ -136,6 +131,29 @@ class Runtime {
   }
   /// Starts a run on an already encoded input.
   RunHandle start_value(const Pipeline& pipeline, Value input);
+
+  /// Finishes an interrupted or failed run from the store and waits for it.
+  ///
+  /// Completed steps are never executed again: their recorded outputs are reused (also
+  /// inside a parallel whose other branches did not finish). The run's kv store and
+  /// shared state are restored, a `resume` entry is appended to its history, and the
+  /// result is what an uninterrupted run gives. A failed run is retried from the step that
+  /// failed (attempt 2, 3, ...). Delivery: a step that was executing when its process died
+  /// has no record and runs again (at least once); a recorded step never does.
+  ///
+  /// Refusals, each an Error that leaves the store untouched: an unknown run id
+  /// (not_found); a pipeline whose fingerprint differs (invalid_argument); a run whose
+  /// lease is live, i.e. still owned by a running process (run_owned, naming the owner);
+  /// a record that cannot be decoded (storage). A completed run returns its stored result
+  /// and executes nothing.
+  RunResult resume(std::string_view run_id, const Pipeline& pipeline);
+  /// As `resume`, returning at once (the refusals above are still thrown here).
+  RunHandle start_resume(std::string_view run_id, const Pipeline& pipeline);
+  /// Runs with status running whose owner's lease has expired — interrupted by a crash —
+  /// newest first; a service can resume them on start-up.
+  std::vector<RunInfo> list_orphans() const;
+  /// This runtime's identity as a lease owner: "host:pid:nonce".
+  const std::string& owner_id() const noexcept;
 
   /// Runs known to the store, newest first.
   std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;

@@ -11,7 +11,9 @@
 /// Errors: throw `flux::Error` with code `storage` and a message that names
 /// the key or address involved.
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -37,10 +39,27 @@ struct RunFilter {
 /// One write, as queued by the persistence actor.
 struct Write {
   struct PutRun { RunInfo run; };  ///< create or replace a run's metadata (history ignored)
+  /// Appends `entry` at position `entry.seq`; an entry already stored at that position is
+  /// left as it is (so a batch may be applied twice), a gap before it is an error.
   struct AppendHistory { std::string run_id; HistoryEntry entry; };
   struct PutKey { std::string run_id; Scope scope; std::string key; Value value; };
   struct EraseKey { std::string run_id; Scope scope; std::string key; };
   std::variant<PutRun, AppendHistory, PutKey, EraseKey> op;
+  /// The writer's fencing token for the run (0: unfenced). A store with leases refuses the
+  /// write with Error(run_owned) if a newer lease has been granted since.
+  std::uint64_t fence = 0;
+};
+
+/// Ownership of a running run: who holds it and the fencing token its writes carry.
+struct Lease {
+  std::string owner;
+  std::uint64_t token = 0;  ///< larger than every token granted for the run before
+};
+
+/// The outcome of `Storage::acquire_lease`.
+struct LeaseResult {
+  std::optional<Lease> lease;  ///< set when granted
+  std::string holder;          ///< otherwise: who holds it
 };
 
 class Storage {
@@ -63,9 +82,25 @@ class Storage {
   virtual void erase_key(std::string_view run_id, Scope scope, std::string_view key) = 0;
   virtual Value::Map keys(std::string_view run_id, Scope scope) const = 0;
 
-  /// Applies a batch of writes in order. The default calls the methods above one by one;
-  /// a networked backend overrides it to send the batch in one round trip.
+  /// Applies a batch of writes in order. The default calls the methods above one by one
+  /// (ignoring fences); a networked backend overrides it to send the batch in one round
+  /// trip. Applying a batch twice must leave the same state as applying it once.
   virtual void apply(std::span<const Write> batch);
+
+  /// Leases (see DESIGN.md, resume). Expiry is measured by the store's clock, never by the
+  /// wall clocks of two machines. The defaults grant every request with token 0: a store
+  /// that does not override them gives no protection against two owners.
+  ///
+  /// Takes the run's lease for `ttl` if nobody holds it.
+  virtual LeaseResult acquire_lease(std::string_view run_id, std::string_view owner,
+                                    std::chrono::milliseconds ttl);
+  /// Extends a lease still held; false if it expired or someone else holds the run now.
+  virtual bool renew_lease(std::string_view run_id, const Lease& lease,
+                           std::chrono::milliseconds ttl);
+  /// Gives a lease up (no effect if it is no longer held).
+  virtual void release_lease(std::string_view run_id, const Lease& lease);
+  /// Who holds the run's lease now, if anyone.
+  virtual std::optional<std::string> lease_holder(std::string_view run_id) const;
 };
 
 /// The default store: everything in this process's memory, lost when it exits.
@@ -87,6 +122,12 @@ class MemoryStorage final : public Storage {
   void erase_key(std::string_view run_id, Scope scope, std::string_view key) override;
   Value::Map keys(std::string_view run_id, Scope scope) const override;
   void apply(std::span<const Write> batch) override;
+  LeaseResult acquire_lease(std::string_view run_id, std::string_view owner,
+                            std::chrono::milliseconds ttl) override;
+  bool renew_lease(std::string_view run_id, const Lease& lease,
+                   std::chrono::milliseconds ttl) override;
+  void release_lease(std::string_view run_id, const Lease& lease) override;
+  std::optional<std::string> lease_holder(std::string_view run_id) const override;
 
  private:
   struct Impl;
