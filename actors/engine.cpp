@@ -246,6 +246,11 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
   job->completion->run_id = job->info.id;
   impl_->services->runs.add();
   impl_->services->leases->add(job->info.id, job->lease, job->run);
+  job->run->set_on_released([services = impl_->services.get(), id = job->info.id,
+                             owner = job->lease.owner, run = std::weak_ptr(job->run)] {
+    services->leases->remove(id);
+    if (auto r = run.lock()) r->journal_release(owner);
+  });
   job->run->journal_run(job->info);
   auto completion = job->completion;
   impl_->system->spawn(run_actor, std::move(job));
@@ -257,7 +262,14 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   const std::string id(run_id);
   // Everything that can refuse the resume is checked before anything is written.
   auto info = store.get_run(id);
-  if (!info) throw Error(Errc::not_found, "run " + id + " is not in the store");
+  if (!info) {
+    // A run just started may hold its lease before its record is stored.
+    if (auto holder = store.lease_holder(id)) {
+      throw Error(Errc::run_owned, "run " + id + " is owned by " + *holder +
+                                       " (its lease is live); resume refused");
+    }
+    throw Error(Errc::not_found, "run " + id + " is not in the store");
+  }
   if (info->status == RunStatus::completed) {  // nothing to do: its stored result
     auto done = std::make_shared<RunCompletion>();
     done->run_id = id;

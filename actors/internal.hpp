@@ -27,7 +27,6 @@ using go_atom = caf::atom_constant<caf::atom("go")>;        // start a parallel
 using write_atom = caf::atom_constant<caf::atom("write")>;  // journal one write
 using flush_atom = caf::atom_constant<caf::atom("flush")>;  // apply the buffered writes
 using sync_atom = caf::atom_constant<caf::atom("sync")>;    // reply once earlier writes are stored
-using release_atom = caf::atom_constant<caf::atom("release")>;  // give a run's lease up
 
 /// Error codes carried in caf::error (category "flux") between Flux's actors. The
 /// error's context is (node, step, message).
@@ -186,7 +185,9 @@ caf::behavior run_actor(caf::event_based_actor* self, std::shared_ptr<RunJob> jo
 struct PersistenceState {
   std::vector<Write> buffer;
   bool flush_scheduled = false;
-  /// Runs whose writes the store refused, with the reason; reported to their sync.
+  /// Runs whose writes the store refused, by "<run id>/<fencing token>" (a resumed run is a
+  /// new owner: a refusal of its predecessor's late writes is not its failure), with the
+  /// reason; reported to their sync.
   std::unordered_map<std::string, std::string> failed_runs;
 };
 caf::behavior persistence_actor(caf::stateful_actor<PersistenceState>* self,

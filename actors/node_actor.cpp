@@ -72,6 +72,7 @@ void record(const Execution& ex, const caf::expected<Value>& outcome) {
     job.run->failing = true;
   }
   job.run->append(e);
+  job.run->end_step();
   job.services->notify([&](Observer& o) {
     if (e.ok()) {
       o.on_node_end(ex.event(), e);
@@ -96,6 +97,7 @@ caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDe
   return {
       [self, def](exec_atom, ExecRequest& req) -> caf::result<Value> {
         auto ex = std::make_shared<Execution>(std::move(req));
+        ex->req.job->run->begin_step();  // the run stays owned until this step is recorded
         const Services& services = *ex->req.job->services;
         services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
 

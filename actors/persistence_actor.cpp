@@ -13,6 +13,10 @@
 namespace flux::detail {
 namespace {
 
+std::string owner_key(const std::string& run_id, std::uint64_t fence) {
+  return run_id + "/" + std::to_string(fence);
+}
+
 const std::string& run_of(const Write& w) {
   return std::visit(
       [](const auto& op) -> const std::string& {
@@ -39,17 +43,17 @@ void flush(caf::stateful_actor<PersistenceState>* self, Storage& storage) {
         try {
           storage.apply(std::span<const Write>(&w, 1));
         } catch (const std::exception& one) {
-          st.failed_runs.emplace(run_of(w), one.what());
+          st.failed_runs.emplace(owner_key(run_of(w), w.fence), one.what());
         }
       }
     } else {
       std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(),
                    e.what());
-      for (const Write& w : st.buffer) st.failed_runs.emplace(run_of(w), e.what());
+      for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(run_of(w), w.fence), e.what());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(), e.what());
-    for (const Write& w : st.buffer) st.failed_runs.emplace(run_of(w), e.what());
+    for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(run_of(w), w.fence), e.what());
   }
   st.buffer.clear();
 }
@@ -68,20 +72,10 @@ caf::behavior persistence_actor(caf::stateful_actor<PersistenceState>* self,
         }
       },
       [self, storage](flush_atom) { flush(self, *storage); },
-      [self, storage](release_atom, const std::string& run_id, const std::string& owner,
-                      std::uint64_t token) {
+      [self, storage](sync_atom, const std::string& run_id,
+                      std::uint64_t fence) -> caf::result<void> {
         flush(self, *storage);
-        try {
-          storage->release_lease(run_id, Lease{owner, token});
-        } catch (const std::exception& e) {
-          // Harmless: the lease expires by itself.
-          std::fprintf(stderr, "flux: releasing the lease of run %s failed: %s\n",
-                       run_id.c_str(), e.what());
-        }
-      },
-      [self, storage](sync_atom, const std::string& run_id) -> caf::result<void> {
-        flush(self, *storage);
-        auto it = self->state.failed_runs.find(run_id);
+        auto it = self->state.failed_runs.find(owner_key(run_id, fence));
         if (it == self->state.failed_runs.end()) return caf::unit;
         auto err = make_failure(flux_errc::storage, "", "",
                                 "run " + run_id + ": the store failed: " + it->second);

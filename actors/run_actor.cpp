@@ -19,17 +19,16 @@ void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
     info.error = failure_of(out.error());
   }
   job->run->journal_run(info);
+  job->run->end_run();  // gives the lease up now, or when the last step still executing ends
   auto report = [self, job] {
-    job->services->leases->remove(job->info.id);
-    self->send(job->services->persistence, release_atom::value, job->info.id, job->lease.owner,
-               job->lease.token);
     job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
     RunResult r{job->info.id, job->info.status, job->info.output, job->info.error};
     job->completion->complete(std::move(r));
     job->services->runs.done();
     self->quit();
   };
-  self->request(job->services->persistence, caf::infinite, sync_atom::value, job->info.id)
+  self->request(job->services->persistence, caf::infinite, sync_atom::value, job->info.id,
+                job->lease.token)
       .then([report] { report(); },
             [job, report](caf::error& e) {
               // The store failed: the run cannot be called complete, whatever its steps did.

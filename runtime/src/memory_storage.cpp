@@ -10,7 +10,7 @@ namespace flux {
 void Storage::apply(std::span<const Write> batch) {
   for (const Write& w : batch) {
     std::visit(
-        [this](const auto& op) {
+        [this, &w](const auto& op) {
           using Op = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<Op, Write::PutRun>) {
             put_run(op.run);
@@ -18,8 +18,10 @@ void Storage::apply(std::span<const Write> batch) {
             append_history(op.run_id, op.entry);
           } else if constexpr (std::is_same_v<Op, Write::PutKey>) {
             put_key(op.run_id, op.scope, op.key, op.value);
-          } else {
+          } else if constexpr (std::is_same_v<Op, Write::EraseKey>) {
             erase_key(op.run_id, op.scope, op.key);
+          } else {
+            release_lease(op.run_id, Lease{op.owner, w.fence});
           }
         },
         w.op);
@@ -201,6 +203,9 @@ void MemoryStorage::apply(std::span<const Write> batch) {
       impl_->put_key(k->run_id, k->scope, k->key, k->value);
     } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
       impl_->erase_key(e->run_id, e->scope, e->key);
+    } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
+      Impl::Run& r = impl_->run(l->run_id);
+      if (r.lease && r.lease->token == w.fence) r.lease.reset();
     }
   }
 }

@@ -10,13 +10,14 @@ namespace {
 // Applies a group of consecutive writes to one run, atomically, after checking the
 // writer's fencing token against the newest one granted for the run (so a stalled former
 // owner cannot write into a run someone else now owns).
-// KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared.
+// KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared, 6 lease.
 // ARGV[1]: the token ("0": unfenced), then operations:
 //   R <record>                  set the run record
 //   H <seq> <entry>             append at seq: skipped if already stored (a batch resent after
 //                               a lost connection never duplicates history), a gap is an error
 //   K <k|s> <field> <value>     set a kv / shared field
 //   D <k|s> <field>             delete a kv / shared field
+//   U <owner|token>             give the lease up, if still held by this owner and token
 constexpr const char* k_apply_script = R"lua(
 local token = ARGV[1]
 if token ~= '0' then
@@ -46,6 +47,9 @@ while i <= #ARGV do
   elseif op == 'D' then
     redis.call('HDEL', ARGV[i + 1] == 'k' and KEYS[4] or KEYS[5], ARGV[i + 2])
     i = i + 3
+  elseif op == 'U' then
+    if redis.call('GET', KEYS[6]) == ARGV[i + 1] then redis.call('DEL', KEYS[6]) end
+    i = i + 2
   else
     return redis.error_reply('BADOP ' .. tostring(op))
   end
@@ -171,9 +175,9 @@ void RedisStorage::apply(std::span<const Write> batch) {
     // the cross-slot run indexes are updated by separate (idempotent) commands after it.
     const std::string& id = run_of(batch[i]);
     const std::uint64_t fence = batch[i].fence;
-    RedisCommand script{"EVAL",           k_apply_script,  "5",
+    RedisCommand script{"EVAL",           k_apply_script,  "6",
                         fence_key(id),    run_key(id),     history_key(id),
-                        scope_key(id, Scope::kv), scope_key(id, Scope::shared),
+                        scope_key(id, Scope::kv), scope_key(id, Scope::shared), lease_key(id),
                         std::to_string(fence)};
     std::vector<RedisCommand> index_updates;
     for (; i < batch.size() && run_of(batch[i]) == id && batch[i].fence == fence; ++i) {
@@ -199,6 +203,8 @@ void RedisStorage::apply(std::span<const Write> batch) {
                                      encode_value(k->value)});
       } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
         script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
+      } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
+        script.insert(script.end(), {"U", l->owner + "|" + std::to_string(fence)});
       }
     }
     cmds.push_back(std::move(script));

@@ -49,6 +49,17 @@ class RunState {
 
   /// Journals the run's metadata, ordered with the run's other writes.
   void journal_run(const RunInfo& info);
+  /// Journals giving up `owner`'s lease on the run: its last write.
+  void journal_release(const std::string& owner);
+
+  /// Ownership lasts while the run is going or any of its steps is still executing here
+  /// (after a fail-fast, steps already running finish). `on_released` is called once,
+  /// when the last of them ends; it gives the lease up.
+  void set_on_released(std::function<void()> f) { on_released_ = std::move(f); }
+  void begin_step() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
+  void end_step() { drop_hold(); }
+  void end_run() { drop_hold(); }
+  std::uint64_t fence() const noexcept { return fence_; }
 
   /// Assigns the entry its sequence number, keeps it and journals it.
   void append(HistoryEntry entry);
@@ -66,6 +77,19 @@ class RunState {
     journal_->write(std::move(w));
   }
 
+  void drop_hold() {
+    // A step that was queued before the run ended may begin after the release: the lease
+    // is given up once only.
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1 && on_released_ &&
+        !released_.exchange(true)) {
+      on_released_();
+    }
+  }
+
+  std::atomic<bool> released_{false};
+
+  std::atomic<int> holds_{1};  // the run itself + each step executing
+  std::function<void()> on_released_;
   const std::string run_id_;
   const std::shared_ptr<Journal> journal_;
   const std::uint64_t fence_;

@@ -44,7 +44,9 @@ struct Write {
   struct AppendHistory { std::string run_id; HistoryEntry entry; };
   struct PutKey { std::string run_id; Scope scope; std::string key; Value value; };
   struct EraseKey { std::string run_id; Scope scope; std::string key; };
-  std::variant<PutRun, AppendHistory, PutKey, EraseKey> op;
+  /// Gives up the lease `owner` holds with token `fence` (the run's last write).
+  struct ReleaseLease { std::string run_id; std::string owner; };
+  std::variant<PutRun, AppendHistory, PutKey, EraseKey, ReleaseLease> op;
   /// The writer's fencing token for the run (0: unfenced). A store with leases refuses the
   /// write with Error(run_owned) if a newer lease has been granted since.
   std::uint64_t fence = 0;
