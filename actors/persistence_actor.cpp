@@ -17,18 +17,6 @@ std::string owner_key(const std::string& run_id, std::uint64_t fence) {
   return run_id + "/" + std::to_string(fence);
 }
 
-const std::string& run_of(const Write& w) {
-  return std::visit(
-      [](const auto& op) -> const std::string& {
-        if constexpr (requires { op.run_id; }) {
-          return op.run_id;
-        } else {
-          return op.run.id;
-        }
-      },
-      w.op);
-}
-
 void flush(caf::stateful_actor<PersistenceState>* self, Storage& storage) {
   auto& st = self->state;
   st.flush_scheduled = false;
@@ -43,17 +31,17 @@ void flush(caf::stateful_actor<PersistenceState>* self, Storage& storage) {
         try {
           storage.apply(std::span<const Write>(&w, 1));
         } catch (const std::exception& one) {
-          st.failed_runs.emplace(owner_key(run_of(w), w.fence), one.what());
+          st.failed_runs.emplace(owner_key(w.run_id(), w.fence), one.what());
         }
       }
     } else {
       std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(),
                    e.what());
-      for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(run_of(w), w.fence), e.what());
+      for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(w.run_id(), w.fence), e.what());
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "flux: persistence: %zu writes failed: %s\n", st.buffer.size(), e.what());
-    for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(run_of(w), w.fence), e.what());
+    for (const Write& w : st.buffer) st.failed_runs.emplace(owner_key(w.run_id(), w.fence), e.what());
   }
   st.buffer.clear();
 }

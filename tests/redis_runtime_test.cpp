@@ -266,8 +266,40 @@ TEST(RedisRuntime, CorruptRecordsAreClearErrorsNamingTheKey) {
   } catch (const flux::Error& e) {
     EXPECT_TRUE(contains(e.what(), prefix + ":{" + second.run_id + "}:history[2]")) << e.what();
   }
-  // A record of the wrong kind under a key (a kv value where a run record belongs).
+  // Resuming a run whose history cannot be decoded is refused, and changes nothing.
+  auto third = rt.run(demo_pipeline() | flux::node("boom", [](std::int64_t) -> std::int64_t {
+                        throw std::runtime_error("boom");
+                      }), 3);
+  ASSERT_EQ(third.status, flux::RunStatus::failed);
+  std::string third_history = prefix + ":{" + third.run_id + "}:history";
+  server.cli("LSET '" + third_history + "' 0 'garbage'");
+  std::string before = server.cli("--raw LRANGE '" + third_history + "' 0 -1") +
+                       server.cli("--raw GET '" + prefix + ":{" + third.run_id + "}:run'");
+  try {
+    (void)rt.resume(third.run_id, demo_pipeline() | flux::node("boom", [](std::int64_t x) { return x; }));
+    ADD_FAILURE() << "resumed a run whose history cannot be read";
+  } catch (const flux::Error& e) {
+    EXPECT_EQ(e.code(), flux::Errc::storage) << e.what();
+    EXPECT_TRUE(contains(e.what(), third_history + "[0]")) << e.what();
+  }
+  EXPECT_EQ(server.cli("--raw LRANGE '" + third_history + "' 0 -1") +
+                server.cli("--raw GET '" + prefix + ":{" + third.run_id + "}:run'"),
+            before);
+  EXPECT_EQ(server.cli("--raw EXISTS '" + prefix + ":{" + third.run_id + "}:lease'"), "0\n");
   (void)history_key;
+}
+
+TEST(RedisRuntime, HistoryCanBeFollowedFromAPosition) {
+  RedisServer server;
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = unique_prefix("tail")});
+  auto r = rt.run(demo_pipeline(), 1);
+  auto all = rt.history(r.run_id);
+  ASSERT_EQ(all.size(), 5u);
+  auto tail = rt.history(r.run_id, 3);
+  ASSERT_EQ(tail.size(), 2u);
+  EXPECT_EQ(tail[0], all[3]);
+  EXPECT_EQ(tail[1], all[4]);
+  EXPECT_TRUE(rt.history(r.run_id, 5).empty());
 }
 
 TEST(RedisRuntime, HistoryValuesCanBeDroppedOrTruncated) {

@@ -178,15 +178,7 @@ void MemoryStorage::apply(std::span<const Write> batch) {
   std::unique_lock lock(impl_->mu);
   for (const Write& w : batch) {
     if (w.fence != 0) {
-      const std::string& id = std::visit(
-          [](const auto& op) -> const std::string& {
-            if constexpr (requires { op.run_id; }) {
-              return op.run_id;
-            } else {
-              return op.run.id;
-            }
-          },
-          w.op);
+      const std::string& id = w.run_id();
       const Impl::Run& r = impl_->run(id);
       if (r.fence != w.fence) {
         throw Error(Errc::run_owned, "run " + id + ": write refused: fencing token " +

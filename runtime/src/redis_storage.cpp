@@ -159,28 +159,17 @@ std::vector<RedisReply> RedisStorage::read(const std::vector<RedisCommand>& comm
 void RedisStorage::apply(std::span<const Write> batch) {
   std::vector<RedisCommand> cmds;
   const std::string runs_index = options_.key_prefix + ":runs";
-  auto run_of = [](const Write& w) -> const std::string& {
-    return std::visit(
-        [](const auto& op) -> const std::string& {
-          if constexpr (requires { op.run_id; }) {
-            return op.run_id;
-          } else {
-            return op.run.id;
-          }
-        },
-        w.op);
-  };
   for (std::size_t i = 0; i < batch.size();) {
     // One script call per run of consecutive writes to the same run with the same token;
     // the cross-slot run indexes are updated by separate (idempotent) commands after it.
-    const std::string& id = run_of(batch[i]);
+    const std::string& id = batch[i].run_id();
     const std::uint64_t fence = batch[i].fence;
     RedisCommand script{"EVAL",           k_apply_script,  "6",
                         fence_key(id),    run_key(id),     history_key(id),
                         scope_key(id, Scope::kv), scope_key(id, Scope::shared), lease_key(id),
                         std::to_string(fence)};
     std::vector<RedisCommand> index_updates;
-    for (; i < batch.size() && run_of(batch[i]) == id && batch[i].fence == fence; ++i) {
+    for (; i < batch.size() && batch[i].run_id() == id && batch[i].fence == fence; ++i) {
       const Write& w = batch[i];
       if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
         const RunInfo& run = p->run;

@@ -76,6 +76,10 @@ std::optional<RunInfo> Runtime::get_run(std::string_view run_id) const {
   return info;
 }
 
+std::vector<HistoryEntry> Runtime::history(std::string_view run_id, std::size_t from) const {
+  return engine_->storage().history(run_id, from);
+}
+
 Value::Map Runtime::run_keys(std::string_view run_id, Scope scope) const {
   return engine_->storage().keys(run_id, scope);
 }

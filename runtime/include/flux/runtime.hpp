@@ -159,6 +159,9 @@ class Runtime {
   std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;
   /// One run with its full history, or nullopt if the store does not know it.
   std::optional<RunInfo> get_run(std::string_view run_id) const;
+  /// A run's history from position `from` (its `seq`) on: call again with the next position
+  /// to follow a run live.
+  std::vector<HistoryEntry> history(std::string_view run_id, std::size_t from = 0) const;
   /// A run's kv store (Scope::kv) or shared state (Scope::shared) as stored.
   Value::Map run_keys(std::string_view run_id, Scope scope = Scope::kv) const;
 

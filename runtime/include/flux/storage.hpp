@@ -47,6 +47,19 @@ struct Write {
   /// Gives up the lease `owner` holds with token `fence` (the run's last write).
   struct ReleaseLease { std::string run_id; std::string owner; };
   std::variant<PutRun, AppendHistory, PutKey, EraseKey, ReleaseLease> op;
+
+  /// The run this write belongs to.
+  const std::string& run_id() const noexcept {
+    return std::visit(
+        [](const auto& o) -> const std::string& {
+          if constexpr (requires { o.run_id; }) {
+            return o.run_id;
+          } else {
+            return o.run.id;
+          }
+        },
+        op);
+  }
   /// The writer's fencing token for the run (0: unfenced). A store with leases refuses the
   /// write with Error(run_owned) if a newer lease has been granted since.
   std::uint64_t fence = 0;
