@@ -16,4 +16,4 @@ run_suite() {  # build dir, extra cmake args...
 
 run_suite build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
-run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DFLUX_SANITIZE=address,undefined
+run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DFLUX_SANITIZE=address,undefined -DFLUX_BUILD_BENCH=OFF
