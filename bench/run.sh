@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark workload (W1–W4) against Flux and its baseline in one sitting,
+# Runs every benchmark workload (W1–W5) against Flux and its baseline in one sitting,
 # prints a table (workload | Flux | baseline | ratio, medians with min–max over the
 # repetitions) and writes the same as JSON to build/bench/results.json.
 #
@@ -106,13 +106,10 @@ ensure_redis() { [[ -n $redis_pid ]] || start_redis; }
     ensure_redis
     run W4 "$bin/bench_w4_redis" --reps "$reps" --port "$redis_port" ${FLUX_BENCH_W4_ARGS:-}
   fi
-  # ---- W5 (resume): not written yet. Build its program in bench/CMakeLists.txt (and add
-  # it to the flux_bench target); it prints the same JSON lines (bench_common.hpp) and
-  # bench_report picks its rows up by itself. Then replace this comment with e.g.
-  #   if wants W5; then
-  #     ensure_redis
-  #     run W5 "$bin/bench_w5_resume" --reps "$reps" --port "$redis_port" ${FLUX_BENCH_W5_ARGS:-}
-  #   fi
+  if wants W5; then
+    ensure_redis
+    run W5 "$bin/bench_w5_resume" --reps "$reps" --port "$redis_port" ${FLUX_BENCH_W5_ARGS:-}
+  fi
   true
 }
 
