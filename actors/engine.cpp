@@ -92,15 +92,6 @@ std::string uuid_v4() {
   return buf;
 }
 
-/// Forwards a run's writes to the persistence actor.
-class ActorJournal final : public Journal {
- public:
-  explicit ActorJournal(caf::actor persistence) : persistence_(std::move(persistence)) {}
-  void write(Write w) override { caf::anon_send(persistence_, write_atom::value, std::move(w)); }
-
- private:
-  caf::actor persistence_;
-};
 
 }  // namespace
 
@@ -112,7 +103,8 @@ struct Engine::Impl {
   std::unique_ptr<caf::actor_system> system;
   std::shared_ptr<Storage> storage;
   std::unique_ptr<Services> services;
-  std::shared_ptr<Journal> journal;
+  std::shared_ptr<ActorJournal> journal;
+  caf::actor persistence;
 
   std::mutex cache_mu;  // guards plans and nodes
   std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
@@ -194,9 +186,12 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->services->leases = std::make_unique<LeaseKeeper>(*impl_->storage, config.lease_ttl);
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
-  impl_->services->persistence =
-      impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage);
-  impl_->journal = std::make_shared<ActorJournal>(impl_->services->persistence);
+  impl_->services->system = impl_->system.get();
+  impl_->journal = std::make_shared<ActorJournal>();
+  impl_->services->journal = impl_->journal;
+  impl_->persistence =
+      impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage, impl_->journal);
+  impl_->journal->attach(impl_->persistence);
 }
 
 Engine::~Engine() {
@@ -208,7 +203,16 @@ Engine::~Engine() {
   }
   impl_->nodes.clear();
   impl_->plans.clear();
-  caf::anon_send_exit(impl_->services->persistence, caf::exit_reason::user_shutdown);
+  {
+    // Drain what is still queued (writes of steps that finished after their run failed
+    // fast, lease releases) before the persistence actor goes.
+    caf::scoped_actor self{*impl_->system};
+    self->request(impl_->persistence, caf::infinite, drain_atom::value)
+        .receive([] {}, [](caf::error&) {});
+  }
+  caf::anon_send_exit(impl_->persistence, caf::exit_reason::user_shutdown);
+  impl_->persistence = nullptr;
+  impl_->journal->detach();
   // A detached actor's thread lives until the last handle to the actor is gone, and the
   // system waits for that thread: drop every handle before destroying the system.
   impl_->journal.reset();

@@ -17,16 +17,15 @@
 #include "flux/observer.hpp"
 #include "flux/pipeline.hpp"
 #include "flux/storage.hpp"
+#include "journal.hpp"
 #include "run_state.hpp"
 
 namespace flux::detail {
 
-using exec_atom = caf::atom_constant<caf::atom("exec")>;    // run a node
-using done_atom = caf::atom_constant<caf::atom("done")>;    // off-scheduler work finished
-using go_atom = caf::atom_constant<caf::atom("go")>;        // start a parallel
-using write_atom = caf::atom_constant<caf::atom("write")>;  // journal one write
-using flush_atom = caf::atom_constant<caf::atom("flush")>;  // apply the buffered writes
-using sync_atom = caf::atom_constant<caf::atom("sync")>;    // reply once earlier writes are stored
+using exec_atom = caf::atom_constant<caf::atom("exec")>;        // run a node, then go on
+using seq_done_atom = caf::atom_constant<caf::atom("seqdone")>;  // a sequence produced its output
+using seq_fail_atom = caf::atom_constant<caf::atom("seqfail")>;  // a sequence failed
+using drain_atom = caf::atom_constant<caf::atom("drain")>;      // the journal has writes queued
 
 /// Error codes carried in caf::error (category "flux") between Flux's actors. The
 /// error's context is (node, step, message).
@@ -103,6 +102,7 @@ class InFlight {
 /// Per-engine services shared by all actors.
 struct Services {
   explicit Services(std::size_t blocking_threads) : pool(blocking_threads) {}
+  caf::actor_system* system = nullptr;
   /// Runs, and node executions (which may outlive a run that failed fast).
   mutable InFlight runs, executions;
   std::vector<std::shared_ptr<Observer>> observers;
@@ -113,7 +113,7 @@ struct Services {
 
   /// What history records of `v` under the configured policy.
   Value for_history(const Value& v) const;
-  caf::actor persistence;
+  std::shared_ptr<ActorJournal> journal;
 
   /// Calls `f(observer)` for each observer; an observer's exception is reported, not thrown.
   template <class F>
@@ -145,53 +145,55 @@ struct RunJob {
   std::unordered_map<std::string, std::uint32_t> attempts;
 
   std::uint32_t attempt_of(const std::string& step) const {
+    if (attempts.empty()) return 1;
     auto it = attempts.find(step);
     return it == attempts.end() ? 1 : it->second + 1;
   }
 };
 
-/// The request a node actor serves.
-struct ExecRequest {
-  std::shared_ptr<RunJob> job;
-  const PlanStep* step;
-  Value input;
-  const std::string* source;  // label of the step that produced `input`, or &k_run_input
-  std::uint32_t attempt = 1;
-};
 extern const std::string k_run_input;
 /// The node name recorded for a parallel as a whole.
 extern const std::string k_parallel_name;
 
-using Done = std::function<void(caf::expected<Value>)>;
+/// Where a run is in one sequence of its plan (the root, or a parallel's branch), and
+/// whom to tell when that sequence ends. Execution is continuation passing: each step,
+/// once done, starts the next one itself — a node actor sends straight to the next node
+/// actor — so a chain costs one message per node and no round trip through a driver.
+struct Cursor {
+  std::shared_ptr<RunJob> job;
+  const PlanStep* seq;     ///< the sequence being walked
+  std::size_t index;       ///< the step to execute next
+  caf::actor reply_to;     ///< gets (seq_done_atom | seq_fail_atom, tag, ...) at the end
+  std::uint32_t tag = 0;   ///< the branch index, for a parallel coordinator
 
-/// Runs the steps of `seq` from index `i` on `input` from inside actor `self`, then calls
-/// `done` with the last output or the first error. Stops before each step once the run is
-/// failing.
-void run_sequence(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
-                  const PlanStep& seq, std::size_t i, Value input, const std::string* source,
-                  Done done);
-
-struct NodeActorState {
-  std::uint64_t next_token = 0;
-  std::unordered_map<std::uint64_t, caf::response_promise> pending;
+  const PlanStep& step() const { return seq->children[index]; }
 };
-caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDef* def);
 
-caf::behavior parallel_actor(caf::event_based_actor* self, std::shared_ptr<RunJob> job,
-                             const PlanStep* step, Value input, const std::string* source);
+/// The request a node actor serves: execute the step at `at`, then continue.
+struct ExecRequest {
+  Cursor at;
+  Value input;
+  const std::string* source;  // label of the step that produced `input`, or &k_run_input
+};
+
+/// Continues `at` with `input` (the output of the step before, labelled `source`):
+/// skips steps whose output a resume replays, then sends the next node its request,
+/// starts the next parallel, or reports the sequence's output to `at.reply_to`. Callable
+/// from any thread (actors and the blocking pool).
+void advance(Cursor at, Value input, const std::string* source);
+/// Reports that the sequence of `at` failed with `error`.
+void fail(const Cursor& at, caf::error error);
+
+caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def);
+
+caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
+                             const std::string* source);
 
 caf::behavior run_actor(caf::event_based_actor* self, std::shared_ptr<RunJob> job);
 
-struct PersistenceState {
-  std::vector<Write> buffer;
-  bool flush_scheduled = false;
-  /// Runs whose writes the store refused, by "<run id>/<fencing token>" (a resumed run is a
-  /// new owner: a refusal of its predecessor's late writes is not its failure), with the
-  /// reason; reported to their sync.
-  std::unordered_map<std::string, std::string> failed_runs;
-};
-caf::behavior persistence_actor(caf::stateful_actor<PersistenceState>* self,
-                                std::shared_ptr<Storage> storage);
+class ActorJournal;
+caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<Storage> storage,
+                                std::shared_ptr<ActorJournal> journal);
 
 /// Wall-clock now, in the resolution history records.
 Timestamp wall_now();
@@ -199,5 +201,4 @@ Timestamp wall_now();
 }  // namespace flux::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::Value)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::Write)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::detail::ExecRequest)

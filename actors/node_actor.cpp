@@ -1,8 +1,9 @@
-// The node actor: executes one node's function for any run and records each execution.
+// The node actor: executes one node's function for any run, records the execution, and
+// continues the run itself (see Cursor in internal.hpp).
 //
 // Sync nodes run inside the actor. Blocking nodes, and the wait for an async node's
-// future, run on the blocking pool; the result comes back as a done_atom message so
-// that the response is delivered from the actor's own context.
+// future, run on the blocking pool, which then records and continues the run from there:
+// the actor is free for other runs meanwhile.
 
 #include <chrono>
 
@@ -11,19 +12,22 @@
 namespace flux::detail {
 namespace {
 
-/// One execution in progress: what is needed to call, time and record it.
+/// One execution: what is needed to call, time and record it.
 struct Execution {
   explicit Execution(ExecRequest r)
       : req(std::move(r)),
-        ctx(req.job->run, req.step->label, req.step->id, req.attempt),
+        step(&req.at.step()),
+        ctx(req.at.job->run, step->label, step->id, req.at.job->attempt_of(step->id)),
         start(wall_now()),
         started(std::chrono::steady_clock::now()) {}
 
   NodeEvent event() const {
-    return NodeEvent{req.job->run->run_id(), req.step->label, req.step->id, req.attempt};
+    return NodeEvent{req.at.job->run->run_id(), step->label, step->id, ctx.attempt()};
   }
+  const RunJob& job() const { return *req.at.job; }
 
   ExecRequest req;
+  const PlanStep* step;
   Context ctx;
   Timestamp start;
   std::chrono::steady_clock::time_point started;
@@ -35,8 +39,8 @@ std::string source_text(const std::string* source) {
 
 /// Turns the exception in flight into the failure it stands for.
 caf::error current_failure(const Execution& ex) {
-  const std::string& node = ex.req.step->label;
-  const std::string& step = ex.req.step->id;
+  const std::string& node = ex.step->label;
+  const std::string& step = ex.step->id;
   std::string where = "node '" + node + "' (step " + step + ")";
   try {
     throw;
@@ -52,14 +56,15 @@ caf::error current_failure(const Execution& ex) {
   }
 }
 
-/// Appends the history entry for `ex` and notifies observers.
-void record(const Execution& ex, const caf::expected<Value>& outcome) {
-  const RunJob& job = *ex.req.job;
+/// Appends the history entry for `ex`, notifies observers, then continues the run with
+/// the output or reports the failure.
+void finish(Execution& ex, caf::expected<Value> outcome) {
+  const RunJob& job = ex.job();
   HistoryEntry e;
   e.type = HistoryEntry::Type::node;
-  e.node = ex.req.step->label;
-  e.step = ex.req.step->id;
-  e.attempt = ex.req.attempt;
+  e.node = ex.step->label;
+  e.step = ex.step->id;
+  e.attempt = ex.ctx.attempt();
   e.start = ex.start;
   e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - ex.started);
@@ -71,15 +76,27 @@ void record(const Execution& ex, const caf::expected<Value>& outcome) {
     e.error = failure_of(outcome.error()).message;
     job.run->failing = true;
   }
-  job.run->append(e);
+  const bool ok = e.ok();
+  if (job.services->observers.empty()) {
+    job.run->append(std::move(e));
+  } else {
+    job.run->append(e);
+    job.services->notify([&](Observer& o) {
+      if (ok) {
+        o.on_node_end(ex.event(), e);
+      } else {
+        o.on_node_error(ex.event(), e);
+      }
+    });
+  }
   job.run->end_step();
-  job.services->notify([&](Observer& o) {
-    if (e.ok()) {
-      o.on_node_end(ex.event(), e);
-    } else {
-      o.on_node_error(ex.event(), e);
-    }
-  });
+  if (outcome) {
+    Cursor next = ex.req.at;
+    ++next.index;
+    advance(std::move(next), std::move(*outcome), &ex.step->label);
+  } else {
+    fail(ex.req.at, std::move(outcome.error()));
+  }
 }
 
 caf::expected<Value> call_sync(const NodeDef& def, Execution& ex) {
@@ -92,72 +109,48 @@ caf::expected<Value> call_sync(const NodeDef& def, Execution& ex) {
 
 }  // namespace
 
-caf::behavior node_actor(caf::stateful_actor<NodeActorState>* self, const NodeDef* def) {
+caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def) {
   self->set_default_handler(caf::drop);
   return {
-      [self, def](exec_atom, ExecRequest& req) -> caf::result<Value> {
-        auto ex = std::make_shared<Execution>(std::move(req));
-        ex->req.job->run->begin_step();  // the run stays owned until this step is recorded
-        const Services& services = *ex->req.job->services;
-        services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
-
+      [def](exec_atom, ExecRequest& req) {
+        req.at.job->run->begin_step();  // the run stays owned until this step is recorded
+        const Services& services = *req.at.job->services;
         if (def->mode == NodeMode::sync) {
-          auto out = call_sync(*def, *ex);
-          record(*ex, out);
-          if (out) return std::move(*out);
-          return std::move(out.error());
+          Execution ex(std::move(req));
+          services.notify([&](Observer& o) { o.on_node_start(ex.event()); });
+          auto out = call_sync(*def, ex);
+          finish(ex, std::move(out));
+          return;
         }
-        services.executions.add();  // may outlive its run if the run fails fast
-
-        // Off the scheduler: the work runs on the pool and its result comes back as a
-        // done_atom message, so that the promise is delivered from this actor's context.
-        std::function<Value()> finish;
+        // Off the scheduler: the pool records and continues the run.
+        auto ex = std::make_shared<Execution>(std::move(req));
+        services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
+        std::function<Value()> wait;
         if (def->mode == NodeMode::async) {
           try {
-            finish = def->call_async(ex->req.input, ex->ctx);  // decodes input, starts the work
+            wait = def->call_async(ex->req.input, ex->ctx);  // decodes input, starts the work
           } catch (...) {
-            caf::error err = current_failure(*ex);
-            record(*ex, err);
-            services.executions.done();
-            return err;
+            finish(*ex, current_failure(*ex));
+            return;
           }
         }
-        auto token = self->state.next_token++;
-        auto rp = self->make_response_promise();
-        self->state.pending.emplace(token, rp);
-        auto me = caf::actor_cast<caf::actor>(self);
-        services.pool.submit([me, token, ex, def, finish = std::move(finish)]() mutable {
+        services.executions.add();  // may outlive its run if the run fails fast
+        services.pool.submit([ex, def, wait = std::move(wait)]() mutable {
+          const Services& s = *ex->job().services;
           caf::expected<Value> out = Value{};
-          if (finish) {
+          if (wait) {
             try {
-              out = finish();  // waits for the future
+              out = wait();  // the future
             } catch (...) {
               out = current_failure(*ex);
             }
           } else {
             out = call_sync(*def, *ex);
           }
-          record(*ex, out);
-          if (out) {
-            caf::anon_send(me, done_atom::value, token, std::move(*out));
-          } else {
-            caf::anon_send(me, done_atom::value, token, out.error());
-          }
-          ex->req.job->services->executions.done();
+          finish(*ex, std::move(out));
+          ex.reset();
+          s.executions.done();
         });
-        return rp;
-      },
-      [self](done_atom, std::uint64_t token, Value& out) {
-        auto it = self->state.pending.find(token);
-        if (it == self->state.pending.end()) return;
-        it->second.deliver(std::move(out));
-        self->state.pending.erase(it);
-      },
-      [self](done_atom, std::uint64_t token, caf::error& err) {
-        auto it = self->state.pending.find(token);
-        if (it == self->state.pending.end()) return;
-        it->second.deliver(std::move(err));
-        self->state.pending.erase(it);
       },
   };
 }

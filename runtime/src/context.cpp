@@ -73,11 +73,11 @@ std::vector<HistoryEntry> RunState::history() const {
 
 }  // namespace detail
 
-Context::Context(std::shared_ptr<detail::RunState> run, std::string node, std::string step,
-                 std::uint32_t attempt) noexcept
+Context::Context(std::shared_ptr<detail::RunState> run, const std::string& node,
+                 const std::string& step, std::uint32_t attempt) noexcept
     : run_(std::move(run)),
-      node_(std::move(node)),
-      step_(std::move(step)),
+      node_(&node),
+      step_(&step),
       attempt_(attempt),
       shared_(*run_) {}
 

@@ -70,15 +70,16 @@ class SharedState {
 
 class Context {
  public:
-  /// Made by Flux for each node execution; users receive it by reference.
-  Context(std::shared_ptr<detail::RunState> run, std::string node, std::string step,
+  /// Made by Flux for each node execution; users receive it by reference. `node` and
+  /// `step` must outlive the Context (they belong to the compiled pipeline).
+  Context(std::shared_ptr<detail::RunState> run, const std::string& node, const std::string& step,
           std::uint32_t attempt) noexcept;
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
 
   const std::string& run_id() const noexcept;
-  const std::string& node_name() const noexcept { return node_; }
-  const std::string& step_id() const noexcept { return step_; }
+  const std::string& node_name() const noexcept { return *node_; }
+  const std::string& step_id() const noexcept { return *step_; }
   std::uint32_t attempt() const noexcept { return attempt_; }
 
   /// Per-run key/value store.
@@ -113,8 +114,8 @@ class Context {
 
  private:
   std::shared_ptr<detail::RunState> run_;
-  std::string node_;
-  std::string step_;
+  const std::string* node_;
+  const std::string* step_;
   std::uint32_t attempt_;
   SharedState shared_;
 };
