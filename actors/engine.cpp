@@ -183,7 +183,6 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->services->observers = std::move(config.observers);
   impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
   impl_->lease_ttl = config.lease_ttl;
-  impl_->services->leases = std::make_unique<LeaseKeeper>(*impl_->storage, config.lease_ttl);
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->system = impl_->system.get();
@@ -192,6 +191,10 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->persistence =
       impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage, impl_->journal);
   impl_->journal->attach(impl_->persistence);
+  // The keeper's rounds also push out records that wait in the journal (see journal.hpp).
+  impl_->services->leases = std::make_unique<LeaseKeeper>(
+      *impl_->storage, config.lease_ttl,
+      [journal = impl_->journal.get()] { journal->nudge(); });
 }
 
 Engine::~Engine() {
@@ -235,13 +238,11 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.input = std::move(input);
   job->info.owner = impl_->owner;
   job->info.history_values = impl_->services->history_values;
-  // A fresh random id: nobody else can hold its lease.
-  auto taken = impl_->storage->acquire_lease(job->info.id, impl_->owner, impl_->lease_ttl);
-  if (!taken.lease) {
-    throw Error(Errc::run_owned, "run " + job->info.id + " is owned by " + taken.holder);
-  }
-  job->lease = *taken.lease;
+  // A fresh random id: nobody else can hold its lease, so it is claimed by the run's first
+  // write (token 1) rather than by a round trip to the store here.
+  job->lease = Lease{impl_->owner, 1};
   job->run = std::make_shared<RunState>(job->info.id, impl_->journal, job->lease.token);
+  job->run->journal_claim(impl_->owner, impl_->lease_ttl);
   return launch(std::move(job));
 }
 

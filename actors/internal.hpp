@@ -54,7 +54,8 @@ struct Plan {
 /// Keeps the leases of this process's runs alive. Thread-safe.
 class LeaseKeeper {
  public:
-  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl);
+  /// `tick` is called at every renewal round (every third of `ttl`).
+  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<void()> tick);
   ~LeaseKeeper();  // stops renewing
   void add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run);
   void remove(const std::string& run_id);
@@ -69,7 +70,9 @@ class LeaseKeeper {
   struct Held {
     Lease lease;
     std::weak_ptr<RunState> run;
+    std::chrono::steady_clock::time_point since;  // a new run's claim may still be queued
   };
+  std::function<void()> tick_;
   std::unordered_map<std::string, Held> held_;
   std::thread thread_;
 };

@@ -15,12 +15,15 @@ void ActorJournal::detach() {
 }
 
 template <class F>
-void ActorJournal::push(F&& add) {
+void ActorJournal::push(F&& add, bool urgent) {
   caf::actor wake;
   {
     std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (queue_.writes.empty() && queue_.completions.empty()) oldest_ = now;
     add(queue_);
-    if (!scheduled_) {
+    urgent = urgent || queue_.writes.size() >= k_flush_now_at || now - oldest_ >= k_max_wait;
+    if (urgent && !scheduled_) {
       scheduled_ = true;
       wake = persistence_;
     }
@@ -29,11 +32,22 @@ void ActorJournal::push(F&& add) {
 }
 
 void ActorJournal::write(Write w) {
-  push([&](Batch& q) { q.writes.push_back(std::move(w)); });
+  push([&](Batch& q) { q.writes.push_back(std::move(w)); }, false);
 }
 
 void ActorJournal::complete(Completion c) {
-  push([&](Batch& q) { q.completions.push_back(std::move(c)); });
+  push([&](Batch& q) { q.completions.push_back(std::move(c)); }, true);
+}
+
+void ActorJournal::nudge() {
+  caf::actor wake;
+  {
+    std::lock_guard lock(mu_);
+    if (scheduled_ || (queue_.writes.empty() && queue_.completions.empty())) return;
+    scheduled_ = true;
+    wake = persistence_;
+  }
+  if (wake) caf::anon_send(wake, drain_atom::value);
 }
 
 ActorJournal::Batch ActorJournal::take() {

@@ -1,13 +1,18 @@
 #pragma once
 // Internal: the queue between a process's runs and its persistence actor.
 //
-// Writers (node actors, run actors, pool threads, user threads) append under a mutex;
-// the first append after a drain sends the persistence actor one drain_atom, and
-// everything appended until it drains goes in the same batch — group commit: one
-// message and one store round trip per batch, not per record, however many runs write.
+// Writers (node actors, run actors, pool threads, user threads) append under a mutex,
+// and everything appended until the persistence actor drains goes in one batch — group
+// commit: one message and one store round trip per batch, not per record, however many
+// runs write. Waking the persistence thread for every record would cost a thread wake-up
+// per node, so a record only wakes it when it is urgent: a run ended (its caller waits),
+// `k_flush_now_at` records wait, or the oldest waiting record is `k_max_wait` old. A
+// record can otherwise wait for the next one; `nudge()` — called before a node leaves the
+// scheduler for slow work, and by the lease keeper's periodic tick — bounds that wait.
 
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -39,15 +44,21 @@ class ActorJournal final : public Journal {
 
   void write(Write w) override;
   void complete(Completion c);
+  /// Wakes the persistence actor if anything waits.
+  void nudge();
   /// Everything queued so far (called by the persistence actor).
   Batch take();
 
  private:
   template <class F>
-  void push(F&& add);
+  void push(F&& add, bool urgent);
+
+  static constexpr std::chrono::microseconds k_max_wait{1000};
+  static constexpr std::size_t k_flush_now_at = 256;
 
   std::mutex mu_;
   Batch queue_;
+  std::chrono::steady_clock::time_point oldest_{};  // of the records waiting
   bool scheduled_ = false;  // a drain_atom is on its way
   caf::actor persistence_;
 };

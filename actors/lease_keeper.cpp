@@ -9,8 +9,9 @@
 
 namespace flux::detail {
 
-LeaseKeeper::LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl)
-    : storage_(storage), ttl_(ttl), thread_([this] { loop(); }) {}
+LeaseKeeper::LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl,
+                         std::function<void()> tick)
+    : storage_(storage), ttl_(ttl), tick_(std::move(tick)), thread_([this] { loop(); }) {}
 
 LeaseKeeper::~LeaseKeeper() {
   {
@@ -23,7 +24,7 @@ LeaseKeeper::~LeaseKeeper() {
 
 void LeaseKeeper::add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run) {
   std::lock_guard lock(mu_);
-  held_[run_id] = Held{lease, std::move(run)};
+  held_[run_id] = Held{lease, std::move(run), std::chrono::steady_clock::now()};
 }
 
 void LeaseKeeper::remove(const std::string& run_id) {
@@ -38,7 +39,10 @@ void LeaseKeeper::loop() {
     if (stop_) return;
     auto held = held_;  // renew without holding the lock: runs come and go meanwhile
     lock.unlock();
+    if (tick_) tick_();
+    const auto fresh = std::chrono::steady_clock::now() - ttl_ / 3;
     for (auto& [id, h] : held) {
+      if (h.since > fresh) continue;  // taken less than a round ago: nothing to renew yet
       bool kept = false;
       try {
         kept = storage_.renew_lease(id, h.lease, ttl_);

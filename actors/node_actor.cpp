@@ -135,6 +135,7 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def) {
           }
         }
         services.executions.add();  // may outlive its run if the run fails fast
+        services.journal->nudge();  // store what came before while this step takes its time
         services.pool.submit([ex, def, wait = std::move(wait)]() mutable {
           const Services& s = *ex->job().services;
           caf::expected<Value> out = Value{};

@@ -205,6 +205,8 @@ TEST_P(Resume, ARunOwnedByALiveProcessIsRefusedNamingTheOwner) {
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return entered; });
   }
+  // A run becomes visible to others with its first batch of records, just after start().
+  for (int i = 0; i < 200 && !other.get_run(handle.run_id()); ++i) std::this_thread::sleep_for(5ms);
   try {
     (void)other.resume(handle.run_id(), gate);
     ADD_FAILURE() << "resumed a run that a live process owns";

@@ -54,6 +54,11 @@ void RunState::journal_run(const RunInfo& info) {
   journal(Write{Write::PutRun{info}});
 }
 
+void RunState::journal_claim(const std::string& owner, std::chrono::milliseconds ttl) {
+  std::lock_guard lock(mu_);
+  journal(Write{Write::ClaimLease{run_id_, owner, ttl}});
+}
+
 void RunState::journal_release(const std::string& owner) {
   std::lock_guard lock(mu_);
   journal(Write{Write::ReleaseLease{run_id_, owner}});

@@ -20,6 +20,12 @@ void Storage::apply(std::span<const Write> batch) {
             put_key(op.run_id, op.scope, op.key, op.value);
           } else if constexpr (std::is_same_v<Op, Write::EraseKey>) {
             erase_key(op.run_id, op.scope, op.key);
+          } else if constexpr (std::is_same_v<Op, Write::ClaimLease>) {
+            // Without leases of its own, a store grants every claim (see acquire_lease).
+            if (!acquire_lease(op.run_id, op.owner, op.ttl).lease &&
+                lease_holder(op.run_id) != op.owner) {
+              throw Error(Errc::run_owned, "run " + op.run_id + " already has an owner");
+            }
           } else {
             release_lease(op.run_id, Lease{op.owner, w.fence});
           }
@@ -55,14 +61,18 @@ struct MemoryStorage::Impl {
   std::uint64_t next_order = 0;
 
   Run& run(std::string_view id) {
+    // Writes come in runs of the same id: remember the last one (map nodes never move).
+    if (last_run && id == last_run->info.id) return *last_run;
     auto it = runs.find(id);
     if (it == runs.end()) {
       it = runs.emplace(std::string(id), Run{}).first;
       it->second.info.id = std::string(id);
       it->second.order = next_order++;
     }
+    last_run = &it->second;
     return it->second;
   }
+  Run* last_run = nullptr;
   const Run* find(std::string_view id) const {
     auto it = runs.find(id);
     return it == runs.end() ? nullptr : &it->second;
@@ -177,6 +187,18 @@ void MemoryStorage::apply(std::span<const Write> batch) {
   // One lock for the whole batch: readers see a batch all at once or not at all.
   std::unique_lock lock(impl_->mu);
   for (const Write& w : batch) {
+    if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
+      Impl::Run& r = impl_->run(c->run_id);
+      bool ours = r.fence == 1 && (!r.lease || r.lease->owner == c->owner);
+      if (r.fence != 0 && !ours) {
+        throw Error(Errc::run_owned, "run " + c->run_id + " already has an owner (fencing token " +
+                                         std::to_string(r.fence) + ")");
+      }
+      r.fence = 1;
+      r.lease = Lease{c->owner, 1};
+      r.lease_expiry = Impl::Clock::now() + c->ttl;
+      continue;
+    }
     if (w.fence != 0) {
       const std::string& id = w.run_id();
       const Impl::Run& r = impl_->run(id);

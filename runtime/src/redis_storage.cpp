@@ -1,6 +1,7 @@
 #include "redis_storage.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "record_codec.hpp"
 
@@ -18,18 +19,30 @@ namespace {
 //   K <k|s> <field> <value>     set a kv / shared field
 //   D <k|s> <field>             delete a kv / shared field
 //   U <owner|token>             give the lease up, if still held by this owner and token
+//   C <owner|1> <ttl ms>        claim a new run's lease with token 1 (idempotent)
 constexpr const char* k_apply_script = R"lua(
 local token = ARGV[1]
-if token ~= '0' then
-  local newest = redis.call('GET', KEYS[1]) or '0'
-  if newest ~= token then
-    return redis.error_reply('FENCED fencing token ' .. token .. ' is stale, the newest is ' .. newest)
-  end
-end
+local checked = token == '0'
 local i = 2
 while i <= #ARGV do
   local op = ARGV[i]
-  if op == 'R' then
+  if op == 'C' then
+    local newest = redis.call('GET', KEYS[1])
+    local holder = redis.call('GET', KEYS[6])
+    if newest and (newest ~= '1' or (holder and holder ~= ARGV[i + 1])) then
+      return redis.error_reply('FENCED the run already has an owner (fencing token ' .. newest .. ')')
+    end
+    redis.call('SET', KEYS[1], '1')
+    redis.call('SET', KEYS[6], ARGV[i + 1], 'PX', ARGV[i + 2])
+    checked = true
+    i = i + 3
+  elseif not checked then
+    local newest = redis.call('GET', KEYS[1]) or '0'
+    if newest ~= token then
+      return redis.error_reply('FENCED fencing token ' .. token .. ' is stale, the newest is ' .. newest)
+    end
+    checked = true
+  elseif op == 'R' then
     redis.call('SET', KEYS[2], ARGV[i + 1])
     i = i + 2
   elseif op == 'H' then
@@ -95,8 +108,8 @@ std::string score_of(const RunInfo& run) {
 [[noreturn]] void throw_reply_error(const RedisConnection& c, const RedisCommand& cmd,
                                     const std::string& error) {
   std::string what = cmd.empty() ? "" : cmd[0];
-  if (cmd.size() > 1 && what != "EVAL") what += " " + cmd[1];
-  if (what == "EVAL" && cmd.size() > 4) what = "write to " + cmd[4];
+  if (cmd.size() > 1 && what != "EVAL" && what != "EVALSHA") what += " " + cmd[1];
+  if ((what == "EVAL" || what == "EVALSHA") && cmd.size() > 4) what = "write to " + cmd[4];
   if (error.rfind("FENCED ", 0) == 0) {
     throw Error(Errc::run_owned, "redis at " + c.address().display() + ": " + what +
                                      " refused: " + error.substr(7));
@@ -115,6 +128,7 @@ RedisStorage::RedisStorage(const RedisAddress& address, RedisOptions options)
   }
   writer_ = std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
   reader_ = std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
+  load_scripts();
 }
 
 RedisStorage::~RedisStorage() = default;
@@ -136,8 +150,30 @@ std::string RedisStorage::scope_key(std::string_view id, Scope scope) const {
          (scope == Scope::kv ? "kv" : "shared");
 }
 
+void RedisStorage::load_scripts() {
+  auto r = writer_->execute({{"SCRIPT", "LOAD", k_apply_script}});
+  if (r[0].type != RedisReply::Type::string) {
+    throw Error(Errc::storage, "redis at " + writer_->address().display() +
+                                   ": SCRIPT LOAD failed: " + r[0].str);
+  }
+  apply_sha_ = r[0].str;
+}
+
 std::vector<RedisReply> RedisStorage::write(const std::vector<RedisCommand>& commands) {
   auto replies = writer_->execute(commands);
+  for (const auto& r : replies) {
+    if (r.type == RedisReply::Type::error && r.str.rfind("NOSCRIPT", 0) == 0) {
+      // The server lost its scripts (restarted, or SCRIPT FLUSH): load them again and
+      // resend — every command of a batch may be applied twice.
+      load_scripts();
+      std::vector<RedisCommand> again = commands;
+      for (auto& c : again) {
+        if (!c.empty() && c[0] == "EVALSHA") c[1] = apply_sha_;
+      }
+      replies = writer_->execute(again);
+      break;
+    }
+  }
   for (std::size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].type == RedisReply::Type::error) {
       throw_reply_error(*writer_, commands[i], replies[i].str);
@@ -157,20 +193,36 @@ std::vector<RedisReply> RedisStorage::read(const std::vector<RedisCommand>& comm
 }
 
 void RedisStorage::apply(std::span<const Write> batch) {
+  // Writes of different runs touch different keys, so the batch may be regrouped by run
+  // (and token) as long as each run's writes keep their order: one script call per group,
+  // however the runs' writes were interleaved. The cross-slot run indexes are updated by
+  // separate (idempotent) commands after each group.
+  std::vector<std::vector<const Write*>> groups;
+  {
+    std::unordered_map<std::string_view, std::size_t> group_of;
+    for (const Write& w : batch) {
+      auto [it, fresh] = group_of.try_emplace(w.run_id(), groups.size());
+      if (fresh) groups.emplace_back();
+      if (!groups[it->second].empty() && groups[it->second].back()->fence != w.fence) {
+        // Another owner's token for the same run: keep the order, start a new group.
+        it->second = groups.size();
+        groups.emplace_back();
+      }
+      groups[it->second].push_back(&w);
+    }
+  }
   std::vector<RedisCommand> cmds;
   const std::string runs_index = options_.key_prefix + ":runs";
-  for (std::size_t i = 0; i < batch.size();) {
-    // One script call per run of consecutive writes to the same run with the same token;
-    // the cross-slot run indexes are updated by separate (idempotent) commands after it.
-    const std::string& id = batch[i].run_id();
-    const std::uint64_t fence = batch[i].fence;
-    RedisCommand script{"EVAL",           k_apply_script,  "6",
+  for (const auto& group : groups) {
+    const std::string& id = group.front()->run_id();
+    RedisCommand script{"EVALSHA",        apply_sha_,      "6",
                         fence_key(id),    run_key(id),     history_key(id),
                         scope_key(id, Scope::kv), scope_key(id, Scope::shared), lease_key(id),
-                        std::to_string(fence)};
+                        std::to_string(group.front()->fence)};
     std::vector<RedisCommand> index_updates;
-    for (; i < batch.size() && batch[i].run_id() == id && batch[i].fence == fence; ++i) {
-      const Write& w = batch[i];
+    for (const Write* wp : group) {
+      const Write& w = *wp;
+      const std::uint64_t fence = w.fence;
       if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
         const RunInfo& run = p->run;
         script.insert(script.end(), {"R", encode_run(run)});
@@ -192,6 +244,8 @@ void RedisStorage::apply(std::span<const Write> batch) {
                                      encode_value(k->value)});
       } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
         script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
+      } else if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
+        script.insert(script.end(), {"C", c->owner + "|1", std::to_string(c->ttl.count())});
       } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
         script.insert(script.end(), {"U", l->owner + "|" + std::to_string(fence)});
       }

@@ -64,12 +64,14 @@ class RedisStorage final : public Storage {
   std::string fence_key(std::string_view run_id) const;
 
  private:
+  void load_scripts();
   std::vector<RedisReply> write(const std::vector<RedisCommand>& commands);
   std::vector<RedisReply> read(const std::vector<RedisCommand>& commands) const;
 
   const RedisOptions options_;
   std::unique_ptr<RedisConnection> writer_;
   std::unique_ptr<RedisConnection> reader_;
+  std::string apply_sha_;  // SHA1 of the apply script, as loaded on the server
 };
 
 }  // namespace flux::detail

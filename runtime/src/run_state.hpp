@@ -2,6 +2,7 @@
 // Internal: the in-process state of one run, shared by its Contexts and actors.
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,8 @@ class RunState {
 
   /// Journals the run's metadata, ordered with the run's other writes.
   void journal_run(const RunInfo& info);
+  /// Journals claiming a new run's lease (token 1) for `owner`: its first write.
+  void journal_claim(const std::string& owner, std::chrono::milliseconds ttl);
   /// Journals giving up `owner`'s lease on the run: its last write.
   void journal_release(const std::string& owner);
 

@@ -44,9 +44,13 @@ struct Write {
   struct AppendHistory { std::string run_id; HistoryEntry entry; };
   struct PutKey { std::string run_id; Scope scope; std::string key; Value value; };
   struct EraseKey { std::string run_id; Scope scope; std::string key; };
+  /// Takes the lease of a new run for `owner` with token `fence` == 1 (the run's first
+  /// write, so that starting a run costs no round trip of its own). Refused with
+  /// Error(run_owned) if the run id already has another owner; applying it twice is fine.
+  struct ClaimLease { std::string run_id; std::string owner; std::chrono::milliseconds ttl; };
   /// Gives up the lease `owner` holds with token `fence` (the run's last write).
   struct ReleaseLease { std::string run_id; std::string owner; };
-  std::variant<PutRun, AppendHistory, PutKey, EraseKey, ReleaseLease> op;
+  std::variant<PutRun, AppendHistory, PutKey, EraseKey, ClaimLease, ReleaseLease> op;
 
   /// The run this write belongs to.
   const std::string& run_id() const noexcept {
