@@ -82,14 +82,23 @@ std::string uuid_v4() {
   std::uint64_t hi = rng(), lo = rng();
   hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx",
-                static_cast<unsigned long long>(hi >> 32),
-                static_cast<unsigned long long>((hi >> 16) & 0xffff),
-                static_cast<unsigned long long>(hi & 0xffff),
-                static_cast<unsigned long long>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xffffffffffffull));
-  return buf;
+  // 8-4-4-4-12 hex digits.
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t pos = 0;
+  auto put = [&](std::uint64_t bits, int digits) {
+    for (int d = digits - 1; d >= 0; --d) out[pos++] = k_hex[(bits >> (4 * d)) & 15];
+  };
+  put(hi >> 32, 8);
+  ++pos;
+  put(hi >> 16, 4);
+  ++pos;
+  put(hi, 4);
+  ++pos;
+  put(lo >> 48, 4);
+  ++pos;
+  put(lo, 12);
+  return out;
 }
 
 
@@ -178,6 +187,9 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->storage = open_storage(config);
   std::size_t threads = config.threads ? config.threads : std::thread::hardware_concurrency();
   impl_->caf_config.set("scheduler.max-threads", threads ? threads : 2);
+  impl_->caf_config.set("scheduler.policy", config.scheduler == Config::Scheduler::sharing
+                                                ? caf::atom("sharing")
+                                                : caf::atom("stealing"));
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);

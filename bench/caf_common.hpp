@@ -1,9 +1,9 @@
 #pragma once
 // The raw-CAF side of the baselines: an actor system configured like Flux's own.
 //
-// Flux's Engine sets only "scheduler.max-threads" (Config::threads, default one per
-// core) and keeps CAF's default policy (work stealing), so the baselines do the same
-// unless `--caf-policy=sharing` asks otherwise (to see what the policy is worth).
+// Flux sets "scheduler.max-threads" (Config::threads, default one per core) and the
+// policy (Config::scheduler, default sharing). `--policy=sharing|stealing` sets the
+// policy of both sides, so a ratio always compares like with like.
 
 #include <caf/all.hpp>
 
@@ -30,6 +30,20 @@ class CafSystem {
   std::unique_ptr<caf::actor_system> sys_;
 };
 
-inline std::string caf_policy(const Args& args) { return args.str("caf-policy", "stealing"); }
+/// The policy this program runs both sides with (set by caf_policy from `--policy`).
+inline std::string& policy_setting() {
+  static std::string policy = "sharing";
+  return policy;
+}
+inline std::string caf_policy(const Args& args) {
+  return policy_setting() = args.str("policy", "sharing");
+}
+
+/// The same policy for Flux's side.
+template <class Config>
+void set_flux_policy(Config& config) {
+  config.scheduler = policy_setting() == "stealing" ? Config::Scheduler::stealing
+                                                    : Config::Scheduler::sharing;
+}
 
 }  // namespace bench

@@ -13,7 +13,7 @@
 // (raw CAF), i.e. the fixed cost of a run that the per-node figure spreads over 100 nodes.
 //
 // Options: --reps N (5) --runs N (200 Flux, x10 for the baselines) --warmup N (20)
-//          --nodes N (100) --threads N (cores) --caf-policy stealing|sharing
+//          --nodes N (100) --threads N (cores) --policy sharing|stealing (both sides)
 //          --only flux|baseline --no-single
 
 #include <flux/flux.hpp>
@@ -58,6 +58,7 @@ flux::Pipeline make_chain(int nodes) {
 
 std::vector<double> flux_rep(std::size_t threads, int nodes, int runs, int warmup) {
   flux::Config config;
+  set_flux_policy(config);
   config.store = "memory";
   config.threads = threads;
   flux::Runtime rt(config);

@@ -9,7 +9,7 @@
 // blocking hand-off as Flux's run()/wait()).
 //
 // Options: --reps N (5) --runs N (1000) --warmup N (100) --threads N (cores)
-//          --caf-policy stealing|sharing --only flux|baseline
+//          --policy sharing|stealing (both sides) --only flux|baseline
 
 #include <flux/flux.hpp>
 
@@ -50,6 +50,7 @@ flux::Pipeline make_pipeline() {
 
 std::vector<double> flux_rep(std::size_t threads, int runs, int warmup) {
   flux::Config config;
+  set_flux_policy(config);
   config.store = "memory";
   config.threads = threads;
   flux::Runtime rt(config);

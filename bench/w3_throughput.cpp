@@ -17,7 +17,7 @@
 // then b and c at once, gathers both, requests d (4 node executions).
 //
 // Options: --reps N (5) --runs N (10000) --window N (64) --warmup N (500)
-//          --mem-runs N (3000) --threads N (cores) --caf-policy stealing|sharing
+//          --mem-runs N (3000) --threads N (cores) --policy sharing|stealing (both sides)
 //          --only flux|baseline --no-mem
 
 #include <flux/flux.hpp>
@@ -54,6 +54,7 @@ const Result k_flux_mem{"W3", "W3 memory per in-flight run (bytes)", "flux",
 
 WindowStats flux_rep(std::size_t threads, int runs, int window, int warmup) {
   flux::Config config;
+  set_flux_policy(config);
   config.store = "memory";
   config.threads = threads;
   flux::Runtime rt(config);
@@ -98,6 +99,7 @@ struct MemSample {
 MemSample flux_mem_rep(std::size_t threads, int runs, int window, int warmup) {
   auto counter = std::make_shared<RunCounter>();
   flux::Config config;
+  set_flux_policy(config);
   config.storage = std::make_shared<NullStorage>();
   config.threads = threads;
   config.observers.push_back(counter);

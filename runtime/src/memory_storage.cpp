@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <shared_mutex>
 
@@ -57,7 +58,15 @@ struct MemoryStorage::Impl {
     Clock::time_point lease_expiry{};
   };
   mutable std::shared_mutex mu;
-  std::map<std::string, Run, std::less<>> runs;
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  // Nodes of an unordered_map never move (rehashing relinks them), so `last_run` and the
+  // listing's pointers stay valid.
+  std::unordered_map<std::string, Run, Hash, std::equal_to<>> runs;
   std::uint64_t next_order = 0;
 
   Run& run(std::string_view id) {

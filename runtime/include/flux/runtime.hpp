@@ -59,6 +59,10 @@ struct Config {
   std::chrono::milliseconds lease_ttl{10000};
   /// Threads of the actor scheduler; 0 means one per core.
   std::size_t threads = 0;
+  /// How idle scheduler threads find work: `sharing` (one shared queue) or `stealing`
+  /// (per-thread queues, idle threads steal). See bench/README.md for the measurements
+  /// behind the default.
+  enum class Scheduler : std::uint8_t { sharing, stealing } scheduler = Scheduler::sharing;
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
   std::size_t blocking_threads = 64;
   /// Notified of run and node events, in order of registration.
