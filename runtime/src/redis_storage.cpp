@@ -23,16 +23,19 @@ namespace {
 constexpr const char* k_apply_script = R"lua(
 local token = ARGV[1]
 local checked = token == '0'
+local stored = nil   -- history length, read once
+local pushes = {}    -- history entries to append, in order
 local i = 2
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'C' then
-    local newest = redis.call('GET', KEYS[1])
-    local holder = redis.call('GET', KEYS[6])
-    if newest and (newest ~= '1' or (holder and holder ~= ARGV[i + 1])) then
-      return redis.error_reply('FENCED the run already has an owner (fencing token ' .. newest .. ')')
+    if not redis.call('SET', KEYS[1], '1', 'NX') then
+      local newest = redis.call('GET', KEYS[1])
+      local holder = redis.call('GET', KEYS[6])
+      if newest ~= '1' or (holder and holder ~= ARGV[i + 1]) then
+        return redis.error_reply('FENCED the run already has an owner (fencing token ' .. newest .. ')')
+      end
     end
-    redis.call('SET', KEYS[1], '1')
     redis.call('SET', KEYS[6], ARGV[i + 1], 'PX', ARGV[i + 2])
     checked = true
     i = i + 3
@@ -46,10 +49,11 @@ while i <= #ARGV do
     redis.call('SET', KEYS[2], ARGV[i + 1])
     i = i + 2
   elseif op == 'H' then
-    local stored = redis.call('LLEN', KEYS[3])
+    if not stored then stored = redis.call('LLEN', KEYS[3]) end
     local seq = tonumber(ARGV[i + 1])
     if seq == stored then
-      redis.call('RPUSH', KEYS[3], ARGV[i + 2])
+      pushes[#pushes + 1] = ARGV[i + 2]
+      stored = stored + 1
     elseif seq > stored then
       return redis.error_reply('GAP ' .. stored .. ' history entries stored, the next write is seq ' .. seq)
     end
@@ -66,6 +70,10 @@ while i <= #ARGV do
   else
     return redis.error_reply('BADOP ' .. tostring(op))
   end
+end
+-- One RPUSH per 1000 entries (Lua's unpack has a stack limit).
+for first = 1, #pushes, 1000 do
+  redis.call('RPUSH', KEYS[3], unpack(pushes, first, math.min(first + 999, #pushes)))
 end
 return 1
 )lua";
@@ -219,23 +227,19 @@ void RedisStorage::apply(std::span<const Write> batch) {
                         fence_key(id),    run_key(id),     history_key(id),
                         scope_key(id, Scope::kv), scope_key(id, Scope::shared), lease_key(id),
                         std::to_string(group.front()->fence)};
-    std::vector<RedisCommand> index_updates;
+    // Only the group's last run record counts (each replaces the one before); a group that
+    // claims the run's lease holds a new run, which no status index lists yet.
+    const RunInfo* last_record = nullptr;
+    bool claims = false;
+    for (const Write* wp : group) {
+      if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = &p->run;
+      claims = claims || std::holds_alternative<Write::ClaimLease>(wp->op);
+    }
     for (const Write* wp : group) {
       const Write& w = *wp;
       const std::uint64_t fence = w.fence;
       if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-        const RunInfo& run = p->run;
-        script.insert(script.end(), {"R", encode_run(run)});
-        std::string score = score_of(run);
-        index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
-        for (RunStatus s : k_statuses) {
-          std::string index = runs_index + ":" + to_string(s);
-          if (s == run.status) {
-            index_updates.push_back({"ZADD", index, score, run.id});
-          } else {
-            index_updates.push_back({"ZREM", index, run.id});
-          }
-        }
+        if (&p->run == last_record) script.insert(script.end(), {"R", encode_run(p->run)});
       } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
         script.insert(script.end(),
                       {"H", std::to_string(h->entry.seq), encode_history(h->entry)});
@@ -248,6 +252,20 @@ void RedisStorage::apply(std::span<const Write> batch) {
         script.insert(script.end(), {"C", c->owner + "|1", std::to_string(c->ttl.count())});
       } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
         script.insert(script.end(), {"U", l->owner + "|" + std::to_string(fence)});
+      }
+    }
+    std::vector<RedisCommand> index_updates;
+    if (last_record) {
+      const RunInfo& run = *last_record;
+      std::string score = score_of(run);
+      index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
+      for (RunStatus s : k_statuses) {
+        std::string index = runs_index + ":" + to_string(s);
+        if (s == run.status) {
+          index_updates.push_back({"ZADD", index, score, run.id});
+        } else if (!claims) {
+          index_updates.push_back({"ZREM", index, run.id});
+        }
       }
     }
     cmds.push_back(std::move(script));
