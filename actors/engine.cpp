@@ -1,7 +1,9 @@
 #include "engine.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <random>
+#include <pthread.h>
 #include <thread>
 #include <unistd.h>
 #include <unordered_map>
@@ -73,12 +75,24 @@ std::string host_name() {
   return buf;
 }
 
+// Bumped in a child process after fork(): a forked child must not continue its parent's
+// random sequence, or both would hand out the same run ids.
+std::atomic<unsigned> g_fork_generation{0};
+
 std::string uuid_v4() {
-  thread_local std::mt19937_64 rng{[] {
+  static const bool at_fork_registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { g_fork_generation.fetch_add(1); });
+    return true;
+  }();
+  (void)at_fork_registered;
+  thread_local std::mt19937_64 rng;
+  thread_local unsigned seeded_generation = ~0u;
+  if (seeded_generation != g_fork_generation.load(std::memory_order_relaxed)) {
     std::random_device rd;
     std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
-    return std::mt19937_64(seq);
-  }()};
+    rng.seed(seq);
+    seeded_generation = g_fork_generation.load(std::memory_order_relaxed);
+  }
   std::uint64_t hi = rng(), lo = rng();
   hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10

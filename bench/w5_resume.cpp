@@ -152,7 +152,7 @@ int main(int argc, char** argv) try {
     auto t2 = Clock::now();
     auto fresh = rt.run(rest, std::int64_t{0});
     auto t3 = Clock::now();
-    if (!fresh.ok()) throw std::runtime_error("W5 baseline run failed");
+    if (!fresh.ok()) throw std::runtime_error("W5 baseline run failed: " + fresh.error->message);
     result_line(k_fresh, rep, micros_between(t2, t3) / 1000).emit();
   }
   return 0;

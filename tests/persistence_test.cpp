@@ -3,6 +3,8 @@
 // run_keys), custom storage backends, observers and run handles.
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -709,6 +711,36 @@ TEST(Persistence, RunStatusNamesAreLowerCase) {
   EXPECT_STREQ(flux::to_string(flux::RunStatus::running), "running");
   EXPECT_STREQ(flux::to_string(flux::RunStatus::completed), "completed");
   EXPECT_STREQ(flux::to_string(flux::RunStatus::failed), "failed");
+}
+
+TEST(Persistence, AForkedChildDoesNotRepeatItsParentsRunIds) {
+  auto one = flux::node("one", [](std::int64_t x) { return x; });
+  {
+    flux::Runtime rt;  // seeds this thread's generator
+    ASSERT_TRUE(rt.run(one, 1).ok());
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    flux::Runtime rt;
+    std::string id = rt.run(one, 2).run_id + "\n";
+    ssize_t written = ::write(fds[1], id.data(), id.size());
+    std::_Exit(written == static_cast<ssize_t>(id.size()) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  std::string child_id;
+  char c;
+  while (::read(fds[0], &c, 1) == 1 && c != '\n') child_id += c;
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  flux::Runtime rt;
+  std::string parent_id = rt.run(one, 3).run_id;
+  EXPECT_EQ(child_id.size(), 36u);
+  EXPECT_NE(parent_id, child_id);
 }
 
 }  // namespace
