@@ -111,12 +111,12 @@ struct Services {
   std::vector<std::shared_ptr<Observer>> observers;
   mutable BlockingPool pool;  // thread-safe
   std::unique_ptr<LeaseKeeper> leases;
+  std::shared_ptr<ActorJournal> journal;  // where every run's writes go
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 0;
 
   /// What history records of `v` under the configured policy.
   Value for_history(const Value& v) const;
-  std::shared_ptr<ActorJournal> journal;
 
   /// Calls `f(observer)` for each observer; an observer's exception is reported, not thrown.
   template <class F>
@@ -203,5 +203,8 @@ Timestamp wall_now();
 
 }  // namespace flux::detail
 
+// Local-only message types for now: an ExecRequest carries pointers into this process's
+// plan and run state. Running nodes on other machines (DESIGN.md contract 1) needs a
+// serializable request (run id, step id, Value as Cap'n Proto bytes) and a remote proxy.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::Value)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::detail::ExecRequest)

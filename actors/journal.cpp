@@ -3,6 +3,11 @@
 #include "internal.hpp"
 
 namespace flux::detail {
+namespace {
+thread_local bool t_persistence_thread = false;
+}  // namespace
+
+void ActorJournal::mark_persistence_thread() { t_persistence_thread = true; }
 
 void ActorJournal::attach(caf::actor persistence) {
   std::lock_guard lock(mu_);
@@ -10,15 +15,22 @@ void ActorJournal::attach(caf::actor persistence) {
 }
 
 void ActorJournal::detach() {
-  std::lock_guard lock(mu_);
-  persistence_ = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    persistence_ = nullptr;
+  }
+  drained_.notify_all();
 }
 
 template <class F>
 void ActorJournal::push(F&& add, bool urgent) {
   caf::actor wake;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (!t_persistence_thread && queue_.writes.size() >= k_max_queued && persistence_) {
+      // Backpressure (see the header); the drain it waits for is already on its way.
+      drained_.wait(lock, [this] { return queue_.writes.size() < k_max_queued || !persistence_; });
+    }
     auto now = std::chrono::steady_clock::now();
     if (queue_.writes.empty() && queue_.completions.empty()) oldest_ = now;
     add(queue_);
@@ -51,10 +63,13 @@ void ActorJournal::nudge() {
 }
 
 ActorJournal::Batch ActorJournal::take() {
-  std::lock_guard lock(mu_);
-  scheduled_ = false;
   Batch out;
-  std::swap(out, queue_);
+  {
+    std::lock_guard lock(mu_);
+    scheduled_ = false;
+    std::swap(out, queue_);
+  }
+  drained_.notify_all();
   return out;
 }
 

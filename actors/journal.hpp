@@ -9,10 +9,16 @@
 // `k_flush_now_at` records wait, or the oldest waiting record is `k_max_wait` old. A
 // record can otherwise wait for the next one; `nudge()` — called before a node leaves the
 // scheduler for slow work, and by the lease keeper's periodic tick — bounds that wait.
+//
+// Backpressure: when `k_max_queued` records wait, writers block until the persistence
+// actor takes them, so a pipeline faster than its store cannot run arbitrarily far ahead
+// of its records (what a crash would make it repeat). The persistence thread itself
+// never blocks here (an observer called from it may start runs).
 
 #include <caf/all.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -46,8 +52,10 @@ class ActorJournal final : public Journal {
   void complete(Completion c);
   /// Wakes the persistence actor if anything waits.
   void nudge();
-  /// Everything queued so far (called by the persistence actor).
+  /// Everything queued so far (called by the persistence actor, on its thread).
   Batch take();
+  /// Marks the calling thread as the persistence actor's, which must never block in push.
+  static void mark_persistence_thread();
 
  private:
   template <class F>
@@ -55,8 +63,10 @@ class ActorJournal final : public Journal {
 
   static constexpr std::chrono::microseconds k_max_wait{1000};
   static constexpr std::size_t k_flush_now_at = 256;
+  static constexpr std::size_t k_max_queued = 4096;
 
   std::mutex mu_;
+  std::condition_variable drained_;  // signalled by take()
   Batch queue_;
   std::chrono::steady_clock::time_point oldest_{};  // of the records waiting
   bool scheduled_ = false;  // a drain_atom is on its way

@@ -56,6 +56,7 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
   auto refused = std::make_shared<std::unordered_map<std::string, std::string>>();
   return {
       [storage, journal, refused](drain_atom) {
+        ActorJournal::mark_persistence_thread();  // before any completion runs user code
         ActorJournal::Batch batch = journal->take();
         for (auto& [key, why] : apply_writes(*storage, batch.writes)) refused->emplace(key, why);
         for (Completion& c : batch.completions) {

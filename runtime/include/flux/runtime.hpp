@@ -122,7 +122,9 @@ class Runtime {
   RunResult run(const Pipeline& pipeline, const In&... input) {
     return start(pipeline, input...).wait();
   }
-  /// Starts a run and returns at once.
+  /// Starts a run and returns at once. The run's id is known at once; the run becomes
+  /// visible in the store (to `get_run`, other processes and `resume`) with its first
+  /// batch of records, about a millisecond later.
   template <class... In>
   RunHandle start(const Pipeline& pipeline, const In&... input) {
     if constexpr (sizeof...(In) == 0) {
