@@ -63,7 +63,7 @@ class ActorJournal final : public Journal {
 
   static constexpr std::chrono::microseconds k_max_wait{1000};
   static constexpr std::size_t k_flush_now_at = 256;
-  static constexpr std::size_t k_max_queued = 4096;
+  static constexpr std::size_t k_max_queued = 1024;
 
   std::mutex mu_;
   std::condition_variable drained_;  // signalled by take()
