@@ -27,8 +27,10 @@ class Observer {
   virtual ~Observer() = default;
   /// A run was started (status running).
   virtual void on_run_start(const RunInfo& run) { (void)run; }
-  /// A run ended (completed or failed), after all its records are in the store.
+  /// A run ended (completed or failed), after all its records are in the store and
+  /// before its `RunHandle::wait()` returns. Called on the persistence thread.
   virtual void on_run_end(const RunInfo& run) { (void)run; }
+  /// A node (or a parallel as a whole, `event.node == "parallel"`) starts executing.
   virtual void on_node_start(const NodeEvent& event) { (void)event; }
   /// A node (or a parallel as a whole) finished successfully.
   virtual void on_node_end(const NodeEvent& event, const HistoryEntry& entry) {
