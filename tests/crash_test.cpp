@@ -144,6 +144,46 @@ TEST(Crash, AKilledRunIsResumedWhenTheKillHitsInsideAParallel) {
   crash_and_resume(server, "crashpar", "500.1.5");
 }
 
+TEST(Crash, OfTwoProcessesResumingOneOrphanExactlyOneProceeds) {
+  RedisServer server;
+  const std::string prefix = "resumerace";
+  std::string out = worker("run '" + server.url() + "' " + prefix + " 300");
+  std::string run_id = field(out, "run");
+  ASSERT_FALSE(run_id.empty()) << out;
+  {
+    flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+    wait_until_orphaned(rt, run_id);
+  }
+  // Both start resuming at the same moment (their runtimes are up by then); a resume of
+  // the remaining ~700 steps takes far longer than the skew between the two.
+  auto start_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch() + 1500ms)
+                      .count();
+  std::string outs[2];
+  std::thread racers[2];
+  for (int i = 0; i < 2; ++i) {
+    racers[i] = std::thread([&, i] {
+      outs[i] = worker("resume '" + server.url() + "' " + prefix + " " + run_id + " " +
+                       std::to_string(start_at));
+    });
+  }
+  for (auto& t : racers) t.join();
+  int proceeded = 0, refused = 0;
+  for (const auto& o : outs) {
+    if (field(o, "output") == std::to_string(k_uninterrupted_output)) ++proceeded;
+    if (field(o, "refused") == "run_owned") ++refused;
+  }
+  EXPECT_EQ(proceeded, 1) << outs[0] << "\n" << outs[1];
+  EXPECT_EQ(refused, 1) << outs[0] << "\n" << outs[1];
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto info = rt.get_run(run_id);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->status, flux::RunStatus::completed);
+  int resumes = 0;
+  for (const auto& e : info->history) resumes += e.type == flux::HistoryEntry::Type::resume;
+  EXPECT_EQ(resumes, 1);
+}
+
 TEST(Crash, OfProcessesRacingForAnOrphansLeaseExactlyOneGetsIt) {
   RedisServer server;
   auto start_at = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -4,8 +4,9 @@
 //       starts the test pipeline, prints "run <id>", and SIGKILLs itself right after the
 //       side effect of the step whose id is <kill-at-step-id> (so that step is in flight:
 //       done, but not recorded)
-//   crash_worker resume <redis-url> <prefix> <run-id>
-//       resumes the run; prints "output <value>" or "refused <code> <message>"
+//   crash_worker resume <redis-url> <prefix> <run-id> [<start-at-epoch-ms>]
+//       resumes the run (at the given time, if any); prints "output <value>" or
+//       "refused <code> <message>"
 //   crash_worker acquire <redis-url> <prefix> <run-id> <start-at-epoch-ms>
 //       waits until the given time, then tries to take the run's lease; prints
 //       "granted <token>" or "owned <holder>"
@@ -103,6 +104,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "resume") {
+    if (argc == 6) {
+      std::this_thread::sleep_until(std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(std::atoll(argv[5]))));
+    }
     try {
       auto r = rt.resume(argv[4], test_pipeline());
       if (!r.ok()) {
