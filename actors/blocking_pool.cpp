@@ -41,7 +41,7 @@ void BlockingPool::work() {
     auto task = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
-    task();  // tasks catch their own exceptions
+    task();          // tasks catch their own exceptions
     task = nullptr;  // release what it captured before taking the lock again
     lock.lock();
   }

@@ -1,11 +1,12 @@
 #include "engine.hpp"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdio>
 #include <random>
-#include <pthread.h>
 #include <thread>
-#include <unistd.h>
 #include <unordered_map>
 
 #include "internal.hpp"
@@ -42,8 +43,10 @@ bool is_cancelled(const caf::error& e) {
 
 Value Services::for_history(const Value& v) const {
   switch (history_values) {
-    case HistoryValues::full: return v;
-    case HistoryValues::none: return Value{};
+    case HistoryValues::full:
+      return v;
+    case HistoryValues::none:
+      return Value{};
     case HistoryValues::truncated: {
       if (v.is_null() || v.is_bool() || v.is_int() || v.is_float()) return v;
       std::string text = v.to_string(history_value_limit);
@@ -115,7 +118,6 @@ std::string uuid_v4() {
   return out;
 }
 
-
 }  // namespace
 
 struct Engine::Impl {
@@ -136,7 +138,6 @@ struct Engine::Impl {
     caf::actor actor;
   };
   std::unordered_map<const NodeDef*, NodeEntry> nodes;
-
 
   caf::actor node_actor_for(const std::shared_ptr<const NodeDef>& def) {
     auto it = nodes.find(def.get());
@@ -172,7 +173,7 @@ struct Engine::Impl {
   void evict_unused() {
     for (auto it = plans.begin(); it != plans.end();) {
       it = it->second->def.use_count() == 1 && it->second.use_count() == 1 ? plans.erase(it)
-                                                                            : std::next(it);
+                                                                           : std::next(it);
     }
     for (auto it = nodes.begin(); it != nodes.end();) {
       if (it->second.def.use_count() == 1) {
@@ -219,8 +220,7 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->journal->attach(impl_->persistence);
   // The keeper's rounds also push out records that wait in the journal (see journal.hpp).
   impl_->services->leases = std::make_unique<LeaseKeeper>(
-      *impl_->storage, config.lease_ttl,
-      [journal = impl_->journal.get()] { journal->nudge(); });
+      *impl_->storage, config.lease_ttl, [journal = impl_->journal.get()] { journal->nudge(); });
 }
 
 Engine::~Engine() {
@@ -296,8 +296,8 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   if (!info) {
     // A run just started may hold its lease before its record is stored.
     if (auto holder = store.lease_holder(id)) {
-      throw Error(Errc::run_owned, "run " + id + " is owned by " + *holder +
-                                       " (its lease is live); resume refused");
+      throw Error(Errc::run_owned,
+                  "run " + id + " is owned by " + *holder + " (its lease is live); resume refused");
     }
     throw Error(Errc::not_found, "run " + id + " is not in the store");
   }
@@ -316,8 +316,9 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   }
   if (info->history_values != HistoryValues::full) {
     throw Error(Errc::invalid_argument,
-                "run " + id + " was recorded without full history values, so the outputs of its "
-                "completed steps are not stored and it cannot be resumed");
+                "run " + id +
+                    " was recorded without full history values, so the outputs of its "
+                    "completed steps are not stored and it cannot be resumed");
   }
   (void)store.history(id, 0);  // a record that cannot be decoded refuses the resume here
   auto taken = store.acquire_lease(id, impl_->owner, impl_->lease_ttl);

@@ -48,5 +48,4 @@ class Engine {
   std::unique_ptr<Impl> impl_;
 };
 
-
 }  // namespace flux::detail

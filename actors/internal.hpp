@@ -3,7 +3,6 @@
 // pipeline, the per-run job, and the error conventions. Never installed.
 
 #include <caf/all.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,10 +21,10 @@
 
 namespace flux::detail {
 
-using exec_atom = caf::atom_constant<caf::atom("exec")>;        // run a node, then go on
+using exec_atom = caf::atom_constant<caf::atom("exec")>;         // run a node, then go on
 using seq_done_atom = caf::atom_constant<caf::atom("seqdone")>;  // a sequence produced its output
 using seq_fail_atom = caf::atom_constant<caf::atom("seqfail")>;  // a sequence failed
-using drain_atom = caf::atom_constant<caf::atom("drain")>;      // the journal has writes queued
+using drain_atom = caf::atom_constant<caf::atom("drain")>;       // the journal has writes queued
 
 /// Error codes carried in caf::error (category "flux") between Flux's actors. The
 /// error's context is (node, step, message).
@@ -43,7 +42,7 @@ struct PlanStep {
   std::string id;     ///< step id ("" for the root sequence and branch sequences)
   std::string label;  ///< node name or parallel label
   const NodeDef* node = nullptr;
-  caf::actor actor;   ///< the node actor, for node steps
+  caf::actor actor;  ///< the node actor, for node steps
   std::vector<PlanStep> children;
 };
 struct Plan {
@@ -139,7 +138,7 @@ struct RunJob {
   std::shared_ptr<const Plan> plan;
   std::shared_ptr<RunState> run;
   const Services* services;  // owned by the Engine, which outlives every run and execution
-  RunInfo info;  // metadata; owned by the run actor once started
+  RunInfo info;              // metadata; owned by the run actor once started
   std::shared_ptr<RunCompletion> completion;
   Lease lease;  // this process's ownership of the run
   /// Resume: the recorded outputs of completed steps (by step id), reused instead of
@@ -164,10 +163,10 @@ extern const std::string k_parallel_name;
 /// actor — so a chain costs one message per node and no round trip through a driver.
 struct Cursor {
   std::shared_ptr<RunJob> job;
-  const PlanStep* seq;     ///< the sequence being walked
-  std::size_t index;       ///< the step to execute next
-  caf::actor reply_to;     ///< gets (seq_done_atom | seq_fail_atom, tag, ...) at the end
-  std::uint32_t tag = 0;   ///< the branch index, for a parallel coordinator
+  const PlanStep* seq;    ///< the sequence being walked
+  std::size_t index;      ///< the step to execute next
+  caf::actor reply_to;    ///< gets (seq_done_atom | seq_fail_atom, tag, ...) at the end
+  std::uint32_t tag = 0;  ///< the branch index, for a parallel coordinator
 
   const PlanStep& step() const { return seq->children[index]; }
 };

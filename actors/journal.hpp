@@ -16,7 +16,6 @@
 // never blocks here (an observer called from it may start runs).
 
 #include <caf/all.hpp>
-
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -69,7 +68,7 @@ class ActorJournal final : public Journal {
   std::condition_variable drained_;  // signalled by take()
   Batch queue_;
   std::chrono::steady_clock::time_point oldest_{};  // of the records waiting
-  bool scheduled_ = false;  // a drain_atom is on its way
+  bool scheduled_ = false;                          // a drain_atom is on its way
   caf::actor persistence_;
 };
 

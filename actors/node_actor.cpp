@@ -45,9 +45,9 @@ caf::error current_failure(const Execution& ex) {
   try {
     throw;
   } catch (const InputError& e) {
-    return make_failure(flux_errc::type_mismatch, node, step,
-                        "type mismatch: " + where + " cannot take " + source_text(ex.req.source) +
-                            ": " + e.what());
+    return make_failure(
+        flux_errc::type_mismatch, node, step,
+        "type mismatch: " + where + " cannot take " + source_text(ex.req.source) + ": " + e.what());
   } catch (const std::exception& e) {
     return make_failure(flux_errc::node_failed, node, step, where + " failed: " + e.what());
   } catch (...) {

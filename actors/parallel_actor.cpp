@@ -27,7 +27,8 @@ void advance(Cursor at, Value input, const std::string* source) {
     return;
   }
   if (job.run->failing) {  // another branch failed: start nothing new
-    fail(at, make_failure(flux_errc::cancelled, "", "", "cancelled: another step of the run failed"));
+    fail(at,
+         make_failure(flux_errc::cancelled, "", "", "cancelled: another step of the run failed"));
     return;
   }
   const PlanStep& step = at.step();
@@ -63,8 +64,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
   });
   auto me = caf::actor_cast<caf::actor>(self);
   for (std::size_t b = 0; b < step.children.size(); ++b) {
-    advance(Cursor{at.job, &step.children[b], 0, me, static_cast<std::uint32_t>(b)}, input,
-            source);
+    advance(Cursor{at.job, &step.children[b], 0, me, static_cast<std::uint32_t>(b)}, input, source);
   }
 
   auto conclude = [self, at, g, attempt, input](caf::expected<Value> out) {

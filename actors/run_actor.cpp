@@ -29,8 +29,8 @@ void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
           // The store failed: the run cannot be called complete, whatever its steps did.
           job->info.status = RunStatus::failed;
           job->info.output = Value{};
-          job->info.error = RunFailure{"", "", "run " + job->info.id + ": the store failed: " +
-                                                   *store_error};
+          job->info.error =
+              RunFailure{"", "", "run " + job->info.id + ": the store failed: " + *store_error};
         }
         job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
         job->completion->complete(

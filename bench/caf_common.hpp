@@ -6,7 +6,6 @@
 // policy of both sides, so a ratio always compares like with like.
 
 #include <caf/all.hpp>
-
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -42,8 +41,8 @@ inline std::string caf_policy(const Args& args) {
 /// The same policy for Flux's side.
 template <class Config>
 void set_flux_policy(Config& config) {
-  config.scheduler = policy_setting() == "stealing" ? Config::Scheduler::stealing
-                                                    : Config::Scheduler::sharing;
+  config.scheduler =
+      policy_setting() == "stealing" ? Config::Scheduler::stealing : Config::Scheduler::sharing;
 }
 
 }  // namespace bench

@@ -57,15 +57,20 @@ std::optional<Object> parse_line(const std::string& s) {
       if (c == '\\' && i < s.size()) {
         char e = s[i++];
         switch (e) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
           case 'u':
             if (i + 4 <= s.size()) {
               out += static_cast<char>(std::stoi(s.substr(i, 4), nullptr, 16));
               i += 4;
             }
             break;
-          default: out += e;
+          default:
+            out += e;
         }
       } else {
         out += c;
@@ -127,10 +132,18 @@ std::string json_escape(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -254,7 +267,8 @@ int main(int argc, char** argv) {
     }
     results.push_back(*obj);
     auto [it, fresh] = index.emplace(row, rows.size());
-    if (fresh) rows.push_back(Row{row, get_str(*obj, "workload"), get_str(*obj, "better"), "", {}, {}});
+    if (fresh)
+      rows.push_back(Row{row, get_str(*obj, "workload"), get_str(*obj, "better"), "", {}, {}});
     Row& r = rows[it->second];
     if (!get_str(*obj, "target").empty()) r.target = get_str(*obj, "target");
     std::optional<Side>& s = side == "flux" ? r.flux : r.baseline;
@@ -273,7 +287,8 @@ int main(int argc, char** argv) {
     if (r.flux && r.baseline && r.baseline->med() != 0) ratio = r.flux->med() / r.baseline->med();
     ratios.push_back(ratio);
     auto met = target_met(r, ratio);
-    std::string target = r.target.empty() ? "" : r.target + (met ? (*met ? ": met" : ": MISSED") : "");
+    std::string target =
+        r.target.empty() ? "" : r.target + (met ? (*met ? ": met" : ": MISSED") : "");
     char rbuf[32] = "—";
     if (ratio) std::snprintf(rbuf, sizeof rbuf, "%.3g", *ratio);
     t << "| " << r.row << " | " << cell(r.flux) << " | " << cell(r.baseline) << " | " << rbuf
@@ -306,24 +321,27 @@ int main(int argc, char** argv) {
     values += "]";
     return "{\"name\": " + json_escape(s->name) + ", \"unit\": " + json_escape(s->unit) +
            ", \"median\": " + json_number(s->med()) + ", \"min\": " + json_number(s->min()) +
-           ", \"max\": " + json_number(s->max()) + ", \"n\": " +
-           std::to_string(s->values.size()) + ", \"values\": " + values + "}";
+           ", \"max\": " + json_number(s->max()) + ", \"n\": " + std::to_string(s->values.size()) +
+           ", \"values\": " + values + "}";
   };
   out << "{\n  \"meta\": [";
-  for (std::size_t i = 0; i < metas.size(); ++i) out << (i ? ",\n    " : "\n    ") << json_object(metas[i]);
+  for (std::size_t i = 0; i < metas.size(); ++i)
+    out << (i ? ",\n    " : "\n    ") << json_object(metas[i]);
   out << "\n  ],\n  \"rows\": [";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
     auto met = target_met(r, ratios[i]);
     out << (i ? ",\n" : "\n") << "    {\"row\": " << json_escape(r.row)
-        << ", \"workload\": " << json_escape(r.workload) << ", \"better\": " << json_escape(r.better)
-        << ",\n     \"flux\": " << side_json(r.flux) << ",\n     \"baseline\": " << side_json(r.baseline)
+        << ", \"workload\": " << json_escape(r.workload)
+        << ", \"better\": " << json_escape(r.better) << ",\n     \"flux\": " << side_json(r.flux)
+        << ",\n     \"baseline\": " << side_json(r.baseline)
         << ",\n     \"ratio\": " << (ratios[i] ? json_number(*ratios[i]) : "null")
         << ", \"target\": " << (r.target.empty() ? "null" : json_escape(r.target))
         << ", \"target_met\": " << (met ? (*met ? "true" : "false") : "null") << "}";
   }
   out << "\n  ],\n  \"results\": [";
-  for (std::size_t i = 0; i < results.size(); ++i) out << (i ? ",\n    " : "\n    ") << json_object(results[i]);
+  for (std::size_t i = 0; i < results.size(); ++i)
+    out << (i ? ",\n    " : "\n    ") << json_object(results[i]);
   out << "\n  ]\n}\n";
   return 0;
 }

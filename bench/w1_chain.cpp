@@ -17,7 +17,6 @@
 //          --only flux|baseline --no-single
 
 #include <flux/flux.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,24 +28,34 @@ using namespace bench;
 
 namespace {
 
-const Result k_flux{"W1", "W1 chain latency (us per node)", "flux",
-                    "Flux: 100-node chain, run() per run", "us/node", "lower", "ratio<=2"};
-const Result k_caf_chain{"W1", "W1 chain latency (us per node)", "baseline",
-                         "raw CAF chain of 100 actors, one message through", "us/hop", "lower",
+const Result k_flux{"W1",      "W1 chain latency (us per node)",
+                    "flux",    "Flux: 100-node chain, run() per run",
+                    "us/node", "lower",
+                    "ratio<=2"};
+const Result k_caf_chain{"W1",       "W1 chain latency (us per node)",
+                         "baseline", "raw CAF chain of 100 actors, one message through",
+                         "us/hop",   "lower",
                          ""};
-const Result k_flux_rr{"W1", "W1 chain latency vs request/reply (us per node)", "flux",
-                       "Flux: 100-node chain, run() per run", "us/node", "lower", ""};
-const Result k_caf_rr{"W1", "W1 chain latency vs request/reply (us per node)", "baseline",
-                      "raw CAF coordinator requesting 100 actors in turn", "us/node", "lower",
+const Result k_flux_rr{"W1",      "W1 chain latency vs request/reply (us per node)",
+                       "flux",    "Flux: 100-node chain, run() per run",
+                       "us/node", "lower",
+                       ""};
+const Result k_caf_rr{"W1",       "W1 chain latency vs request/reply (us per node)",
+                      "baseline", "raw CAF coordinator requesting 100 actors in turn",
+                      "us/node",  "lower",
                       ""};
 
 // Diagnostic: the fixed cost of a run, which the per-node figure above spreads over 100
 // nodes. A 1-node pipeline per run against a 1-actor raw CAF chain (send, reply to the
 // scoped_actor).
-const Result k_flux_one{"W1", "W1 single-node run latency (us per run)", "flux",
-                        "Flux: 1-node pipeline, run() per run", "us/run", "lower", ""};
-const Result k_caf_one{"W1", "W1 single-node run latency (us per run)", "baseline",
-                       "raw CAF: one actor, scoped_actor send/receive", "us/run", "lower", ""};
+const Result k_flux_one{"W1",     "W1 single-node run latency (us per run)",
+                        "flux",   "Flux: 1-node pipeline, run() per run",
+                        "us/run", "lower",
+                        ""};
+const Result k_caf_one{"W1",       "W1 single-node run latency (us per run)",
+                       "baseline", "raw CAF: one actor, scoped_actor send/receive",
+                       "us/run",   "lower",
+                       ""};
 
 flux::Pipeline make_chain(int nodes) {
   std::vector<flux::Pipeline> steps;
@@ -132,8 +141,8 @@ caf::behavior sequencer(caf::event_based_actor* self, Nodes nodes) {
   }};
 }
 
-std::vector<double> caf_rr_rep(std::size_t threads, const std::string& policy, int nodes,
-                               int runs, int warmup) {
+std::vector<double> caf_rr_rep(std::size_t threads, const std::string& policy, int nodes, int runs,
+                               int warmup) {
   CafSystem cs(threads, policy);
   std::vector<double> per_node;
   auto actors = std::make_shared<std::vector<caf::actor>>();

@@ -12,7 +12,6 @@
 //          --policy sharing|stealing (both sides) --only flux|baseline
 
 #include <flux/flux.hpp>
-
 #include <memory>
 #include <numeric>
 #include <string>
@@ -27,11 +26,14 @@ namespace {
 
 constexpr int k_branches = 10;
 
-const Result k_flux{"W2", "W2 fan-out/fan-in latency (us per run)", "flux",
-                    "Flux: inc | parallel(b1..b10) | sum, run() per run", "us/run", "lower",
+const Result k_flux{"W2",      "W2 fan-out/fan-in latency (us per run)",
+                    "flux",    "Flux: inc | parallel(b1..b10) | sum, run() per run",
+                    "us/run",  "lower",
                     "ratio<=2"};
-const Result k_caf{"W2", "W2 fan-out/fan-in latency (us per run)", "baseline",
-                   "raw CAF coordinator: inc, 10 workers, gather, sum", "us/run", "lower", ""};
+const Result k_caf{"W2",       "W2 fan-out/fan-in latency (us per run)",
+                   "baseline", "raw CAF coordinator: inc, 10 workers, gather, sum",
+                   "us/run",   "lower",
+                   ""};
 
 std::int64_t expected(std::int64_t x) { return (x + 1) * (k_branches * (k_branches + 1) / 2); }
 
@@ -89,39 +91,40 @@ caf::behavior coordinator(caf::event_based_actor* self, std::shared_ptr<const Wo
   return {[=](std::int64_t x) -> caf::result<std::int64_t> {
     auto rp = self->make_response_promise<std::int64_t>();
     auto fail = [=](caf::error& e) mutable { rp.deliver(std::move(e)); };
-    self->request(w->inc, caf::infinite, x).then(
-        [=](std::int64_t y) {
-          struct Gather {
-            std::vector<std::int64_t> out;
-            std::size_t pending;
-          };
-          auto g = std::make_shared<Gather>();
-          g->out.resize(w->branches.size());
-          g->pending = w->branches.size();
-          for (std::size_t b = 0; b < w->branches.size(); ++b) {
-            self->request(w->branches[b], caf::infinite, y)
-                .then(
-                    [=](std::int64_t z) {
-                      g->out[b] = z;
-                      if (--g->pending != 0) return;
-                      self->request(w->sum, caf::infinite, std::move(g->out))
-                          .then([=](std::int64_t s) mutable { rp.deliver(s); }, fail);
-                    },
-                    fail);
-          }
-        },
-        fail);
+    self->request(w->inc, caf::infinite, x)
+        .then(
+            [=](std::int64_t y) {
+              struct Gather {
+                std::vector<std::int64_t> out;
+                std::size_t pending;
+              };
+              auto g = std::make_shared<Gather>();
+              g->out.resize(w->branches.size());
+              g->pending = w->branches.size();
+              for (std::size_t b = 0; b < w->branches.size(); ++b) {
+                self->request(w->branches[b], caf::infinite, y)
+                    .then(
+                        [=](std::int64_t z) {
+                          g->out[b] = z;
+                          if (--g->pending != 0) return;
+                          self->request(w->sum, caf::infinite, std::move(g->out))
+                              .then([=](std::int64_t s) mutable { rp.deliver(s); }, fail);
+                        },
+                        fail);
+              }
+            },
+            fail);
     return rp;
   }};
 }
 
-std::vector<double> caf_rep(std::size_t threads, const std::string& policy, int runs,
-                            int warmup) {
+std::vector<double> caf_rep(std::size_t threads, const std::string& policy, int runs, int warmup) {
   CafSystem cs(threads, policy);
   auto w = std::make_shared<Workers>();
   w->inc = cs.sys().spawn(inc_actor);
   w->sum = cs.sys().spawn(sum_actor);
-  for (std::int64_t i = 1; i <= k_branches; ++i) w->branches.push_back(cs.sys().spawn(mul_actor, i));
+  for (std::int64_t i = 1; i <= k_branches; ++i)
+    w->branches.push_back(cs.sys().spawn(mul_actor, i));
   auto coord = cs.sys().spawn(coordinator, std::shared_ptr<const Workers>(w));
   std::vector<double> lat;
   {

@@ -6,10 +6,9 @@
 // Counting: each run executes 4 nodes (a, b, c, d) and writes 5 history records
 // (those 4 plus one for the parallel as a whole).
 
-#include <flux/flux.hpp>
-
 #include <cstdint>
 #include <deque>
+#include <flux/flux.hpp>
 #include <functional>
 #include <stdexcept>
 

@@ -20,9 +20,8 @@
 //          --mem-runs N (3000) --threads N (cores) --policy sharing|stealing (both sides)
 //          --only flux|baseline --no-mem
 
-#include <flux/flux.hpp>
-
 #include <atomic>
+#include <flux/flux.hpp>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,21 +35,28 @@ using namespace bench;
 
 namespace {
 
-const Result k_flux_exec{"W3", "W3 node executions/s", "flux",
-                         "Flux: a | parallel(b, c) | d, 64 in flight, memory store", "exec/s",
-                         "higher", "value>=1000000"};
-const Result k_caf_exec{"W3", "W3 node executions/s", "baseline",
-                        "raw CAF: same hops (a, b+c gathered, d), 64 in flight", "exec/s",
-                        "higher", ""};
-const Result k_flux_runs{"W3", "W3 runs/s", "flux",
-                         "Flux: a | parallel(b, c) | d, 64 in flight, memory store", "runs/s",
-                         "higher", ""};
-const Result k_caf_runs{"W3", "W3 runs/s", "baseline",
-                        "raw CAF: same hops (a, b+c gathered, d), 64 in flight", "runs/s",
-                        "higher", ""};
-const Result k_flux_mem{"W3", "W3 memory per in-flight run (bytes)", "flux",
-                        "Flux: heap in use (mallinfo2) per run in flight, store discarding",
-                        "bytes", "lower", ""};
+const Result k_flux_exec{"W3",
+                         "W3 node executions/s",
+                         "flux",
+                         "Flux: a | parallel(b, c) | d, 64 in flight, memory store",
+                         "exec/s",
+                         "higher",
+                         "value>=1000000"};
+const Result k_caf_exec{"W3",       "W3 node executions/s",
+                        "baseline", "raw CAF: same hops (a, b+c gathered, d), 64 in flight",
+                        "exec/s",   "higher",
+                        ""};
+const Result k_flux_runs{
+    "W3",     "W3 runs/s", "flux", "Flux: a | parallel(b, c) | d, 64 in flight, memory store",
+    "runs/s", "higher",    ""};
+const Result k_caf_runs{
+    "W3",     "W3 runs/s", "baseline", "raw CAF: same hops (a, b+c gathered, d), 64 in flight",
+    "runs/s", "higher",    ""};
+const Result k_flux_mem{
+    "W3",    "W3 memory per in-flight run (bytes)",
+    "flux",  "Flux: heap in use (mallinfo2) per run in flight, store discarding",
+    "bytes", "lower",
+    ""};
 
 WindowStats flux_rep(std::size_t threads, int runs, int window, int warmup) {
   flux::Config config;
@@ -156,22 +162,35 @@ void finish_run(Driver* self, const std::shared_ptr<const Shape>& s, std::int64_
 void start_run(Driver* self, const std::shared_ptr<const Shape>& s) {
   std::int64_t x = self->state.next++;
   auto fail = [self](caf::error& e) { self->state.rp.deliver(std::move(e)); };
-  self->request(s->a, caf::infinite, x).then(
-      [=](std::int64_t y) {
-        struct Gather {
-          std::int64_t b = 0, c = 0;
-          int pending = 2;
-        };
-        auto g = std::make_shared<Gather>();
-        auto join = [=] {
-          if (--g->pending != 0) return;
-          self->request(s->d, caf::infinite, g->b, g->c)
-              .then([=](std::int64_t z) { finish_run(self, s, x, z); }, fail);
-        };
-        self->request(s->b, caf::infinite, y).then([=](std::int64_t v) { g->b = v; join(); }, fail);
-        self->request(s->c, caf::infinite, y).then([=](std::int64_t v) { g->c = v; join(); }, fail);
-      },
-      fail);
+  self->request(s->a, caf::infinite, x)
+      .then(
+          [=](std::int64_t y) {
+            struct Gather {
+              std::int64_t b = 0, c = 0;
+              int pending = 2;
+            };
+            auto g = std::make_shared<Gather>();
+            auto join = [=] {
+              if (--g->pending != 0) return;
+              self->request(s->d, caf::infinite, g->b, g->c)
+                  .then([=](std::int64_t z) { finish_run(self, s, x, z); }, fail);
+            };
+            self->request(s->b, caf::infinite, y)
+                .then(
+                    [=](std::int64_t v) {
+                      g->b = v;
+                      join();
+                    },
+                    fail);
+            self->request(s->c, caf::infinite, y)
+                .then(
+                    [=](std::int64_t v) {
+                      g->c = v;
+                      join();
+                    },
+                    fail);
+          },
+          fail);
 }
 
 caf::behavior driver(Driver* self, std::shared_ptr<const Shape> s) {
@@ -186,25 +205,22 @@ caf::behavior driver(Driver* self, std::shared_ptr<const Shape> s) {
   }};
 }
 
-double caf_rep(std::size_t threads, const std::string& policy, int runs, int window,
-               int warmup) {
+double caf_rep(std::size_t threads, const std::string& policy, int runs, int window, int warmup) {
   CafSystem cs(threads, policy);
   auto& sys = cs.sys();
   auto s = std::make_shared<Shape>();
   s->a = sys.spawn([]() -> caf::behavior { return {[](std::int64_t x) { return x + 1; }}; });
   s->b = sys.spawn([]() -> caf::behavior { return {[](std::int64_t x) { return x * 2; }}; });
   s->c = sys.spawn([]() -> caf::behavior { return {[](std::int64_t x) { return x * 3; }}; });
-  s->d = sys.spawn([]() -> caf::behavior {
-    return {[](std::int64_t x, std::int64_t y) { return x + y; }};
-  });
+  s->d = sys.spawn(
+      []() -> caf::behavior { return {[](std::int64_t x, std::int64_t y) { return x + y; }}; });
   auto drv = sys.spawn(driver, std::shared_ptr<const Shape>(s));
   double secs = 0;
   {
     caf::scoped_actor self{sys};
     auto go = [&](int total) {
       auto t0 = Clock::now();
-      self->request(drv, caf::infinite, go_atom::value, std::int64_t{total},
-                    std::int64_t{window})
+      self->request(drv, caf::infinite, go_atom::value, std::int64_t{total}, std::int64_t{window})
           .receive(
               [&](std::int64_t done, std::int64_t wrong) {
                 if (done != total || wrong != 0) throw std::runtime_error("W3 caf: wrong result");
@@ -215,7 +231,8 @@ double caf_rep(std::size_t threads, const std::string& policy, int runs, int win
     go(warmup);
     secs = go(runs);
   }
-  for (auto& a : {drv, s->a, s->b, s->c, s->d}) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  for (auto& a : {drv, s->a, s->b, s->c, s->d})
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   return secs;
 }
 
@@ -237,22 +254,30 @@ int main(int argc, char** argv) try {
       double secs = w.seconds;
       double rps = runs / secs;
       result_line(k_flux_exec, rep, rps * k_w3_nodes_per_run)
-          .num("runs", runs).num("window", window).num("seconds", secs)
+          .num("runs", runs)
+          .num("window", window)
+          .num("seconds", secs)
           .num("records_per_s", rps * k_w3_records_per_run)
           .num("start_us_mean", w.start_seconds / runs * 1e6)
-          .num("caller_waiting_share", w.wait_seconds / secs).emit();
+          .num("caller_waiting_share", w.wait_seconds / secs)
+          .emit();
       result_line(k_flux_runs, rep, rps).num("runs", runs).num("window", window).emit();
       if (!args.has("no-mem")) {
         MemSample m = flux_mem_rep(threads, mem_runs, window, warmup);
         result_line(k_flux_mem, rep, m.bytes_per_run)
-            .num("in_flight", m.in_flight).num("rss_delta", m.rss_delta).emit();
+            .num("in_flight", m.in_flight)
+            .num("rss_delta", m.rss_delta)
+            .emit();
       }
     }
     if (args.side_enabled("baseline")) {
       double secs = caf_rep(threads, policy, runs, window, warmup);
       double rps = runs / secs;
       result_line(k_caf_exec, rep, rps * k_w3_nodes_per_run)
-          .num("runs", runs).num("window", window).num("seconds", secs).emit();
+          .num("runs", runs)
+          .num("window", window)
+          .num("seconds", secs)
+          .emit();
       result_line(k_caf_runs, rep, rps).num("runs", runs).num("window", window).emit();
     }
     note("W3 repetition %d/%d done", rep, reps);

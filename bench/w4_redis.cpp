@@ -19,9 +19,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include <flux/flux.hpp>
-
 #include <cstdio>
+#include <flux/flux.hpp>
 #include <memory>
 #include <regex>
 #include <string>
@@ -33,18 +32,24 @@ using namespace bench;
 
 namespace {
 
-const Result k_flux_rec{"W4", "W4 history records/s (vs hiredis RPUSH)", "flux",
-                        "Flux: W3 shape, redis store on loopback", "records/s", "higher",
+const Result k_flux_rec{"W4",        "W4 history records/s (vs hiredis RPUSH)",
+                        "flux",      "Flux: W3 shape, redis store on loopback",
+                        "records/s", "higher",
                         "ratio>=0.5"};
-const Result k_rpush{"W4", "W4 history records/s (vs hiredis RPUSH)", "baseline",
-                     "raw hiredis RPUSH 200 B values, pipeline depth 256", "values/s", "higher",
+const Result k_rpush{"W4",       "W4 history records/s (vs hiredis RPUSH)",
+                     "baseline", "raw hiredis RPUSH 200 B values, pipeline depth 256",
+                     "values/s", "higher",
                      ""};
-const Result k_flux_rec2{"W4", "W4 history records/s (vs redis-benchmark SET)", "flux",
-                         "Flux: W3 shape, redis store on loopback", "records/s", "higher", ""};
-const Result k_setbench{"W4", "W4 history records/s (vs redis-benchmark SET)", "baseline",
-                        "redis-benchmark -P 16 -t set -d 200", "SET/s", "higher", ""};
-const Result k_flux_runs{"W4", "W4 runs/s", "flux", "Flux: W3 shape, redis store on loopback",
-                         "runs/s", "higher", ""};
+const Result k_flux_rec2{"W4",        "W4 history records/s (vs redis-benchmark SET)",
+                         "flux",      "Flux: W3 shape, redis store on loopback",
+                         "records/s", "higher",
+                         ""};
+const Result k_setbench{"W4",       "W4 history records/s (vs redis-benchmark SET)",
+                        "baseline", "redis-benchmark -P 16 -t set -d 200",
+                        "SET/s",    "higher",
+                        ""};
+const Result k_flux_runs{"W4",     "W4 runs/s", "flux", "Flux: W3 shape, redis store on loopback",
+                         "runs/s", "higher",    ""};
 
 struct Redis {
   explicit Redis(int port) {
@@ -92,8 +97,8 @@ struct ServerLoad {
   double bytes_in_per_run = 0;
 };
 
-WindowStats flux_rep(int port, std::size_t threads, int runs, int window, int warmup,
-                     Redis& redis, ServerLoad& load) {
+WindowStats flux_rep(int port, std::size_t threads, int runs, int window, int warmup, Redis& redis,
+                     ServerLoad& load) {
   redis.command("FLUSHALL");
   flux::Config config;
   config.store = "redis://127.0.0.1:" + std::to_string(port);
@@ -193,25 +198,36 @@ int main(int argc, char** argv) try {
       double rps = runs / secs;
       double recs = rps * k_w3_records_per_run;
       for (const Result* r : {&k_flux_rec, &k_flux_rec2}) {
-        result_line(*r, rep, recs).num("runs", runs).num("window", window).num("seconds", secs)
+        result_line(*r, rep, recs)
+            .num("runs", runs)
+            .num("window", window)
+            .num("seconds", secs)
             .num("start_us_mean", w.start_seconds / runs * 1e6)
             .num("caller_waiting_share", w.wait_seconds / secs)
             .num("redis_commands_per_run", load.commands_per_run)
-            .num("redis_bytes_in_per_run", load.bytes_in_per_run).emit();
+            .num("redis_bytes_in_per_run", load.bytes_in_per_run)
+            .emit();
       }
-      result_line(k_flux_runs, rep, rps).num("runs", runs).num("window", window)
-          .num("node_exec_per_s", rps * k_w3_nodes_per_run).emit();
+      result_line(k_flux_runs, rep, rps)
+          .num("runs", runs)
+          .num("window", window)
+          .num("node_exec_per_s", rps * k_w3_nodes_per_run)
+          .emit();
     }
     if (args.side_enabled("baseline")) {
       redis.command("FLUSHALL");
       result_line(k_rpush, rep, rpush_rate(redis, rpush_values, rpush_depth, value_bytes))
           .num("values", static_cast<double>(rpush_values))
           .num("depth", static_cast<double>(rpush_depth))
-          .num("value_bytes", static_cast<double>(value_bytes)).emit();
+          .num("value_bytes", static_cast<double>(value_bytes))
+          .emit();
       double sets = set_benchmark(bench_cmd, port, bench_n, value_bytes);
       if (sets > 0) {
-        result_line(k_setbench, rep, sets).num("requests", static_cast<double>(bench_n))
-            .num("pipeline", 16).num("value_bytes", static_cast<double>(value_bytes)).emit();
+        result_line(k_setbench, rep, sets)
+            .num("requests", static_cast<double>(bench_n))
+            .num("pipeline", 16)
+            .num("value_bytes", static_cast<double>(value_bytes))
+            .emit();
       }
     }
     note("W4 repetition %d/%d done", rep, reps);

@@ -14,12 +14,12 @@
 //
 //   bench_w5_resume --port PORT [--reps 5] [--nodes 10000] [--kill-at 5000]
 
-#include <flux/flux.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <flux/flux.hpp>
 #include <mutex>
 #include <set>
 
@@ -29,17 +29,21 @@ namespace {
 
 using namespace bench;
 
-const Result k_load{"W5", "W5 resume: load until the first node runs again (ms)", "flux",
-                    "Flux: resume() until the first remaining node executes", "ms", "lower",
+const Result k_load{"W5",        "W5 resume: load until the first node runs again (ms)",
+                    "flux",      "Flux: resume() until the first remaining node executes",
+                    "ms",        "lower",
                     "value<=100"};
-const Result k_finish{"W5", "W5 resume and finish (ms)", "flux",
-                      "Flux: resume() of a 10,000-node chain killed at node 5,000", "ms",
-                      "lower", ""};
-const Result k_fresh{"W5", "W5 resume and finish (ms)", "baseline",
-                     "a fresh run of the remaining 5,000-node chain, same store", "ms", "lower",
+const Result k_finish{"W5",   "W5 resume and finish (ms)",
+                      "flux", "Flux: resume() of a 10,000-node chain killed at node 5,000",
+                      "ms",   "lower",
+                      ""};
+const Result k_fresh{"W5",       "W5 resume and finish (ms)",
+                     "baseline", "a fresh run of the remaining 5,000-node chain, same store",
+                     "ms",       "lower",
                      ""};
-const Result k_reexec{"W5", "W5 completed nodes re-executed", "flux",
-                      "nodes recorded before the kill that ran again", "nodes", "lower",
+const Result k_reexec{"W5",      "W5 completed nodes re-executed",
+                      "flux",    "nodes recorded before the kill that ran again",
+                      "nodes",   "lower",
                       "value<=0"};
 
 std::atomic<int> g_kill_at{-1};
@@ -142,9 +146,11 @@ int main(int argc, char** argv) try {
     int reexecuted = 0;
     for (const auto& step : g_executed) reexecuted += recorded.count(step) ? 1 : 0;
     result_line(k_load, rep, micros_between(t0, g_first_at) / 1000)
-        .num("recorded_before_kill", static_cast<double>(recorded.size())).emit();
+        .num("recorded_before_kill", static_cast<double>(recorded.size()))
+        .emit();
     result_line(k_finish, rep, micros_between(t0, t1) / 1000)
-        .num("executed_on_resume", static_cast<double>(g_executed.size())).emit();
+        .num("executed_on_resume", static_cast<double>(g_executed.size()))
+        .emit();
     result_line(k_reexec, rep, reexecuted).emit();
 
     // Baseline: the remaining work as a fresh run, on the same store.

@@ -5,10 +5,9 @@
 //              +--> slow_a (200 ms) ----------+
 //   "flux" --> +--> slow_b (200 ms) ----------+--> report
 //              +--> upper --> exclaim --------+
-#include <flux/flux.hpp>
-
 #include <chrono>
 #include <cstdio>
+#include <flux/flux.hpp>
 #include <string>
 #include <thread>
 
@@ -28,18 +27,19 @@ int main() {
     return s;
   });
   auto exclaim = flux::node("exclaim", [](const std::string& s) { return s + "!"; });
-  auto report = flux::node("report", [](std::size_t n, const std::string& twice,
-                                        const std::string& loud) {
-    return std::to_string(n) + " " + twice + " " + loud;
-  });
+  auto report =
+      flux::node("report", [](std::size_t n, const std::string& twice, const std::string& loud) {
+        return std::to_string(n) + " " + twice + " " + loud;
+      });
 
   auto pipeline = flux::parallel(slow_a, slow_b, upper | exclaim) | report;
 
   flux::Runtime rt;
   auto t0 = std::chrono::steady_clock::now();
   auto r = rt.run(pipeline, std::string("flux"));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - t0).count();
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   if (!r.ok()) {
     std::fprintf(stderr, "run failed: %s\n", r.error->message.c_str());
     return 1;

@@ -3,9 +3,8 @@
 // the node, the step and the message, and does not affect the others.
 //
 //   order -> price -> (charge | refuse)
-#include <flux/flux.hpp>
-
 #include <cstdio>
+#include <flux/flux.hpp>
 #include <stdexcept>
 #include <string>
 
@@ -17,10 +16,11 @@ FLUX_STRUCT(Order, item, qty)
 
 int main() {
   auto price = flux::node("price", [](const Order& o, flux::Context& ctx) {
-    ctx.save("item", o.item);                // per-run kv
-    ctx.shared().add("priced", 1);           // shared state (atomic)
-    if (o.qty <= 0) throw std::invalid_argument("quantity must be positive, got " + std::to_string(o.qty));
-    return o.qty * 250;                      // cents
+    ctx.save("item", o.item);       // per-run kv
+    ctx.shared().add("priced", 1);  // shared state (atomic)
+    if (o.qty <= 0)
+      throw std::invalid_argument("quantity must be positive, got " + std::to_string(o.qty));
+    return o.qty * 250;  // cents
   });
   auto charge = flux::node("charge", [](std::int64_t cents, flux::Context& ctx) {
     ctx.save("charged", cents);

@@ -5,9 +5,8 @@
 //            +--> sq ---+
 //
 // inc(3) = 4; dbl(4) = 8 and sq(4) = 16 run in parallel; add(8, 16) = 24.
-#include <flux/flux.hpp>
-
 #include <cstdio>
+#include <flux/flux.hpp>
 
 int main() {
   auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });

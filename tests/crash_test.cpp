@@ -7,10 +7,10 @@
 // entry written before the kill is missing; and of several processes racing for an
 // orphaned run's lease, exactly one gets it.
 
-#include <flux/flux.hpp>
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <flux/flux.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -44,7 +44,8 @@ std::vector<std::string> all_steps() {
   std::vector<std::string> ids;
   for (int i = 0; i < 500; ++i) ids.push_back(std::to_string(i));
   for (int b = 0; b < 2; ++b) {
-    for (int i = 0; i < 10; ++i) ids.push_back("500." + std::to_string(b) + "." + std::to_string(i));
+    for (int i = 0; i < 10; ++i)
+      ids.push_back("500." + std::to_string(b) + "." + std::to_string(i));
   }
   for (int i = 501; i < 991; ++i) ids.push_back(std::to_string(i));
   return ids;
@@ -81,8 +82,9 @@ void crash_and_resume(RedisServer& server, const std::string& prefix, const std:
   wait_until_orphaned(rt, run_id);
   auto t0 = std::chrono::steady_clock::now();
   std::string resumed = worker("resume '" + server.url() + "' " + prefix + " " + run_id);
-  auto resume_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::steady_clock::now() - t0).count();
+  auto resume_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_EQ(field(resumed, "output"), std::to_string(k_uninterrupted_output)) << resumed;
 
   auto after = rt.get_run(run_id);
@@ -120,9 +122,10 @@ void crash_and_resume(RedisServer& server, const std::string& prefix, const std:
     twice += executions == 2;
   }
   EXPECT_GE(twice, 1) << "the step in flight ran again";
-  std::printf("killed at step %s: %zu steps recorded before the kill, %d executed twice, "
-              "resumed by a new process in %lld ms (process start included)\n",
-              kill_at.c_str(), recorded.size(), twice, static_cast<long long>(resume_ms));
+  std::printf(
+      "killed at step %s: %zu steps recorded before the kill, %d executed twice, "
+      "resumed by a new process in %lld ms (process start included)\n",
+      kill_at.c_str(), recorded.size(), twice, static_cast<long long>(resume_ms));
   EXPECT_EQ(server.cli("--raw GET " + prefix + ":effects:" + kill_at), "2\n")
       << "the step killed in flight ran again on resume";
   EXPECT_EQ(rt.run_keys(run_id).at("joined"), flux::Value(1020));
@@ -133,7 +136,8 @@ TEST(Crash, AKilledRunIsResumedByAnotherProcessAtSeveralRandomSteps) {
   auto steps = all_steps();
   std::mt19937 rng(20261126);
   for (int seed = 0; seed < 3; ++seed) {
-    std::string kill_at = steps[std::uniform_int_distribution<std::size_t>(0, steps.size() - 1)(rng)];
+    std::string kill_at =
+        steps[std::uniform_int_distribution<std::size_t>(0, steps.size() - 1)(rng)];
     crash_and_resume(server, "crash" + std::to_string(seed), kill_at);
   }
 }
@@ -193,7 +197,8 @@ TEST(Crash, OfProcessesRacingForAnOrphansLeaseExactlyOneGetsIt) {
   std::vector<std::string> outs(4);
   for (int i = 0; i < 4; ++i) {
     racers.emplace_back([&, i] {
-      outs[i] = worker("acquire '" + server.url() + "' race orphan-run " + std::to_string(start_at));
+      outs[i] =
+          worker("acquire '" + server.url() + "' race orphan-run " + std::to_string(start_at));
     });
   }
   for (auto& t : racers) t.join();

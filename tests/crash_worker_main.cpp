@@ -15,13 +15,13 @@
 // 489 steps — 1,010 nodes. Every step's side effect is an INCR of "<prefix>:effects:<step>"
 // in Redis, so a test can count how often each step really executed.
 
-#include <flux/flux.hpp>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <flux/flux.hpp>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
   std::string mode = argv[1], url = argv[2];
   g_prefix = argv[3];
   connect_redis(url);
-  flux::Config config{.store = url, .key_prefix = g_prefix,
-                      .lease_ttl = std::chrono::milliseconds(300)};
+  flux::Config config{
+      .store = url, .key_prefix = g_prefix, .lease_ttl = std::chrono::milliseconds(300)};
   flux::Runtime rt(config);
   if (mode == "run") {
     g_kill_at = argv[4];
@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
   }
   if (mode == "resume") {
     if (argc == 6) {
-      std::this_thread::sleep_until(std::chrono::system_clock::time_point(
-          std::chrono::milliseconds(std::atoll(argv[5]))));
+      std::this_thread::sleep_until(
+          std::chrono::system_clock::time_point(std::chrono::milliseconds(std::atoll(argv[5]))));
     }
     try {
       auto r = rt.resume(argv[4], test_pipeline());

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -16,8 +17,6 @@
 #include <tuple>
 #include <vector>
 
-#include <flux/flux.hpp>
-
 namespace {
 
 using namespace std::chrono_literals;
@@ -25,17 +24,20 @@ using flux::Value;
 
 ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << text.substr(0, 300) << "\" does not contain \""
-                                       << part << "\"";
+  return ::testing::AssertionFailure()
+         << "\"" << text.substr(0, 300) << "\" does not contain \"" << part << "\"";
 }
 
 std::string failure_text(const flux::RunResult& r) { return r.error ? r.error->message : ""; }
 
-flux::Node inc() { return flux::node("inc", [](std::int64_t x) { return x + 1; }); }
+flux::Node inc() {
+  return flux::node("inc", [](std::int64_t x) { return x + 1; });
+}
 
 TEST(EdgeCases, NoInputGivesANullToANodeTakingAValue) {
   auto what = flux::node("what", [](const Value& v) { return v; });
-  auto kind = flux::node("kind", [](const Value& v) { return std::string(flux::to_string(v.kind())); });
+  auto kind =
+      flux::node("kind", [](const Value& v) { return std::string(flux::to_string(v.kind())); });
   flux::Runtime rt;
   auto r = rt.run(what);
   ASSERT_TRUE(r.ok()) << failure_text(r);
@@ -114,7 +116,8 @@ TEST(EdgeCases, ListsAndDictsFlowThroughNodes) {
 TEST(EdgeCases, ZeroValuesAndEmptyStringsAreRealOutputs) {
   auto zero = flux::node("zero", [](std::int64_t x) { return x * 0; });
   auto empty = flux::node("empty", [](const std::string& s) { return s.substr(0, 0); });
-  auto length = flux::node("length", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
+  auto length = flux::node(
+      "length", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
   flux::Runtime rt;
   auto r = rt.run(zero, 12);
   ASSERT_TRUE(r.ok()) << failure_text(r);
@@ -203,9 +206,8 @@ TEST(EdgeCases, ANonStandardExceptionStillFailsTheRunCleanly) {
 }
 
 TEST(EdgeCases, ValueOfAFailedRunThrowsTheFailureMessage) {
-  auto boom = flux::node("boom", [](std::int64_t) -> std::int64_t {
-    throw std::runtime_error("no value here");
-  });
+  auto boom = flux::node(
+      "boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("no value here"); });
   flux::Runtime rt;
   auto r = rt.run(boom, 1);
   ASSERT_EQ(r.status, flux::RunStatus::failed);
@@ -224,7 +226,8 @@ TEST(EdgeCases, ValueOfAFailedRunThrowsTheFailureMessage) {
 TEST(EdgeCases, TenParallelBranches) {
   std::vector<flux::Pipeline> branches;
   for (std::int64_t i = 0; i < 10; ++i) {
-    branches.push_back(flux::node("mul_" + std::to_string(i), [i](std::int64_t x) { return x * i; }));
+    branches.push_back(
+        flux::node("mul_" + std::to_string(i), [i](std::int64_t x) { return x * i; }));
   }
   auto sum = flux::node("sum", [](const std::vector<std::int64_t>& xs) {
     return std::accumulate(xs.begin(), xs.end(), std::int64_t{0});
@@ -257,13 +260,13 @@ TEST(EdgeCases, TwentyStepDeepPipelineRecordsTwentyEntries) {
 }
 
 TEST(EdgeCases, NodesWithoutReturnValuesPassNullOn) {
-  auto side_effect = flux::node("side_effect", [](std::int64_t x, flux::Context& ctx) {
-    ctx.shared().set("x", x);
-  });
-  auto after_void = flux::node("after_void", [](std::optional<std::int64_t> in, flux::Context& ctx) {
-    return std::string(in ? "value" : "nothing") + ":" +
-           std::to_string(ctx.shared().get<std::int64_t>("x", -1));
-  });
+  auto side_effect = flux::node(
+      "side_effect", [](std::int64_t x, flux::Context& ctx) { ctx.shared().set("x", x); });
+  auto after_void =
+      flux::node("after_void", [](std::optional<std::int64_t> in, flux::Context& ctx) {
+        return std::string(in ? "value" : "nothing") + ":" +
+               std::to_string(ctx.shared().get<std::int64_t>("x", -1));
+      });
   auto any = flux::node("any", [](const Value& v) { return v.is_null(); });
   flux::Runtime rt;
   auto r = rt.run(side_effect | after_void, 4);
@@ -279,17 +282,20 @@ TEST(EdgeCases, NodesWithoutReturnValuesPassNullOn) {
 
 TEST(EdgeCases, ParallelOfDifferentReturnTypesFeedsATupleOrThreeParameters) {
   auto number = flux::node("number", [](std::int64_t x) { return x; });
-  auto text = flux::node("text", [](std::int64_t x) { return std::string(static_cast<std::size_t>(x), '*'); });
-  auto list = flux::node("list", [](std::int64_t x) { return std::vector<std::int64_t>(static_cast<std::size_t>(x), x); });
-  auto as_tuple = flux::node("as_tuple",
-                             [](const std::tuple<std::int64_t, std::string, std::vector<std::int64_t>>& t) {
-                               return std::to_string(std::get<0>(t)) + "|" + std::get<1>(t) + "|" +
-                                      std::to_string(std::get<2>(t).size());
-                             });
-  auto as_params = flux::node("as_params", [](std::int64_t n, const std::string& s,
-                                              const std::vector<std::int64_t>& l) {
-    return std::to_string(n) + "/" + s + "/" + std::to_string(l.size());
+  auto text = flux::node(
+      "text", [](std::int64_t x) { return std::string(static_cast<std::size_t>(x), '*'); });
+  auto list = flux::node("list", [](std::int64_t x) {
+    return std::vector<std::int64_t>(static_cast<std::size_t>(x), x);
   });
+  auto as_tuple = flux::node(
+      "as_tuple", [](const std::tuple<std::int64_t, std::string, std::vector<std::int64_t>>& t) {
+        return std::to_string(std::get<0>(t)) + "|" + std::get<1>(t) + "|" +
+               std::to_string(std::get<2>(t).size());
+      });
+  auto as_params = flux::node(
+      "as_params", [](std::int64_t n, const std::string& s, const std::vector<std::int64_t>& l) {
+        return std::to_string(n) + "/" + s + "/" + std::to_string(l.size());
+      });
   auto branches = flux::parallel(number, text, list);
   flux::Runtime rt;
   auto raw = rt.run(branches, 3);
@@ -367,7 +373,8 @@ TEST(EdgeCases, HundredThousandCharacterStringsThroughAPipelineAndHistory) {
     for (char& c : s) c = static_cast<char>(c - 'a' + 'A');
     return s;
   });
-  auto size = flux::node("size", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
+  auto size =
+      flux::node("size", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
   flux::Runtime rt;
   auto r = rt.run(upper, big);
   ASSERT_TRUE(r.ok()) << failure_text(r);
@@ -389,7 +396,8 @@ TEST(EdgeCases, NestedDataStructuresThroughAPipeline) {
   auto total = flux::node("total", [](const Nested& rows) {
     std::map<std::string, std::int64_t> sums;
     for (const auto& row : rows)
-      for (const auto& [k, v] : row) sums[k] += std::accumulate(v.begin(), v.end(), std::int64_t{0});
+      for (const auto& [k, v] : row)
+        sums[k] += std::accumulate(v.begin(), v.end(), std::int64_t{0});
     return sums;
   });
   auto keep = flux::node("keep", [](const Value& v) { return v; });
@@ -399,15 +407,16 @@ TEST(EdgeCases, NestedDataStructuresThroughAPipeline) {
   ASSERT_TRUE(r.ok()) << failure_text(r);
   EXPECT_EQ(r.output, Value(Value::Map{{"a", 13}, {"b", 0}, {"c", 7}}));
 
-  Value deep = Value::Map{{"users", Value::List{Value::Map{{"name", "ada"},
-                                                           {"roles", Value::List{"admin", "dev"}},
-                                                           {"meta", Value::Map{{"age", 36}, {"active", true}}}},
-                                                Value::Map{{"name", "bob"}, {"roles", Value::List{}},
-                                                           {"meta", Value::Map{}}}}},
-                          {"count", 2},
-                          {"blob", flux::Bytes{std::byte{1}, std::byte{2}}},
-                          {"ratio", 0.25},
-                          {"none", Value()}};
+  Value deep = Value::Map{
+      {"users",
+       Value::List{Value::Map{{"name", "ada"},
+                              {"roles", Value::List{"admin", "dev"}},
+                              {"meta", Value::Map{{"age", 36}, {"active", true}}}},
+                   Value::Map{{"name", "bob"}, {"roles", Value::List{}}, {"meta", Value::Map{}}}}},
+      {"count", 2},
+      {"blob", flux::Bytes{std::byte{1}, std::byte{2}}},
+      {"ratio", 0.25},
+      {"none", Value()}};
   auto k = rt.run(keep | keep, deep);
   ASSERT_TRUE(k.ok()) << failure_text(k);
   EXPECT_EQ(k.output, deep);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <functional>
 #include <future>
 #include <map>
@@ -13,8 +14,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 namespace nodetest {
 
@@ -104,7 +103,8 @@ TEST(Node, AsyncNodeWhoseFutureThrowsFailsTheRunWithTheMessage) {
 }
 
 TEST(Node, AttributesDescribeNameModeAndTypes) {
-  auto add = flux::node("add", [](std::int64_t a, std::int64_t b, flux::Context&) { return a + b; });
+  auto add =
+      flux::node("add", [](std::int64_t a, std::int64_t b, flux::Context&) { return a + b; });
   EXPECT_EQ(add.name(), "add");
   EXPECT_FALSE(add.is_async());
   EXPECT_FALSE(add.is_blocking());
@@ -138,7 +138,8 @@ TEST(Node, ContextParameterIsInjectedInFirstMiddleOrLastPosition) {
     return ctx.node_name() + ":" + std::to_string(a * 10 + b);
   });
   auto last = flux::node("last", [](std::int64_t a, std::int64_t b, flux::Context& ctx) {
-    return ctx.node_name() + ":" + std::to_string(a - b) + ":attempt" + std::to_string(ctx.attempt());
+    return ctx.node_name() + ":" + std::to_string(a - b) + ":attempt" +
+           std::to_string(ctx.attempt());
   });
   EXPECT_EQ(first.parameter_types().size(), 1u);
   EXPECT_EQ(middle.parameter_types().size(), 2u);
@@ -159,7 +160,8 @@ TEST(Node, ContextParameterIsInjectedInFirstMiddleOrLastPosition) {
 }
 
 TEST(Node, NodeWithOnlyAContextIgnoresItsInput) {
-  auto who = flux::node("who", [](flux::Context& ctx) { return ctx.node_name() + "/" + ctx.step_id(); });
+  auto who =
+      flux::node("who", [](flux::Context& ctx) { return ctx.node_name() + "/" + ctx.step_id(); });
   EXPECT_TRUE(who.parameter_types().empty());
   flux::Runtime rt;
   auto r = rt.run(flux::node("inc", [](std::int64_t x) { return x + 1; }) | who, 99);
@@ -283,9 +285,8 @@ TEST(Node, EmptyNameOrNullCallableIsAnInvalidArgument) {
 }
 
 TEST(Node, AsyncNodeCannotBeMarkedBlocking) {
-  auto fetch = flux::node("fetch", [](std::int64_t x) {
-    return std::async(std::launch::deferred, [x] { return x; });
-  });
+  auto fetch = flux::node(
+      "fetch", [](std::int64_t x) { return std::async(std::launch::deferred, [x] { return x; }); });
   auto e = catch_error([&] { (void)fetch.blocking(); });
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->code, flux::Errc::invalid_argument);

@@ -6,14 +6,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <future>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 namespace {
 
@@ -32,9 +31,15 @@ std::int64_t ms_since(Clock::time_point t0) {
 
 std::string failure_text(const flux::RunResult& r) { return r.error ? r.error->message : ""; }
 
-flux::Node inc() { return flux::node("inc", [](std::int64_t x) { return x + 1; }); }
-flux::Node dbl() { return flux::node("dbl", [](std::int64_t x) { return x * 2; }); }
-flux::Node sq() { return flux::node("sq", [](std::int64_t x) { return x * x; }); }
+flux::Node inc() {
+  return flux::node("inc", [](std::int64_t x) { return x + 1; });
+}
+flux::Node dbl() {
+  return flux::node("dbl", [](std::int64_t x) { return x * 2; });
+}
+flux::Node sq() {
+  return flux::node("sq", [](std::int64_t x) { return x * x; });
+}
 
 /// The history entries of a run, sorted by step id (branches finish in any order).
 std::vector<flux::HistoryEntry> history_by_step(const flux::Runtime& rt, const std::string& id) {
@@ -86,13 +91,11 @@ TEST(Parallel, AsyncBranchesRunConcurrently) {
 TEST(Parallel, SharedCounterIncrementedByTenConcurrentBranchesIsExactlyTen) {
   std::vector<flux::Pipeline> branches;
   for (int i = 0; i < 10; ++i) {
-    branches.push_back(flux::node("count_" + std::to_string(i), [](flux::Context& ctx) {
-      return ctx.shared().add("count", 1);
-    }));
+    branches.push_back(flux::node("count_" + std::to_string(i),
+                                  [](flux::Context& ctx) { return ctx.shared().add("count", 1); }));
   }
-  auto total = flux::node("total", [](flux::Context& ctx) {
-    return ctx.shared().get<std::int64_t>("count", -1);
-  });
+  auto total = flux::node(
+      "total", [](flux::Context& ctx) { return ctx.shared().get<std::int64_t>("count", -1); });
   flux::Runtime rt;
   auto r = rt.run(flux::parallel(branches) | total);
   ASSERT_TRUE(r.ok()) << failure_text(r);
@@ -173,7 +176,8 @@ TEST(Parallel, SingleBranchGivesAOneElementList) {
 TEST(Parallel, TwelveBranchesKeepTheirOrder) {
   std::vector<flux::Pipeline> branches;
   for (std::int64_t i = 0; i < 12; ++i) {
-    branches.push_back(flux::node("add_" + std::to_string(i), [i](std::int64_t x) { return x + i; }));
+    branches.push_back(
+        flux::node("add_" + std::to_string(i), [i](std::int64_t x) { return x + i; }));
   }
   flux::Runtime rt;
   auto r = rt.run(flux::parallel(branches), 100);
@@ -274,9 +278,8 @@ TEST(Parallel, EachExecutionOfAParallelRecordsItsOwnEntry) {
 }
 
 TEST(Parallel, OneFailingBranchFailsTheRunWithTheBranchNodeAndMessage) {
-  auto bad = flux::node("bad", [](std::int64_t) -> std::int64_t {
-    throw std::runtime_error("branch exploded");
-  });
+  auto bad = flux::node(
+      "bad", [](std::int64_t) -> std::int64_t { throw std::runtime_error("branch exploded"); });
   auto add = flux::node("add", [](std::int64_t a, std::int64_t b) { return a + b; });
   flux::Runtime rt;
   auto r = rt.run(inc() | flux::parallel(dbl(), bad) | add, 1);
@@ -309,9 +312,8 @@ TEST(Parallel, OneFailingBranchFailsTheRunWithTheBranchNodeAndMessage) {
 }
 
 TEST(Parallel, FailsFastWithoutWaitingForASlowSiblingBranch) {
-  auto bad = flux::node("bad", [](std::int64_t) -> std::int64_t {
-    throw std::runtime_error("fast failure");
-  });
+  auto bad = flux::node(
+      "bad", [](std::int64_t) -> std::int64_t { throw std::runtime_error("fast failure"); });
   auto slow = flux::node("slow", [](std::int64_t x) {
                 std::this_thread::sleep_for(1500ms);
                 return x;

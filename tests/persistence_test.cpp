@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <functional>
 #include <future>
 #include <map>
@@ -25,8 +26,6 @@
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 namespace {
 
@@ -50,8 +49,12 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds tim
   return true;
 }
 
-flux::Node inc() { return flux::node("inc", [](std::int64_t x) { return x + 1; }); }
-flux::Node dbl() { return flux::node("dbl", [](std::int64_t x) { return x * 2; }); }
+flux::Node inc() {
+  return flux::node("inc", [](std::int64_t x) { return x + 1; });
+}
+flux::Node dbl() {
+  return flux::node("dbl", [](std::int64_t x) { return x * 2; });
+}
 
 // ---------------------------------------------------------------- run ids
 
@@ -61,7 +64,8 @@ TEST(Persistence, EveryRunGetsADistinctUuidRunId) {
   std::vector<flux::RunHandle> handles;
   handles.reserve(1000);
   for (int i = 0; i < 1000; ++i) handles.push_back(rt.start(p, i));
-  const std::regex uuid("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
+  const std::regex uuid(
+      "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$");
   std::set<std::string> ids;
   for (auto& h : handles) {
     auto r = h.wait_for(30s);
@@ -241,7 +245,8 @@ TEST(Persistence, HistoryRecordsTheDurationOfASlowNode) {
 TEST(Persistence, ALaterNodeSeesEarlierHistoryThroughItsContext) {
   auto look = flux::node("look", [](std::int64_t, flux::Context& ctx) {
     std::vector<std::string> seen;
-    for (const auto& e : ctx.history()) seen.push_back(e.node + "@" + e.step + "=" + e.output.to_string());
+    for (const auto& e : ctx.history())
+      seen.push_back(e.node + "@" + e.step + "=" + e.output.to_string());
     return seen;
   });
   flux::Runtime rt;
@@ -253,10 +258,11 @@ TEST(Persistence, ALaterNodeSeesEarlierHistoryThroughItsContext) {
 TEST(Persistence, KvWrittenInParallelBranchesIsVisibleAfterwards) {
   std::vector<flux::Pipeline> branches;
   for (std::int64_t i = 0; i < 4; ++i) {
-    branches.push_back(flux::node("save_" + std::to_string(i), [i](std::int64_t x, flux::Context& ctx) {
-      ctx.save("branch_" + std::to_string(i), x + i);
-      return i;
-    }));
+    branches.push_back(
+        flux::node("save_" + std::to_string(i), [i](std::int64_t x, flux::Context& ctx) {
+          ctx.save("branch_" + std::to_string(i), x + i);
+          return i;
+        }));
   }
   auto gather = flux::node("gather", [](flux::Context& ctx) {
     std::int64_t sum = 0;
@@ -268,7 +274,8 @@ TEST(Persistence, KvWrittenInParallelBranchesIsVisibleAfterwards) {
   ASSERT_TRUE(r.ok()) << failure_text(r);
   EXPECT_EQ(r.value<std::int64_t>(), 46);
   auto kv = rt.run_keys(r.run_id, flux::Scope::kv);
-  EXPECT_EQ(kv, (Value::Map{{"branch_0", 10}, {"branch_1", 11}, {"branch_2", 12}, {"branch_3", 13}}));
+  EXPECT_EQ(kv,
+            (Value::Map{{"branch_0", 10}, {"branch_1", 11}, {"branch_2", 12}, {"branch_3", 13}}));
 }
 
 // ---------------------------------------------------------------- run tracking
@@ -296,9 +303,8 @@ TEST(Persistence, GetRunReturnsMetadataAndHistoryOfACompletedRun) {
 }
 
 TEST(Persistence, AFailedRunIsMarkedFailedWithItsError) {
-  auto boom = flux::node("boom", [](std::int64_t) -> std::int64_t {
-    throw std::runtime_error("cannot go on");
-  });
+  auto boom = flux::node(
+      "boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("cannot go on"); });
   flux::Runtime rt;
   auto r = rt.run(inc() | boom, 1);
   EXPECT_EQ(r.status, flux::RunStatus::failed);
@@ -427,7 +433,8 @@ class CountingStorage : public flux::Storage {
     }
     inner_.append_history(run_id, entry);
   }
-  std::vector<flux::HistoryEntry> history(std::string_view run_id, std::size_t from) const override {
+  std::vector<flux::HistoryEntry> history(std::string_view run_id,
+                                          std::size_t from) const override {
     ++history_calls;
     return inner_.history(run_id, from);
   }
@@ -508,7 +515,8 @@ TEST(Persistence, CustomStorageRecordsAFailedRun) {
   flux::Config cfg;
   cfg.storage = backend;
   flux::Runtime rt(cfg);
-  auto boom = flux::node("boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("nope"); });
+  auto boom =
+      flux::node("boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("nope"); });
   auto r = rt.run(inc() | boom, 1);
   EXPECT_EQ(r.status, flux::RunStatus::failed);
   EXPECT_EQ(backend->last_put_status(r.run_id), flux::RunStatus::failed);
@@ -577,9 +585,15 @@ class RecordingObserver : public flux::Observer {
 class ThrowingObserver : public flux::Observer {
  public:
   std::atomic<int> calls{0};
-  void on_run_start(const flux::RunInfo&) override { ++calls, throw std::runtime_error("observer bug"); }
-  void on_run_end(const flux::RunInfo&) override { ++calls, throw std::runtime_error("observer bug"); }
-  void on_node_start(const flux::NodeEvent&) override { ++calls, throw std::runtime_error("observer bug"); }
+  void on_run_start(const flux::RunInfo&) override {
+    ++calls, throw std::runtime_error("observer bug");
+  }
+  void on_run_end(const flux::RunInfo&) override {
+    ++calls, throw std::runtime_error("observer bug");
+  }
+  void on_node_start(const flux::NodeEvent&) override {
+    ++calls, throw std::runtime_error("observer bug");
+  }
   void on_node_end(const flux::NodeEvent&, const flux::HistoryEntry&) override {
     ++calls, throw std::runtime_error("observer bug");
   }
@@ -616,7 +630,8 @@ TEST(Persistence, ObserverIsToldOfANodeErrorAndTheFailedRun) {
   flux::Config cfg;
   cfg.observers = {obs};
   flux::Runtime rt(cfg);
-  auto boom = flux::node("boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("kaboom"); });
+  auto boom =
+      flux::node("boom", [](std::int64_t) -> std::int64_t { throw std::runtime_error("kaboom"); });
   auto r = rt.run(inc() | boom | dbl(), 3);
   EXPECT_EQ(r.status, flux::RunStatus::failed);
   ASSERT_TRUE(eventually([&] { return obs->ended().has_value(); }));

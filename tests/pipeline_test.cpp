@@ -5,11 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 namespace pipelinetest {
 
@@ -48,9 +47,15 @@ std::optional<Caught> catch_error(F&& f) {
 
 std::string failure_text(const flux::RunResult& r) { return r.error ? r.error->message : ""; }
 
-flux::Node inc() { return flux::node("inc", [](std::int64_t x) { return x + 1; }); }
-flux::Node dbl() { return flux::node("dbl", [](std::int64_t x) { return x * 2; }); }
-flux::Node sq() { return flux::node("sq", [](std::int64_t x) { return x * x; }); }
+flux::Node inc() {
+  return flux::node("inc", [](std::int64_t x) { return x + 1; });
+}
+flux::Node dbl() {
+  return flux::node("dbl", [](std::int64_t x) { return x * 2; });
+}
+flux::Node sq() {
+  return flux::node("sq", [](std::int64_t x) { return x * x; });
+}
 flux::Node add() {
   return flux::node("add", [](std::int64_t a, std::int64_t b, flux::Context& ctx) {
     ctx.save("last_sum", a + b);
@@ -110,9 +115,8 @@ TEST(Pipeline, DesignExampleIncParallelDblSqAddGives24) {
 }
 
 TEST(Pipeline, ComplexNestedPipelineOfSubPipelinesAndParallels) {
-  auto sum3 = flux::node("sum3", [](std::int64_t a, std::int64_t b, std::int64_t c) {
-    return a + b + c;
-  });
+  auto sum3 =
+      flux::node("sum3", [](std::int64_t a, std::int64_t b, std::int64_t c) { return a + b + c; });
   auto p = inc() | flux::parallel(dbl() | inc(), flux::parallel(sq(), dbl()) | add(), inc()) |
            sum3 | dbl();
   flux::Runtime rt;
@@ -161,9 +165,8 @@ TEST(Pipeline, StructsFlowBetweenNodesLikeKeywordArguments) {
     o.qty *= 2;
     return o;
   });
-  auto label = flux::node("label", [](const pipelinetest::Order& o) {
-    return o.id + ":" + std::to_string(o.qty);
-  });
+  auto label = flux::node(
+      "label", [](const pipelinetest::Order& o) { return o.id + ":" + std::to_string(o.qty); });
   flux::Runtime rt;
   auto r = rt.run(make | doubled | label, std::string("A-1"));
   ASSERT_TRUE(r.ok()) << failure_text(r);
@@ -306,8 +309,8 @@ TEST(Pipeline, ComposingAStringProducerWithAnIntConsumerIsATypeError) {
 
 TEST(Pipeline, ParallelWithMoreBranchesThanParametersIsATypeErrorNamingTheNode) {
   auto pair_sum = flux::node("pair_sum", [](std::int64_t a, std::int64_t b) { return a + b; });
-  auto e = catch_error<flux::TypeError>(
-      [&] { (void)(flux::parallel(inc(), dbl(), sq()) | pair_sum); });
+  auto e =
+      catch_error<flux::TypeError>([&] { (void)(flux::parallel(inc(), dbl(), sq()) | pair_sum); });
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(Contains(e->what, "pair_sum"));
 

@@ -3,11 +3,11 @@
 // down past the deadline, corrupt records — each give a clear error and lose nothing
 // acknowledged.
 
-#include <flux/flux.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <flux/flux.hpp>
 #include <sstream>
 #include <thread>
 
@@ -90,8 +90,8 @@ TEST(RedisRuntime, ARunIsReadBackCompletelyByAnotherRuntime) {
 TEST(RedisRuntime, AnotherProcessListsAndReadsTheRunsOfThisOne) {
   RedisServer server;
   std::string prefix = unique_prefix("xproc");
-  std::string out = flux::test::shell(std::string(FLUX_REDIS_WRITER) + " '" + server.url() +
-                                      "' " + prefix + " 3");
+  std::string out = flux::test::shell(std::string(FLUX_REDIS_WRITER) + " '" + server.url() + "' " +
+                                      prefix + " 3");
   std::vector<std::string> ids;
   std::istringstream lines(out);
   std::string word, id, status;
@@ -157,7 +157,8 @@ TEST(RedisRuntime, WrongPasswordIsAnAuthenticationErrorThatNeverShowsThePassword
   flux::Runtime with_url(flux::Config{.store = server.url()});
   EXPECT_TRUE(with_url.run(demo_pipeline(), 1).ok());
   ::setenv("FLUX_REDIS_PASSWORD", "right-horse-battery", 1);
-  flux::Runtime with_env(flux::Config{.store = "redis://127.0.0.1:" + std::to_string(server.port())});
+  flux::Runtime with_env(
+      flux::Config{.store = "redis://127.0.0.1:" + std::to_string(server.port())});
   ::unsetenv("FLUX_REDIS_PASSWORD");
   EXPECT_TRUE(with_env.run(demo_pipeline(), 1).ok());
 }
@@ -225,8 +226,8 @@ TEST(RedisRuntime, StoreDownPastTheDeadlineFailsTheRunClearlyInsteadOfHanging) {
   auto pipeline = chain(3, [&](int step) {
     if (step == 1) server.stop();
   });
-  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix,
-                                .store_retry_deadline = 500ms});
+  flux::Runtime rt(
+      flux::Config{.store = server.url(), .key_prefix = prefix, .store_retry_deadline = 500ms});
   auto t0 = std::chrono::steady_clock::now();
   auto r = rt.run(pipeline, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
@@ -267,16 +268,19 @@ TEST(RedisRuntime, CorruptRecordsAreClearErrorsNamingTheKey) {
     EXPECT_TRUE(contains(e.what(), prefix + ":{" + second.run_id + "}:history[2]")) << e.what();
   }
   // Resuming a run whose history cannot be decoded is refused, and changes nothing.
-  auto third = rt.run(demo_pipeline() | flux::node("boom", [](std::int64_t) -> std::int64_t {
-                        throw std::runtime_error("boom");
-                      }), 3);
+  auto third = rt.run(demo_pipeline() | flux::node("boom",
+                                                   [](std::int64_t) -> std::int64_t {
+                                                     throw std::runtime_error("boom");
+                                                   }),
+                      3);
   ASSERT_EQ(third.status, flux::RunStatus::failed);
   std::string third_history = prefix + ":{" + third.run_id + "}:history";
   server.cli("LSET '" + third_history + "' 0 'garbage'");
   std::string before = server.cli("--raw LRANGE '" + third_history + "' 0 -1") +
                        server.cli("--raw GET '" + prefix + ":{" + third.run_id + "}:run'");
   try {
-    (void)rt.resume(third.run_id, demo_pipeline() | flux::node("boom", [](std::int64_t x) { return x; }));
+    (void)rt.resume(third.run_id,
+                    demo_pipeline() | flux::node("boom", [](std::int64_t x) { return x; }));
     ADD_FAILURE() << "resumed a run whose history cannot be read";
   } catch (const flux::Error& e) {
     EXPECT_EQ(e.code(), flux::Errc::storage) << e.what();
@@ -304,10 +308,13 @@ TEST(RedisRuntime, HistoryCanBeFollowedFromAPosition) {
 
 TEST(RedisRuntime, HistoryValuesCanBeDroppedOrTruncated) {
   RedisServer server;
-  auto big = flux::node("big", [](std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
-  auto len = flux::node("len", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
+  auto big = flux::node(
+      "big", [](std::int64_t n) { return std::string(static_cast<std::size_t>(n), 'x'); });
+  auto len =
+      flux::node("len", [](const std::string& s) { return static_cast<std::int64_t>(s.size()); });
   {
-    flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = unique_prefix("none"),
+    flux::Runtime rt(flux::Config{.store = server.url(),
+                                  .key_prefix = unique_prefix("none"),
                                   .history_values = flux::HistoryValues::none});
     auto r = rt.run(big | len, 5000);
     ASSERT_TRUE(r.ok());
@@ -319,7 +326,8 @@ TEST(RedisRuntime, HistoryValuesCanBeDroppedOrTruncated) {
     EXPECT_EQ(info->history[0].node, "big");
   }
   {
-    flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = unique_prefix("trunc"),
+    flux::Runtime rt(flux::Config{.store = server.url(),
+                                  .key_prefix = unique_prefix("trunc"),
                                   .history_values = flux::HistoryValues::truncated,
                                   .history_value_limit = 100});
     auto r = rt.run(big | len, 5000);

@@ -1,11 +1,11 @@
 // A separate process for the cross-process test: runs pipelines against the Redis store
 // given on the command line and prints one "run <id> <status>" line per run.
 //   redis_writer <redis-url> <key-prefix> <runs>
-#include <flux/flux.hpp>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <unistd.h>
+#include <flux/flux.hpp>
 #include <string>
 
 int main(int argc, char** argv) {

@@ -4,14 +4,14 @@
 // (unknown id, other pipeline, live owner, completed run) leaves the store untouched;
 // fencing refuses a stale owner's writes.
 
-#include <flux/flux.hpp>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <flux/flux.hpp>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "support/redis_server.hpp"
@@ -94,8 +94,8 @@ TEST_P(Resume, AFailedRunIsRetriedFromTheFailedStepWithEverythingBeforeItPreserv
   for (const auto& e : info->history) {
     seen.push_back(e.node + "@" + e.step + "#" + std::to_string(e.attempt) + (e.ok() ? "" : "!"));
   }
-  EXPECT_EQ(seen, (std::vector<std::string>{"a@0#1", "b@1#1", "c@2#1!", "resume@#1", "c@2#2",
-                                            "d@3#1"}));
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"a@0#1", "b@1#1", "c@2#1!", "resume@#1", "c@2#2", "d@3#1"}));
   const auto& mark = info->history[3];
   EXPECT_EQ(mark.type, flux::HistoryEntry::Type::resume);
   EXPECT_EQ(mark.input.at("from_status"), flux::Value("failed"));
@@ -108,15 +108,17 @@ TEST_P(Resume, AFailedRunIsRetriedFromTheFailedStepWithEverythingBeforeItPreserv
 
 TEST_P(Resume, OnlyTheUnfinishedBranchesOfAParallelRunAgain) {
   Script s;
-  auto add = flux::node("sum", [](std::int64_t a, std::int64_t b, std::int64_t c) { return a + b + c; });
-  auto slow = flux::node("slow", [](std::int64_t x) {  // x and z finish before y2 fails
-                std::this_thread::sleep_for(50ms);
-                return x;
-              }).blocking();
+  auto add =
+      flux::node("sum", [](std::int64_t a, std::int64_t b, std::int64_t c) { return a + b + c; });
+  auto slow = flux::node("slow",
+                         [](std::int64_t x) {  // x and z finish before y2 fails
+                           std::this_thread::sleep_for(50ms);
+                           return x;
+                         })
+                  .blocking();
   auto pipeline =
       s.add("head", 1) |
-      flux::parallel(s.add("x", 10), s.add("y", 20) | slow | s.add("y2", 2), s.add("z", 30)) |
-      add;
+      flux::parallel(s.add("x", 10), s.add("y", 20) | slow | s.add("y2", 2), s.add("z", 30)) | add;
   flux::Runtime rt(config());
   s.failing = {"y2"};
   auto failed = rt.run(pipeline, 0);
@@ -174,8 +176,8 @@ TEST_P(Resume, ADifferentPipelineIsRefusedAndTheStoreIsLeftAlone) {
     ADD_FAILURE() << "resumed with another pipeline";
   } catch (const flux::Error& e) {
     EXPECT_EQ(e.code(), flux::Errc::invalid_argument);
-    EXPECT_TRUE(contains(e.what(), "recorded with pipeline 'orig' (fingerprint " +
-                                       original.fingerprint() + ")"))
+    EXPECT_TRUE(contains(
+        e.what(), "recorded with pipeline 'orig' (fingerprint " + original.fingerprint() + ")"))
         << e.what();
     EXPECT_TRUE(contains(e.what(), other.fingerprint())) << e.what();
   }

@@ -7,13 +7,13 @@
 // needs it); every test uses its own key prefix, so tests are independent of each other.
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -23,8 +23,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 #include "support/redis_server.hpp"
 
@@ -40,10 +38,10 @@ inline void PrintTo(const HistoryEntry& e, std::ostream* os) {
   const char* type = e.type == HistoryEntry::Type::node       ? "node"
                      : e.type == HistoryEntry::Type::parallel ? "parallel"
                                                               : "other";
-  *os << "{seq " << e.seq << ", " << type << " \"" << e.node << "\" step \"" << e.step << "\" attempt " << e.attempt << ", start "
-      << e.start.time_since_epoch().count() << "ns, end " << e.end.time_since_epoch().count()
-      << "ns, duration " << e.duration.count() << "ns, input " << e.input.to_string()
-      << ", output " << e.output.to_string() << ", error "
+  *os << "{seq " << e.seq << ", " << type << " \"" << e.node << "\" step \"" << e.step
+      << "\" attempt " << e.attempt << ", start " << e.start.time_since_epoch().count()
+      << "ns, end " << e.end.time_since_epoch().count() << "ns, duration " << e.duration.count()
+      << "ns, input " << e.input.to_string() << ", output " << e.output.to_string() << ", error "
       << (e.error ? "\"" + *e.error + "\"" : std::string("none")) << "}";
 }
 
@@ -61,8 +59,8 @@ inline void PrintTo(const RunInfo& r, std::ostream* os) {
   } else {
     *os << "none";
   }
-  *os << ", owner \"" << r.owner << "\", history_values "
-      << static_cast<int>(r.history_values) << ", " << r.history.size() << " history entries}";
+  *os << ", owner \"" << r.owner << "\", history_values " << static_cast<int>(r.history_values)
+      << ", " << r.history.size() << " history entries}";
 }
 
 }  // namespace flux
@@ -93,8 +91,8 @@ std::string unique_prefix() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "none";
   for (char& c : name) {
-    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '_' || c == '.';
     if (!plain) c = '_';
   }
   return "contract-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + name;
@@ -174,16 +172,16 @@ Value rich_value() {
       {"float", 3.141592653589793},
       {"denormal", 5e-324},
       {"float_min", -1.7976931348623157e308},
-      {"text", "h\xC3\xA9llo w\xC3\xB6rld \xE2\x80\x94 \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC "
-               "\xF0\x9F\x9A\x80"},
+      {"text",
+       "h\xC3\xA9llo w\xC3\xB6rld \xE2\x80\x94 \xE2\x9C\x93 \xE6\x97\xA5\xE6\x9C\xAC "
+       "\xF0\x9F\x9A\x80"},
       {"text_with_nul", std::string("a\0b\0", 4)},
       {"empty_text", ""},
       {"bytes", bytes({0x00, 0x01, 0xff, 0x00, 0x7f, 0x00})},
       {"empty_bytes", flux::Bytes{}},
       {"list", Value::List{1, "two", 3.5, nullptr, false, Value::List{}, Value::Map{}}},
-      {"nested",
-       Value::Map{{"a", Value::Map{{"b", Value::List{Value::Map{{"c", bytes({0x00})}},
-                                                      Value::List{Value::List{true}}}}}}}},
+      {"nested", Value::Map{{"a", Value::Map{{"b", Value::List{Value::Map{{"c", bytes({0x00})}},
+                                                               Value::List{Value::List{true}}}}}}}},
       {"", "empty key"},
       {"\xD0\xBA\xD0\xBB\xD1\x8E\xD1\x87 \xE2\x9C\x93", "unicode key"},
       {std::string("k\0ey", 4), "key with a NUL"},
@@ -373,8 +371,7 @@ TEST_P(StorageContract, PutRunReplacesMetadataAndMovesTheRunBetweenStatusFilters
   RunInfo r = make_run("r", kBase, RunStatus::running);
   store().put_run(r);
   ASSERT_EQ(store().get_run("r"), r);
-  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::running))),
-            std::vector<std::string>{"r"});
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::running))), std::vector<std::string>{"r"});
   EXPECT_TRUE(store().list_runs(with_status(RunStatus::completed)).empty());
 
   RunInfo done = r;
@@ -473,8 +470,7 @@ TEST_P(StorageContract, ListRunsLimit) {
     store().put_run(make_run("l" + std::to_string(i), kBase + i * kSecond));
   }
   EXPECT_EQ(ids(store().list_runs(with_limit(1))), std::vector<std::string>{"l5"});
-  EXPECT_EQ(ids(store().list_runs(with_limit(3))),
-            (std::vector<std::string>{"l5", "l4", "l3"}));
+  EXPECT_EQ(ids(store().list_runs(with_limit(3))), (std::vector<std::string>{"l5", "l4", "l3"}));
   EXPECT_EQ(ids(store().list_runs(with_limit(5))),
             (std::vector<std::string>{"l5", "l4", "l3", "l2", "l1"}));
   EXPECT_EQ(ids(store().list_runs(with_limit(100))),
@@ -820,8 +816,8 @@ TEST_P(StorageContract, ApplyKeepsHistoryOfInterleavedRunsApart) {
   for (auto& e : b) e.node = "b-" + e.node;
   const std::vector<HistoryEntry> a = make_entries(0, 3);
   const std::vector<Write> batch = {
-      append("a", a[0]), append("a", a[1]), append("b", b[0]), append("a", a[2]),
-      append("b", b[1]), append("b", b[2]),
+      append("a", a[0]), append("a", a[1]), append("b", b[0]),
+      append("a", a[2]), append("b", b[1]), append("b", b[2]),
   };
   store().apply(batch);
   EXPECT_EQ(store().history("a", 0), a);
@@ -906,14 +902,8 @@ TEST(RedisStorageLayout, KeysCarryTheRunIdInAHashTag) {
   s.put_key("run-2", Scope::kv, "k", std::int64_t{3});
 
   std::vector<std::string> expected = {
-      p + ":runs",
-      p + ":runs:failed",
-      p + ":runs:running",
-      p + ":{run-1}:history",
-      p + ":{run-1}:kv",
-      p + ":{run-1}:run",
-      p + ":{run-1}:shared",
-      p + ":{run-2}:kv",
+      p + ":runs",        p + ":runs:failed", p + ":runs:running",   p + ":{run-1}:history",
+      p + ":{run-1}:kv",  p + ":{run-1}:run", p + ":{run-1}:shared", p + ":{run-2}:kv",
       p + ":{run-2}:run",
   };
   std::sort(expected.begin(), expected.end());
@@ -1017,8 +1007,7 @@ TEST(RedisStorageLayout, ASecondRuntimeOnTheSamePrefixSeesTheSameData) {
   EXPECT_EQ(r.list_runs(with_status(RunStatus::failed)), std::vector<RunInfo>{failed});
   EXPECT_EQ(r.history("done", 0), history);
   EXPECT_EQ(r.history("done", 0), w.history("done", 0));
-  EXPECT_EQ(r.history("done", 2),
-            (std::vector<HistoryEntry>{history.begin() + 2, history.end()}));
+  EXPECT_EQ(r.history("done", 2), (std::vector<HistoryEntry>{history.begin() + 2, history.end()}));
   const Value::Map kv = {{"rich", rich_value()}, {std::string("b\0in", 4), bytes({0x00})}};
   EXPECT_EQ(r.keys("done", Scope::kv), kv);
   EXPECT_EQ(r.keys("done", Scope::kv), w.keys("done", Scope::kv));

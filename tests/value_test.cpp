@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <flux/flux.hpp>
 #include <limits>
 #include <map>
 #include <optional>
@@ -14,8 +15,6 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <flux/flux.hpp>
 
 namespace valuetest {
 
@@ -157,8 +156,8 @@ TEST(Codec, IntegerOutOfRangeForTheTargetTypeThrowsTypeErrorNamingValueAndType) 
 }
 
 TEST(Codec, UnsignedValueAboveInt64MaxCannotBecomeAValue) {
-  auto e = catch_error<flux::TypeError>(
-      [] { (void)Value(std::numeric_limits<std::uint64_t>::max()); });
+  auto e =
+      catch_error<flux::TypeError>([] { (void)Value(std::numeric_limits<std::uint64_t>::max()); });
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->code, flux::Errc::type_mismatch);
   EXPECT_TRUE(Contains(e->what, "18446744073709551615"));
@@ -285,14 +284,14 @@ TEST(Codec, NestedMismatchNamesThePathToTheBadElement) {
   EXPECT_TRUE(Contains(e->what, "string"));
 
   Value m = Value::Map{{"good", 1}, {"bad", Value::List{}}};
-  auto em = catch_error<flux::TypeError>(
-      [&] { (void)m.as<std::map<std::string, std::int64_t>>(); });
+  auto em =
+      catch_error<flux::TypeError>([&] { (void)m.as<std::map<std::string, std::int64_t>>(); });
   ASSERT_TRUE(em.has_value());
   EXPECT_TRUE(Contains(em->what, "bad"));
   EXPECT_TRUE(Contains(em->what, "expected int64"));
 
-  auto not_list = catch_error<flux::TypeError>(
-      [] { (void)Value(5).as<std::vector<std::int64_t>>(); });
+  auto not_list =
+      catch_error<flux::TypeError>([] { (void)Value(5).as<std::vector<std::int64_t>>(); });
   ASSERT_TRUE(not_list.has_value());
   EXPECT_TRUE(Contains(not_list->what, "list<int64>"));
   EXPECT_TRUE(Contains(not_list->what, "int64"));
@@ -335,13 +334,15 @@ TEST(Codec, TuplesAndPairsRoundTripAsLists) {
   EXPECT_EQ(Value::from(p), Value(Value::List{"pi", 3.5}));
   EXPECT_EQ(round_trip(p), p);
 
-  auto wrong_size = catch_error<flux::TypeError>(
-      [] { (void)Value(Value::List{1, "a"}).as<std::tuple<std::int64_t, std::string, bool>>(); });
+  auto wrong_size = catch_error<flux::TypeError>([] {
+    (void)Value(Value::List{1, "a"}).as<std::tuple<std::int64_t, std::string, bool>>();
+  });
   ASSERT_TRUE(wrong_size.has_value());
   EXPECT_TRUE(Contains(wrong_size->what, "tuple<int64, string, bool>"));
 
-  auto wrong_item = catch_error<flux::TypeError>(
-      [] { (void)Value(Value::List{1, 2}).as<std::pair<std::int64_t, std::string>>(); });
+  auto wrong_item = catch_error<flux::TypeError>([] {
+    (void)Value(Value::List{1, 2}).as<std::pair<std::int64_t, std::string>>();
+  });
   ASSERT_TRUE(wrong_item.has_value());
   EXPECT_TRUE(Contains(wrong_item->what, "[1]"));
   EXPECT_TRUE(Contains(wrong_item->what, "expected string"));
@@ -398,8 +399,8 @@ TEST(Codec, FluxStructWithNestedStructsAndOptionalFieldsRoundTrips) {
   EXPECT_TRUE(x.lines.empty());
 
   // A mismatch deep inside names the way there.
-  Value bad = Value::Map{{"id", "X"},
-                         {"lines", Value::List{Value::Map{{"sku", "a"}, {"qty", "many"}}}}};
+  Value bad =
+      Value::Map{{"id", "X"}, {"lines", Value::List{Value::Map{{"sku", "a"}, {"qty", "many"}}}}};
   auto e = catch_error<flux::TypeError>([&] { (void)bad.as<valuetest::Invoice>(); });
   ASSERT_TRUE(e.has_value());
   EXPECT_TRUE(Contains(e->what, "lines"));
@@ -578,7 +579,8 @@ TEST(TypeInfo, CompatibleAcceptsWhatCanDecodeAndRejectsWhatCannot) {
   EXPECT_FALSE(compatible(codec<std::string>::type(), codec<std::int64_t>::type()));
   EXPECT_TRUE(compatible(codec<std::string>::type(), TypeInfo::any()));
   EXPECT_TRUE(compatible(codec<std::vector<std::int64_t>>::type(), codec<Value>::type()));
-  EXPECT_TRUE(compatible(TypeInfo::of(flux::Kind::null), codec<std::optional<std::int64_t>>::type()));
+  EXPECT_TRUE(
+      compatible(TypeInfo::of(flux::Kind::null), codec<std::optional<std::int64_t>>::type()));
   EXPECT_FALSE(compatible(codec<std::vector<std::int64_t>>::type(),
                           codec<std::vector<std::string>>::type()));
   EXPECT_TRUE(compatible(codec<std::vector<std::int64_t>>::type(),

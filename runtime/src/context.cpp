@@ -80,14 +80,12 @@ std::vector<HistoryEntry> RunState::history() const {
 
 Context::Context(std::shared_ptr<detail::RunState> run, const std::string& node,
                  const std::string& step, std::uint32_t attempt) noexcept
-    : run_(std::move(run)),
-      node_(&node),
-      step_(&step),
-      attempt_(attempt),
-      shared_(*run_) {}
+    : run_(std::move(run)), node_(&node), step_(&step), attempt_(attempt), shared_(*run_) {}
 
 const std::string& Context::run_id() const noexcept { return run_->run_id(); }
-void Context::save(std::string_view key, Value value) { run_->put(Scope::kv, key, std::move(value)); }
+void Context::save(std::string_view key, Value value) {
+  run_->put(Scope::kv, key, std::move(value));
+}
 std::optional<Value> Context::get(std::string_view key) const { return run_->get(Scope::kv, key); }
 bool Context::contains(std::string_view key) const { return get(key).has_value(); }
 bool Context::erase(std::string_view key) { return run_->erase(Scope::kv, key); }
@@ -110,14 +108,15 @@ Value SharedState::update(std::string_view key, const std::function<Value(const 
   return run_->update(Scope::shared, key, fn);
 }
 std::int64_t SharedState::add(std::string_view key, std::int64_t delta) {
-  return update(key, [&](const Value& old) {
-           if (old.is_null()) return Value(delta);
-           if (!old.is_int()) {
-             throw TypeError("shared key \"" + std::string(key) + "\": " +
-                             describe_mismatch("int64", old));
-           }
-           return Value(old.as_int() + delta);
-         })
+  return update(key,
+                [&](const Value& old) {
+                  if (old.is_null()) return Value(delta);
+                  if (!old.is_int()) {
+                    throw TypeError("shared key \"" + std::string(key) +
+                                    "\": " + describe_mismatch("int64", old));
+                  }
+                  return Value(old.as_int() + delta);
+                })
       .as_int();
 }
 Value::Map SharedState::snapshot() const { return run_->snapshot(Scope::shared); }

@@ -1,8 +1,8 @@
 #include <algorithm>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <shared_mutex>
+#include <unordered_map>
 
 #include "flux/storage.hpp"
 
@@ -48,7 +48,7 @@ std::optional<std::string> Storage::lease_holder(std::string_view) const { retur
 struct MemoryStorage::Impl {
   using Clock = std::chrono::steady_clock;
   struct Run {
-    RunInfo info;  // history kept separately, below
+    RunInfo info;             // history kept separately, below
     bool has_record = false;  // kv, history or a lease may come before the run record
     std::uint64_t order = 0;  // insertion order: breaks ties between equal creation times
     std::vector<HistoryEntry> history;

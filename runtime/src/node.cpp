@@ -13,22 +13,24 @@ void check_node_args(const std::string& name, bool callable_is_null) {
 void throw_arity_mismatch(const Value& input, std::size_t count) {
   std::string got = input.is_list() ? "a list of " + std::to_string(input.as_list().size())
                                     : std::string("a single ") + to_string(input.kind());
-  throw InputError("takes " + std::to_string(count) + " parameters, so its input must be a list of " +
-                  std::to_string(count) + " values, got " + got + " " + input.to_string(80));
+  throw InputError("takes " + std::to_string(count) +
+                   " parameters, so its input must be a list of " + std::to_string(count) +
+                   " values, got " + got + " " + input.to_string(80));
 }
 
 void throw_param_mismatch(const TypeError& e, std::size_t index, std::size_t count) {
   if (count == 1) throw InputError(std::string("input: ") + e.what());
-  throw InputError("parameter " + std::to_string(index + 1) + " of " + std::to_string(count) + ": " +
-                  e.what());
+  throw InputError("parameter " + std::to_string(index + 1) + " of " + std::to_string(count) +
+                   ": " + e.what());
 }
 
 }  // namespace detail
 
 Node Node::blocking() const {
   if (def_->mode == detail::NodeMode::async) {
-    throw Error(Errc::invalid_argument,
-                "node \"" + def_->name + "\" is async; its future is already awaited off the scheduler");
+    throw Error(
+        Errc::invalid_argument,
+        "node \"" + def_->name + "\" is async; its future is already awaited off the scheduler");
   }
   auto def = std::make_shared<detail::NodeDef>(*def_);
   def->mode = detail::NodeMode::blocking;

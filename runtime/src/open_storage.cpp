@@ -22,9 +22,11 @@ std::shared_ptr<Storage> open_storage(const Config& config) {
   }
   // Only the scheme is shown: the rest may hold a password.
   auto scheme_end = store.find("://");
-  throw Error(Errc::invalid_argument,
-              "unknown store \"" + (scheme_end == std::string::npos ? store : store.substr(0, scheme_end + 3) + "...") +
-                  "\": expected \"memory\" or \"redis://[user:password@]host:port[/db]\"");
+  throw Error(
+      Errc::invalid_argument,
+      "unknown store \"" +
+          (scheme_end == std::string::npos ? store : store.substr(0, scheme_end + 3) + "...") +
+          "\": expected \"memory\" or \"redis://[user:password@]host:port[/db]\"");
 }
 
 }  // namespace flux::detail

@@ -58,7 +58,8 @@ std::string join_types(const std::vector<TypeInfo>& ts) {
 std::string quoted(const std::string& label) { return "'" + label + "'"; }
 
 // Checks that what `producer` outputs can feed `consumer` (the first step that receives it).
-void check_feed(const TypeInfo& produced, const std::string& producer, const PipelineDef& consumer) {
+void check_feed(const TypeInfo& produced, const std::string& producer,
+                const PipelineDef& consumer) {
   switch (consumer.type) {
     case PipelineDef::Type::sequence:
       check_feed(produced, producer, *consumer.children.front());
@@ -66,7 +67,8 @@ void check_feed(const TypeInfo& produced, const std::string& producer, const Pip
     case PipelineDef::Type::parallel:
       for (const auto& branch : consumer.children) check_feed(produced, producer, *branch);
       return;
-    case PipelineDef::Type::node: break;
+    case PipelineDef::Type::node:
+      break;
   }
   const NodeDef& node = *consumer.node;
   const auto& params = node.params;

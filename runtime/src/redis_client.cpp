@@ -43,7 +43,8 @@ RedisAddress parse_redis_url(std::string_view url) {
     std::string port(hostport.substr(colon + 1));
     char* end = nullptr;
     long n = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end || n <= 0 || n > 65535) return fail("port \"" + port + "\" is invalid");
+    if (port.empty() || *end || n <= 0 || n > 65535)
+      return fail("port \"" + port + "\" is invalid");
     a.port = static_cast<int>(n);
     hostport = hostport.substr(0, colon);
   }
@@ -65,12 +66,24 @@ timeval to_timeval(std::chrono::milliseconds ms) {
 RedisReply copy_reply(const redisReply* r) {
   RedisReply out;
   switch (r->type) {
-    case REDIS_REPLY_STRING: out.type = RedisReply::Type::string; break;
-    case REDIS_REPLY_ARRAY: out.type = RedisReply::Type::array; break;
-    case REDIS_REPLY_INTEGER: out.type = RedisReply::Type::integer; break;
-    case REDIS_REPLY_NIL: out.type = RedisReply::Type::nil; break;
-    case REDIS_REPLY_STATUS: out.type = RedisReply::Type::status; break;
-    case REDIS_REPLY_ERROR: out.type = RedisReply::Type::error; break;
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::string;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::array;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::integer;
+      break;
+    case REDIS_REPLY_NIL:
+      out.type = RedisReply::Type::nil;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::status;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::error;
+      break;
   }
   if (r->str) out.str.assign(r->str, r->len);
   out.integer = r->integer;
@@ -113,8 +126,8 @@ void RedisConnection::disconnect() noexcept {
 void RedisConnection::connect() {
   disconnect();
   const std::string where = "redis at " + address_.display();
-  redisContext* c = redisConnectWithTimeout(address_.host.c_str(), address_.port,
-                                            to_timeval(io_timeout_));
+  redisContext* c =
+      redisConnectWithTimeout(address_.host.c_str(), address_.port, to_timeval(io_timeout_));
   if (!c) throw Error(Errc::storage, "cannot reach " + where + ": out of memory");
   if (c->err) {
     std::string cause = c->errstr;

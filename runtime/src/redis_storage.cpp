@@ -119,8 +119,8 @@ std::string score_of(const RunInfo& run) {
   if (cmd.size() > 1 && what != "EVAL" && what != "EVALSHA") what += " " + cmd[1];
   if ((what == "EVAL" || what == "EVALSHA") && cmd.size() > 4) what = "write to " + cmd[4];
   if (error.rfind("FENCED ", 0) == 0) {
-    throw Error(Errc::run_owned, "redis at " + c.address().display() + ": " + what +
-                                     " refused: " + error.substr(7));
+    throw Error(Errc::run_owned,
+                "redis at " + c.address().display() + ": " + what + " refused: " + error.substr(7));
   }
   throw Error(Errc::storage, "redis at " + c.address().display() + ": " + what + ": " + error);
 }
@@ -129,13 +129,14 @@ std::string score_of(const RunInfo& run) {
 
 RedisStorage::RedisStorage(const RedisAddress& address, RedisOptions options)
     : options_(std::move(options)) {
-  if (options_.key_prefix.empty() ||
-      options_.key_prefix.find_first_of("{}") != std::string::npos) {
+  if (options_.key_prefix.empty() || options_.key_prefix.find_first_of("{}") != std::string::npos) {
     throw Error(Errc::invalid_argument, "key prefix \"" + options_.key_prefix +
                                             "\" must be non-empty and contain no { or }");
   }
-  writer_ = std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
-  reader_ = std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
+  writer_ =
+      std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
+  reader_ =
+      std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
   load_scripts();
 }
 
@@ -154,15 +155,15 @@ std::string RedisStorage::fence_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:fence";
 }
 std::string RedisStorage::scope_key(std::string_view id, Scope scope) const {
-  return options_.key_prefix + ":{" + std::string(id) + "}:" +
-         (scope == Scope::kv ? "kv" : "shared");
+  return options_.key_prefix + ":{" + std::string(id) +
+         "}:" + (scope == Scope::kv ? "kv" : "shared");
 }
 
 void RedisStorage::load_scripts() {
   auto r = writer_->execute({{"SCRIPT", "LOAD", k_apply_script}});
   if (r[0].type != RedisReply::Type::string) {
-    throw Error(Errc::storage, "redis at " + writer_->address().display() +
-                                   ": SCRIPT LOAD failed: " + r[0].str);
+    throw Error(Errc::storage,
+                "redis at " + writer_->address().display() + ": SCRIPT LOAD failed: " + r[0].str);
   }
   apply_sha_ = r[0].str;
 }
@@ -223,9 +224,15 @@ void RedisStorage::apply(std::span<const Write> batch) {
   const std::string runs_index = options_.key_prefix + ":runs";
   for (const auto& group : groups) {
     const std::string& id = group.front()->run_id();
-    RedisCommand script{"EVALSHA",        apply_sha_,      "6",
-                        fence_key(id),    run_key(id),     history_key(id),
-                        scope_key(id, Scope::kv), scope_key(id, Scope::shared), lease_key(id),
+    RedisCommand script{"EVALSHA",
+                        apply_sha_,
+                        "6",
+                        fence_key(id),
+                        run_key(id),
+                        history_key(id),
+                        scope_key(id, Scope::kv),
+                        scope_key(id, Scope::shared),
+                        lease_key(id),
                         std::to_string(group.front()->fence)};
     // Only the group's last run record counts (each replaces the one before); a group that
     // claims the run's lease holds a new run, which no status index lists yet.
@@ -241,11 +248,10 @@ void RedisStorage::apply(std::span<const Write> batch) {
       if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
         if (&p->run == last_record) script.insert(script.end(), {"R", encode_run(p->run)});
       } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-        script.insert(script.end(),
-                      {"H", std::to_string(h->entry.seq), encode_history(h->entry)});
+        script.insert(script.end(), {"H", std::to_string(h->entry.seq), encode_history(h->entry)});
       } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
-        script.insert(script.end(), {"K", k->scope == Scope::kv ? "k" : "s", k->key,
-                                     encode_value(k->value)});
+        script.insert(script.end(),
+                      {"K", k->scope == Scope::kv ? "k" : "s", k->key, encode_value(k->value)});
       } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
         script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
       } else if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
@@ -355,8 +361,8 @@ std::vector<HistoryEntry> RedisStorage::history(std::string_view run_id, std::si
   std::vector<HistoryEntry> out;
   out.reserve(replies[0].elements.size());
   for (std::size_t i = 0; i < replies[0].elements.size(); ++i) {
-    out.push_back(decode_history(replies[0].elements[i].str,
-                                 key + "[" + std::to_string(from + i) + "]"));
+    out.push_back(
+        decode_history(replies[0].elements[i].str, key + "[" + std::to_string(from + i) + "]"));
   }
   return out;
 }

@@ -6,9 +6,12 @@ namespace flux {
 
 const char* to_string(RunStatus status) noexcept {
   switch (status) {
-    case RunStatus::running: return "running";
-    case RunStatus::completed: return "completed";
-    case RunStatus::failed: return "failed";
+    case RunStatus::running:
+      return "running";
+    case RunStatus::completed:
+      return "completed";
+    case RunStatus::failed:
+      return "failed";
   }
   return "unknown";
 }
@@ -18,8 +21,8 @@ void RunResult::throw_if_failed() const {
   if (status == RunStatus::running) {
     throw Error(Errc::invalid_argument, "run " + run_id + " has not ended");
   }
-  throw Error(Errc::node_failed,
-              "run " + run_id + " failed: " + (error ? error->message : std::string("unknown error")));
+  throw Error(Errc::node_failed, "run " + run_id + " failed: " +
+                                     (error ? error->message : std::string("unknown error")));
 }
 
 RunHandle::RunHandle(std::shared_ptr<detail::RunCompletion> completion) noexcept

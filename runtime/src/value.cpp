@@ -6,26 +6,40 @@ namespace flux {
 
 const char* to_string(Kind kind) noexcept {
   switch (kind) {
-    case Kind::null: return "null";
-    case Kind::boolean: return "bool";
-    case Kind::int64: return "int64";
-    case Kind::float64: return "float64";
-    case Kind::string: return "string";
-    case Kind::bytes: return "bytes";
-    case Kind::list: return "list";
-    case Kind::map: return "map";
+    case Kind::null:
+      return "null";
+    case Kind::boolean:
+      return "bool";
+    case Kind::int64:
+      return "int64";
+    case Kind::float64:
+      return "float64";
+    case Kind::string:
+      return "string";
+    case Kind::bytes:
+      return "bytes";
+    case Kind::list:
+      return "list";
+    case Kind::map:
+      return "map";
   }
   return "unknown";
 }
 
 const char* to_string(Errc code) noexcept {
   switch (code) {
-    case Errc::invalid_argument: return "invalid_argument";
-    case Errc::type_mismatch: return "type_mismatch";
-    case Errc::node_failed: return "node_failed";
-    case Errc::not_found: return "not_found";
-    case Errc::storage: return "storage";
-    case Errc::run_owned: return "run_owned";
+    case Errc::invalid_argument:
+      return "invalid_argument";
+    case Errc::type_mismatch:
+      return "type_mismatch";
+    case Errc::node_failed:
+      return "node_failed";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::storage:
+      return "storage";
+    case Errc::run_owned:
+      return "run_owned";
   }
   return "unknown";
 }
@@ -59,11 +73,21 @@ void append_escaped(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -80,9 +104,15 @@ void append_escaped(std::string& out, std::string_view s) {
 void render(std::string& out, const Value& v, std::size_t max) {
   if (out.size() > max) return;
   switch (v.kind()) {
-    case Kind::null: out += "null"; break;
-    case Kind::boolean: out += v.as_bool() ? "true" : "false"; break;
-    case Kind::int64: out += std::to_string(v.as_int()); break;
+    case Kind::null:
+      out += "null";
+      break;
+    case Kind::boolean:
+      out += v.as_bool() ? "true" : "false";
+      break;
+    case Kind::int64:
+      out += std::to_string(v.as_int());
+      break;
     case Kind::float64: {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.17g", v.as_float());
@@ -91,7 +121,9 @@ void render(std::string& out, const Value& v, std::size_t max) {
       out += s;
       break;
     }
-    case Kind::string: append_escaped(out, v.as_string()); break;
+    case Kind::string:
+      append_escaped(out, v.as_string());
+      break;
     case Kind::bytes: {
       static const char* hex = "0123456789abcdef";
       out += "b\"";

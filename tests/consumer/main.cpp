@@ -1,7 +1,6 @@
 // Built against an installed Flux through find_package(flux CONFIG); prints the result.
-#include <flux/flux.hpp>
-
 #include <cstdio>
+#include <flux/flux.hpp>
 
 int main() {
   auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });

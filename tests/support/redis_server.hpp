@@ -3,10 +3,10 @@
 // directory, stopped (and the directory removed) when the object is destroyed —
 // the hiredis test.sh model, so that every test binary owns its server.
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -72,15 +72,25 @@ class RedisServer {
   int port() const { return port_; }
   /// redis://127.0.0.1:<port> (with the password, if any).
   std::string url() const {
-    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") + "127.0.0.1:" +
-           std::to_string(port_);
+    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
+           "127.0.0.1:" + std::to_string(port_);
   }
 
   void start() {
     if (pid_ > 0) return;
-    std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind",
-                                  "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly",
-                                  durable_ ? "yes" : "no", "--logfile", dir_ + "/redis.log"};
+    std::vector<std::string> args{"redis-server",
+                                  "--port",
+                                  std::to_string(port_),
+                                  "--bind",
+                                  "127.0.0.1",
+                                  "--dir",
+                                  dir_,
+                                  "--save",
+                                  "",
+                                  "--appendonly",
+                                  durable_ ? "yes" : "no",
+                                  "--logfile",
+                                  dir_ + "/redis.log"};
     if (durable_) {
       args.push_back("--appendfsync");
       args.push_back("always");

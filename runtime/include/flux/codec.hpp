@@ -41,10 +41,10 @@ struct TypeInfo {
   TypeInfo() = default;
   TypeInfo(std::optional<Kind> k, std::string n) : kind(k), name(std::move(n)) {}
 
-  std::optional<Kind> kind;  ///< nullopt: any kind (flux::Value)
-  std::string name;          ///< for messages: "int64", "list<string>", "Order"
-  bool nullable = false;     ///< also accepts null (std::optional)
-  bool is_struct = false;    ///< a FLUX_STRUCT: a map with fixed fields
+  std::optional<Kind> kind;                 ///< nullopt: any kind (flux::Value)
+  std::string name;                         ///< for messages: "int64", "list<string>", "Order"
+  bool nullable = false;                    ///< also accepts null (std::optional)
+  bool is_struct = false;                   ///< a FLUX_STRUCT: a map with fixed fields
   std::shared_ptr<const TypeInfo> element;  ///< list element / map value type, if known
   /// The outputs of a parallel, one per branch (then kind == list).
   std::vector<TypeInfo> branches;
@@ -87,8 +87,10 @@ struct codec<bool> {
 
 template <class I>
 struct codec<I, std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>>> {
-  static Value encode(I i) { return Value(static_cast<std::conditional_t<
-                                              std::is_signed_v<I>, std::int64_t, std::uint64_t>>(i)); }
+  static Value encode(I i) {
+    return Value(
+        static_cast<std::conditional_t<std::is_signed_v<I>, std::int64_t, std::uint64_t>>(i));
+  }
   static I decode(const Value& v) {
     std::int64_t x = v.as_int();
     if constexpr (!std::is_same_v<I, std::int64_t>) {
@@ -171,7 +173,8 @@ struct codec<std::vector<T, A>, std::enable_if_t<!std::is_same_v<T, std::byte>>>
     return out;
   }
   static std::vector<T, A> decode(const Value& v) {
-    const auto& list = v.is_list() ? v.as_list() : throw TypeError(describe_mismatch(type().name, v));
+    const auto& list =
+        v.is_list() ? v.as_list() : throw TypeError(describe_mismatch(type().name, v));
     std::vector<T, A> out;
     out.reserve(list.size());
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -232,7 +235,11 @@ struct codec<std::optional<T>> {
 template <class... Ts>
 struct codec<std::tuple<Ts...>> {
   static Value encode(const std::tuple<Ts...>& t) {
-    return std::apply([](const auto&... x) { return Value(Value::List{codec<std::decay_t<decltype(x)>>::encode(x)...}); }, t);
+    return std::apply(
+        [](const auto&... x) {
+          return Value(Value::List{codec<std::decay_t<decltype(x)>>::encode(x)...});
+        },
+        t);
   }
   static std::tuple<Ts...> decode(const Value& v) {
     if (!v.is_list() || v.as_list().size() != sizeof...(Ts)) {
@@ -318,26 +325,35 @@ void decode_field(const Value::Map& m, const char* type, const char* name, T& fi
 
 #define FLUX_DETAIL_EXPAND(x) x
 #define FLUX_DETAIL_FOR_EACH_1(m, x) m(x)
-#define FLUX_DETAIL_FOR_EACH_2(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_1(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_3(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_2(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_4(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_3(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_5(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_4(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_6(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_5(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_7(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_6(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_8(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_7(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_9(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_8(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_10(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_9(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_11(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_10(m, __VA_ARGS__))
-#define FLUX_DETAIL_FOR_EACH_12(m, x, ...) m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_11(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_2(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_1(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_3(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_2(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_4(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_3(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_5(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_4(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_6(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_5(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_7(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_6(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_8(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_7(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_9(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_8(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_10(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_9(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_11(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_10(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH_12(m, x, ...) \
+  m(x) FLUX_DETAIL_EXPAND(FLUX_DETAIL_FOR_EACH_11(m, __VA_ARGS__))
 #define FLUX_DETAIL_PICK(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, NAME, ...) NAME
-#define FLUX_DETAIL_FOR_EACH(m, ...)                                                             \
-  FLUX_DETAIL_EXPAND(FLUX_DETAIL_PICK(__VA_ARGS__, FLUX_DETAIL_FOR_EACH_12,                      \
-                                      FLUX_DETAIL_FOR_EACH_11, FLUX_DETAIL_FOR_EACH_10,          \
-                                      FLUX_DETAIL_FOR_EACH_9, FLUX_DETAIL_FOR_EACH_8,            \
-                                      FLUX_DETAIL_FOR_EACH_7, FLUX_DETAIL_FOR_EACH_6,            \
-                                      FLUX_DETAIL_FOR_EACH_5, FLUX_DETAIL_FOR_EACH_4,            \
-                                      FLUX_DETAIL_FOR_EACH_3, FLUX_DETAIL_FOR_EACH_2,            \
-                                      FLUX_DETAIL_FOR_EACH_1)(m, __VA_ARGS__))
+#define FLUX_DETAIL_FOR_EACH(m, ...)                                                          \
+  FLUX_DETAIL_EXPAND(FLUX_DETAIL_PICK(                                                        \
+      __VA_ARGS__, FLUX_DETAIL_FOR_EACH_12, FLUX_DETAIL_FOR_EACH_11, FLUX_DETAIL_FOR_EACH_10, \
+      FLUX_DETAIL_FOR_EACH_9, FLUX_DETAIL_FOR_EACH_8, FLUX_DETAIL_FOR_EACH_7,                 \
+      FLUX_DETAIL_FOR_EACH_6, FLUX_DETAIL_FOR_EACH_5, FLUX_DETAIL_FOR_EACH_4,                 \
+      FLUX_DETAIL_FOR_EACH_3, FLUX_DETAIL_FOR_EACH_2, FLUX_DETAIL_FOR_EACH_1)(m, __VA_ARGS__))
 #define FLUX_DETAIL_ENCODE_FIELD(f) ::flux::detail::encode_field(m, #f, x.f);
 #define FLUX_DETAIL_DECODE_FIELD(f) ::flux::detail::decode_field(m, type_name, #f, x.f);
 
@@ -345,25 +361,25 @@ void decode_field(const Value::Map& m, const char* type, const char* name, T& fi
 /// from field name to value. Use at global namespace scope with the fully qualified type.
 /// Decoding a map that lacks a non-optional field throws TypeError naming the field;
 /// unknown extra keys are ignored (so records can gain fields).
-#define FLUX_STRUCT(Type, ...)                                                     \
-  template <>                                                                      \
-  struct flux::codec<Type> {                                                       \
-    static ::flux::Value encode(const Type& x) {                                   \
-      ::flux::Value::Map m;                                                        \
-      FLUX_DETAIL_FOR_EACH(FLUX_DETAIL_ENCODE_FIELD, __VA_ARGS__)                  \
-      return m;                                                                    \
-    }                                                                              \
-    static Type decode(const ::flux::Value& v) {                                   \
-      static constexpr const char* type_name = #Type;                              \
+#define FLUX_STRUCT(Type, ...)                                                       \
+  template <>                                                                        \
+  struct flux::codec<Type> {                                                         \
+    static ::flux::Value encode(const Type& x) {                                     \
+      ::flux::Value::Map m;                                                          \
+      FLUX_DETAIL_FOR_EACH(FLUX_DETAIL_ENCODE_FIELD, __VA_ARGS__)                    \
+      return m;                                                                      \
+    }                                                                                \
+    static Type decode(const ::flux::Value& v) {                                     \
+      static constexpr const char* type_name = #Type;                                \
       if (!v.is_map()) throw ::flux::TypeError(::flux::describe_mismatch(#Type, v)); \
-      const auto& m = v.as_map();                                                  \
-      Type x{};                                                                    \
-      FLUX_DETAIL_FOR_EACH(FLUX_DETAIL_DECODE_FIELD, __VA_ARGS__)                  \
-      return x;                                                                    \
-    }                                                                              \
-    static ::flux::TypeInfo type() {                                               \
-      ::flux::TypeInfo t{::flux::Kind::map, #Type};                                \
-      t.is_struct = true;                                                          \
-      return t;                                                                    \
-    }                                                                              \
+      const auto& m = v.as_map();                                                    \
+      Type x{};                                                                      \
+      FLUX_DETAIL_FOR_EACH(FLUX_DETAIL_DECODE_FIELD, __VA_ARGS__)                    \
+      return x;                                                                      \
+    }                                                                                \
+    static ::flux::TypeInfo type() {                                                 \
+      ::flux::TypeInfo t{::flux::Kind::map, #Type};                                  \
+      t.is_struct = true;                                                            \
+      return t;                                                                      \
+    }                                                                                \
   };

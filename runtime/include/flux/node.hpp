@@ -4,9 +4,10 @@
 ///
 /// ```cpp
 /// auto inc   = flux::node("inc", [](std::int64_t x) { return x + 1; });
-/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) { ctx.save("msg", s); });
-/// auto fetch = flux::node("fetch", [](std::string url) { return std::async(std::launch::async, get, url); });
-/// auto disk  = flux::node("disk", [](std::string path) { return read_file(path); }).blocking();
+/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) { ctx.save("msg",
+/// s); }); auto fetch = flux::node("fetch", [](std::string url) { return
+/// std::async(std::launch::async, get, url); }); auto disk  = flux::node("disk", [](std::string
+/// path) { return read_file(path); }).blocking();
 /// ```
 ///
 /// - Parameters of type `flux::Context&` are injected wherever they appear.
@@ -177,7 +178,8 @@ std::shared_ptr<NodeDef> make_node_def(std::string name, F f) {
   def->result = result_type<R>();
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     (add_param_type<std::tuple_element_t<I, Args>>(def->params), ...);
-  }(std::make_index_sequence<arity>{});
+  }
+  (std::make_index_sequence<arity>{});
 
   auto fn = std::make_shared<F>(std::move(f));
   auto call = [fn](const Value& input, Context& ctx) -> decltype(auto) {

@@ -38,9 +38,9 @@ struct PipelineDef {
   Type type = Type::sequence;
   std::shared_ptr<const NodeDef> node;                       ///< when type == node
   std::vector<std::shared_ptr<const PipelineDef>> children;  ///< sequence steps / branches
-  TypeInfo output;        ///< what this step produces
-  std::string label;      ///< nodes and parallels: "inc", "parallel(dbl, sq)"; empty for sequences
-  std::uint64_t hash = 0; ///< of the shape and node names; combined bottom-up in O(children)
+  TypeInfo output;                                           ///< what this step produces
+  std::string label;       ///< nodes and parallels: "inc", "parallel(dbl, sq)"; empty for sequences
+  std::uint64_t hash = 0;  ///< of the shape and node names; combined bottom-up in O(children)
 };
 /// "inc | parallel(dbl, sq) | add"
 std::string describe(const PipelineDef& def);

@@ -35,16 +35,16 @@ struct HistoryEntry {
   /// which status and how many recorded steps are reused.
   enum class Type : std::uint8_t { node, parallel, resume };
 
-  std::uint64_t seq = 0;       ///< position in the run's history, from 0, in append order
+  std::uint64_t seq = 0;  ///< position in the run's history, from 0, in append order
   Type type = Type::node;
-  std::string node;            ///< node name ("parallel" for a parallel as a whole)
-  std::string step;            ///< stable step id: the path in the pipeline tree, e.g. "1.0.2"
-  std::uint32_t attempt = 1;   ///< 1 for the first execution of the step
+  std::string node;           ///< node name ("parallel" for a parallel as a whole)
+  std::string step;           ///< stable step id: the path in the pipeline tree, e.g. "1.0.2"
+  std::uint32_t attempt = 1;  ///< 1 for the first execution of the step
   Timestamp start{};
   Timestamp end{};
   std::chrono::nanoseconds duration{0};
   Value input;
-  Value output;                ///< null when the step failed
+  Value output;                      ///< null when the step failed
   std::optional<std::string> error;  ///< the failure message, if the step failed
 
   bool ok() const noexcept { return !error.has_value(); }
@@ -53,7 +53,7 @@ struct HistoryEntry {
 
 /// Why a run failed: the step that failed and the message of what it threw.
 struct RunFailure {
-  std::string node;     ///< empty if the failure is not a node's (e.g. the store)
+  std::string node;  ///< empty if the failure is not a node's (e.g. the store)
   std::string step;
   std::string message;  ///< full text, naming the node and step
   friend bool operator==(const RunFailure&, const RunFailure&) = default;

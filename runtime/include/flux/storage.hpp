@@ -38,18 +38,39 @@ struct RunFilter {
 
 /// One write, as queued by the persistence actor.
 struct Write {
-  struct PutRun { RunInfo run; };  ///< create or replace a run's metadata (history ignored)
+  struct PutRun {
+    RunInfo run;
+  };  ///< create or replace a run's metadata (history ignored)
   /// Appends `entry` at position `entry.seq`; an entry already stored at that position is
   /// left as it is (so a batch may be applied twice), a gap before it is an error.
-  struct AppendHistory { std::string run_id; HistoryEntry entry; };
-  struct PutKey { std::string run_id; Scope scope; std::string key; Value value; };
-  struct EraseKey { std::string run_id; Scope scope; std::string key; };
+  struct AppendHistory {
+    std::string run_id;
+    HistoryEntry entry;
+  };
+  struct PutKey {
+    std::string run_id;
+    Scope scope;
+    std::string key;
+    Value value;
+  };
+  struct EraseKey {
+    std::string run_id;
+    Scope scope;
+    std::string key;
+  };
   /// Takes the lease of a new run for `owner` with token `fence` == 1 (the run's first
   /// write, so that starting a run costs no round trip of its own). Refused with
   /// Error(run_owned) if the run id already has another owner; applying it twice is fine.
-  struct ClaimLease { std::string run_id; std::string owner; std::chrono::milliseconds ttl; };
+  struct ClaimLease {
+    std::string run_id;
+    std::string owner;
+    std::chrono::milliseconds ttl;
+  };
   /// Gives up the lease `owner` holds with token `fence` (the run's last write).
-  struct ReleaseLease { std::string run_id; std::string owner; };
+  struct ReleaseLease {
+    std::string run_id;
+    std::string owner;
+  };
   std::variant<PutRun, AppendHistory, PutKey, EraseKey, ClaimLease, ReleaseLease> op;
 
   /// The run this write belongs to.
