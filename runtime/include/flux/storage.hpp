@@ -36,11 +36,13 @@ struct RunFilter {
   std::size_t limit = 0;            ///< at most this many (0: all)
 };
 
-/// One write, as queued by the persistence actor.
+/// One write, as queued by the persistence actor. A run's writes come in the order its
+/// steps made them: ClaimLease (a new run) first, ReleaseLease last.
 struct Write {
+  /// Creates or replaces a run's metadata (`run.history` is ignored).
   struct PutRun {
     RunInfo run;
-  };  ///< create or replace a run's metadata (history ignored)
+  };
   /// Appends `entry` at position `entry.seq`; an entry already stored at that position is
   /// left as it is (so a batch may be applied twice), a gap before it is an error.
   struct AppendHistory {
