@@ -284,7 +284,7 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
   });
   job->run->journal_run(job->info);
   auto completion = job->completion;
-  impl_->system->spawn(run_actor, std::move(job));
+  start_run(std::move(job));
   return completion;
 }
 

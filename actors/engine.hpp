@@ -1,7 +1,7 @@
 #pragma once
 // Internal: the actor side of a Runtime. Owns the CAF actor system, the node
 // actors (one per node definition), the persistence actor and the blocking pool,
-// and starts one run actor per run.
+// and starts runs (each moves from node actor to node actor by continuation passing).
 
 #include <condition_variable>
 #include <cstdint>
@@ -16,7 +16,7 @@
 
 namespace flux::detail {
 
-/// Where a run's outcome is delivered; shared by the run actor and RunHandles.
+/// Where a run's outcome is delivered; shared by end_run's completion and RunHandles.
 struct RunCompletion {
   std::string run_id;
   std::mutex mu;

@@ -3,6 +3,7 @@
 // pipeline, the per-run job, and the error conventions. Never installed.
 
 #include <caf/all.hpp>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -138,9 +139,10 @@ struct RunJob {
   std::shared_ptr<const Plan> plan;
   std::shared_ptr<RunState> run;
   const Services* services;  // owned by the Engine, which outlives every run and execution
-  RunInfo info;              // metadata; owned by the run actor once started
+  RunInfo info;  // metadata; written by end_run once the root sequence ends
   std::shared_ptr<RunCompletion> completion;
   Lease lease;  // this process's ownership of the run
+  std::atomic<bool> ended{false};
   /// Resume: the recorded outputs of completed steps (by step id), reused instead of
   /// executing them, and the attempts already made per step. Read-only once started.
   std::unordered_map<std::string, Value> replay;
@@ -191,7 +193,10 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def);
 caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
                              const std::string* source);
 
-caf::behavior run_actor(caf::event_based_actor* self, std::shared_ptr<RunJob> job);
+/// Starts a run: its first step, from the calling thread.
+void start_run(std::shared_ptr<RunJob> job);
+/// Records a run's outcome when its root sequence ends, and completes it once stored.
+void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out);
 
 class ActorJournal;
 caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<Storage> storage,

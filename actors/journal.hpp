@@ -1,7 +1,7 @@
 #pragma once
 // Internal: the queue between a process's runs and its persistence actor.
 //
-// Writers (node actors, run actors, pool threads, user threads) append under a mutex,
+// Writers (node and parallel actors, pool threads, user threads) append under a mutex,
 // and everything appended until the persistence actor drains goes in one batch — group
 // commit: one message and one store round trip per batch, not per record, however many
 // runs write. Waking the persistence thread for every record would cost a thread wake-up

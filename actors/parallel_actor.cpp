@@ -8,6 +8,10 @@
 namespace flux::detail {
 
 void fail(const Cursor& at, caf::error error) {
+  if (!at.reply_to) {
+    end_run(at.job, std::move(error));
+    return;
+  }
   caf::anon_send(at.reply_to, seq_fail_atom::value, at.tag, std::move(error));
 }
 
@@ -23,7 +27,11 @@ void advance(Cursor at, Value input, const std::string* source) {
     ++at.index;
   }
   if (at.index == steps.size()) {
-    caf::anon_send(at.reply_to, seq_done_atom::value, at.tag, std::move(input));
+    if (!at.reply_to) {
+      end_run(at.job, std::move(input));
+    } else {
+      caf::anon_send(at.reply_to, seq_done_atom::value, at.tag, std::move(input));
+    }
     return;
   }
   if (job.run->failing) {  // another branch failed: start nothing new

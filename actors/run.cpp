@@ -1,14 +1,27 @@
-// The run actor: starts one run on its plan and, when the plan's root sequence ends,
-// records the outcome. The caller hears of the end from the persistence actor, once the
-// run's records — the outcome included — are in the store.
+// Starting and ending a run. There is no actor per run: a run moves by continuation
+// passing (see Cursor in internal.hpp) from node actor to node actor, and when its root
+// sequence ends — on whichever thread ran the last step — end_run records the outcome.
+// The caller hears of the end from the persistence actor, once the run's records, the
+// outcome included, are in the store.
+//
+// (DESIGN.md lists a "run actor" that drives each run. It did so here at first; spawning
+// one per run and routing every root-sequence result through it cost an actor, a message
+// and often a thread wake-up per run — see bench/README.md — for no state that the
+// cursor and the RunJob do not already carry.)
 
 #include "internal.hpp"
 
 namespace flux::detail {
-namespace {
 
-void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
-            caf::expected<Value> out) {
+void start_run(std::shared_ptr<RunJob> job) {
+  job->services->notify([&](Observer& o) { o.on_run_start(job->info); });
+  const PlanStep& root = job->plan->root;
+  Value input = job->info.input;
+  advance(Cursor{std::move(job), &root, 0, nullptr, 0}, std::move(input), &k_run_input);
+}
+
+void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
+  if (job->ended.exchange(true)) return;  // the root sequence ends once; be sure of it
   RunInfo& info = job->info;
   info.updated = wall_now();
   info.finished = info.updated;
@@ -37,22 +50,6 @@ void finish(caf::event_based_actor* self, const std::shared_ptr<RunJob>& job,
             RunResult{job->info.id, job->info.status, job->info.output, job->info.error});
         job->services->runs.done();
       }});
-  self->quit();
-}
-
-}  // namespace
-
-caf::behavior run_actor(caf::event_based_actor* self, std::shared_ptr<RunJob> job) {
-  self->set_default_handler(caf::drop);
-  job->services->notify([&](Observer& o) { o.on_run_start(job->info); });
-  advance(Cursor{job, &job->plan->root, 0, caf::actor_cast<caf::actor>(self), 0}, job->info.input,
-          &k_run_input);
-  return {
-      [self, job](seq_done_atom, std::uint32_t, Value& out) { finish(self, job, std::move(out)); },
-      [self, job](seq_fail_atom, std::uint32_t, caf::error& err) {
-        finish(self, job, std::move(err));
-      },
-  };
 }
 
 }  // namespace flux::detail
