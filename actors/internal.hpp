@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "blocking_pool.hpp"
@@ -117,6 +118,10 @@ struct Services {
 
   /// What history records of `v` under the configured policy.
   Value for_history(const Value& v) const;
+  /// As above, taking `v` over when it is kept whole (no copy of a large input).
+  Value for_history(Value&& v) const {
+    return history_values == HistoryValues::full ? std::move(v) : for_history(std::as_const(v));
+  }
 
   /// Calls `f(observer)` for each observer; an observer's exception is reported, not thrown.
   template <class F>

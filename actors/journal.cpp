@@ -68,6 +68,7 @@ ActorJournal::Batch ActorJournal::take() {
     std::lock_guard lock(mu_);
     scheduled_ = false;
     std::swap(out, queue_);
+    queue_.writes.reserve(out.writes.size());  // the next batch is likely as large
   }
   drained_.notify_all();
   return out;

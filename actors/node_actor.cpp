@@ -69,7 +69,7 @@ void finish(Execution& ex, caf::expected<Value> outcome) {
   e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - ex.started);
   e.end = e.start + e.duration;
-  e.input = job.services->for_history(ex.req.input);
+  e.input = job.services->for_history(std::move(ex.req.input));  // the call is done with it
   if (outcome) {
     e.output = job.services->for_history(*outcome);
   } else {
