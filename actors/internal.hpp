@@ -2,8 +2,8 @@
 // Internal: what the actors share — message atoms, the compiled plan of a
 // pipeline, the per-run job, and the error conventions. Never installed.
 
-#include <caf/all.hpp>
 #include <atomic>
+#include <caf/all.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,7 +30,7 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;       // the journal 
 
 /// Error codes carried in caf::error (category "flux") between Flux's actors. The
 /// error's context is (node, step, message).
-enum class flux_errc : std::uint8_t { node_failed = 1, type_mismatch, cancelled, storage };
+enum class flux_errc : std::uint8_t { node_failed = 1, type_mismatch, cancelled };
 
 caf::error make_failure(flux_errc code, const std::string& node, const std::string& step,
                         const std::string& message);
@@ -144,7 +144,7 @@ struct RunJob {
   std::shared_ptr<const Plan> plan;
   std::shared_ptr<RunState> run;
   const Services* services;  // owned by the Engine, which outlives every run and execution
-  RunInfo info;  // metadata; written by end_run once the root sequence ends
+  RunInfo info;              // metadata; written by end_run once the root sequence ends
   std::shared_ptr<RunCompletion> completion;
   Lease lease;  // this process's ownership of the run
   std::atomic<bool> ended{false};

@@ -132,7 +132,7 @@ std::string packed_payload(capnp::MessageBuilder& mb) {
   return std::string(reinterpret_cast<const char*>(a.begin()), a.size());
 }
 
-std::string payload_of(const std::string& record) { return record.substr(d::kEnvelopeSize); }
+std::string payload_of(const std::string& record) { return record.substr(d::k_envelope_size); }
 
 std::uint32_t le32(const std::string& s, std::size_t at) {
   std::uint32_t v = 0;
@@ -193,13 +193,13 @@ TEST(RecordCodec, Crc32cMatchesKnownVectors) {
 
 TEST(RecordCodec, EnvelopeLayout) {
   const std::string rec = d::encode_value(Value(7));
-  ASSERT_GE(rec.size(), d::kEnvelopeSize);
+  ASSERT_GE(rec.size(), d::k_envelope_size);
   EXPECT_EQ(rec.substr(0, 4), "FLUX");
   EXPECT_EQ(rec[4], 1);
   EXPECT_EQ(rec[5], static_cast<char>(RecordKind::value));
   EXPECT_EQ(rec[6], 0);
   EXPECT_EQ(rec[7], 0);
-  EXPECT_EQ(le32(rec, 8), rec.size() - d::kEnvelopeSize);
+  EXPECT_EQ(le32(rec, 8), rec.size() - d::k_envelope_size);
   EXPECT_EQ(le32(rec, 12), d::crc32c(payload_of(rec)));
   EXPECT_EQ(d::encode_history(sample_history(false))[5], static_cast<char>(RecordKind::history));
   EXPECT_EQ(d::encode_run(sample_run(false))[5], static_cast<char>(RecordKind::run));
@@ -300,15 +300,15 @@ TEST(RecordCodec, HighlyCompressibleValuesRoundTrip) {
 }
 
 TEST(RecordCodec, ValuesUpToTheDepthLimitRoundTrip) {
-  EXPECT_EQ(d::kMaxValueDepth, 60);
+  EXPECT_EQ(d::k_max_value_depth, 60);
   // Maps cost Cap'n Proto two nesting levels each, lists one: both must work at the limit,
   // as a bare value and inside history and run records.
   std::vector<Value> deepest = {
-      nested_lists(d::kMaxValueDepth), nested_maps(d::kMaxValueDepth),
-      nested_maps(d::kMaxValueDepth - 1, Value(Value::Map{})),
-      nested_lists(d::kMaxValueDepth - 1, Value(Value::List{})),
-      nested_maps(d::kMaxValueDepth / 2,
-                  nested_lists(d::kMaxValueDepth / 2, rich_value().at("b")))};
+      nested_lists(d::k_max_value_depth), nested_maps(d::k_max_value_depth),
+      nested_maps(d::k_max_value_depth - 1, Value(Value::Map{})),
+      nested_lists(d::k_max_value_depth - 1, Value(Value::List{})),
+      nested_maps(d::k_max_value_depth / 2,
+                  nested_lists(d::k_max_value_depth / 2, rich_value().at("b")))};
   for (const Value& v : deepest) {
     expect_value_round_trip(v);
     HistoryEntry e = sample_history(false);
@@ -334,9 +334,9 @@ TEST(RecordCodec, TooDeepValuesAreRefusedAtWriteTime) {
       EXPECT_NE(msg.find(what), std::string::npos) << msg;
     }
   };
-  const Value too_deep = nested_lists(d::kMaxValueDepth + 1);
+  const Value too_deep = nested_lists(d::k_max_value_depth + 1);
   expect_refused([&] { d::encode_value(too_deep); }, "value record");
-  expect_refused([&] { d::encode_value(nested_maps(d::kMaxValueDepth + 1)); }, "value record");
+  expect_refused([&] { d::encode_value(nested_maps(d::k_max_value_depth + 1)); }, "value record");
   expect_refused([&] { d::encode_value(nested_lists(1000)); }, "value record");
   HistoryEntry e = sample_history(false);
   e.output = too_deep;
@@ -450,9 +450,9 @@ TEST(RecordCodec, NonZeroReservedBytesAreRejected) {
 
 TEST(RecordCodec, LengthMismatchIsRejected) {
   const std::string rec = d::encode_history(sample_history(false));
-  const std::size_t payload = rec.size() - d::kEnvelopeSize;
+  const std::size_t payload = rec.size() - d::k_envelope_size;
   // Truncated in storage.
-  EXPECT_CORRUPT(RecordKind::history, rec.substr(0, d::kEnvelopeSize + 40),
+  EXPECT_CORRUPT(RecordKind::history, rec.substr(0, d::k_envelope_size + 40),
                  "length field says " + std::to_string(payload) + " bytes but 40 follow");
   // Something appended.
   EXPECT_CORRUPT(RecordKind::history, rec + "xyz",

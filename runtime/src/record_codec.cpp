@@ -49,13 +49,13 @@ constexpr std::array<std::uint32_t, 256> make_crc32c_table() {
   return table;
 }
 
-constexpr std::array<std::uint32_t, 256> kCrc32cTable = make_crc32c_table();
+constexpr std::array<std::uint32_t, 256> k_crc32c_table = make_crc32c_table();
 
 }  // namespace
 
 std::uint32_t crc32c(std::string_view bytes, std::uint32_t crc) noexcept {
   crc = ~crc;
-  for (unsigned char b : bytes) crc = kCrc32cTable[(crc ^ b) & 0xFFu] ^ (crc >> 8);
+  for (unsigned char b : bytes) crc = k_crc32c_table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
   return ~crc;
 }
 
@@ -105,18 +105,18 @@ std::string quote(std::string_view s) {
   return Error(Errc::storage, "corrupt record at key " + quote(key) + ": " + cause);
 }
 
-// `out` starts with kEnvelopeSize placeholder bytes followed by the payload.
+// `out` starts with k_envelope_size placeholder bytes followed by the payload.
 void finish_envelope(std::string& out, RecordKind kind) {
-  const std::size_t payload_size = out.size() - kEnvelopeSize;
+  const std::size_t payload_size = out.size() - k_envelope_size;
   if (payload_size > std::numeric_limits<std::uint32_t>::max()) {
     throw Error(Errc::invalid_argument, std::string("cannot encode ") + to_string(kind) +
                                             " record: payload of " + std::to_string(payload_size) +
                                             " bytes exceeds the 4 GiB record limit");
   }
-  std::string_view payload(out.data() + kEnvelopeSize, payload_size);
+  std::string_view payload(out.data() + k_envelope_size, payload_size);
   char* h = out.data();
-  std::memcpy(h, kRecordMagic, 4);
-  h[4] = static_cast<char>(kRecordFormatVersion);
+  std::memcpy(h, k_record_magic, 4);
+  h[4] = static_cast<char>(k_record_format_version);
   h[5] = static_cast<char>(kind);
   h[6] = 0;
   h[7] = 0;
@@ -126,18 +126,18 @@ void finish_envelope(std::string& out, RecordKind kind) {
 
 // Verifies everything but the payload's content; returns the payload.
 std::string_view open_envelope(std::string_view bytes, std::string_view key, RecordKind expected) {
-  if (bytes.size() < kEnvelopeSize) {
+  if (bytes.size() < k_envelope_size) {
     throw corrupt(key, "too short (" + std::to_string(bytes.size()) + " bytes, need at least " +
-                           std::to_string(kEnvelopeSize) + ")");
+                           std::to_string(k_envelope_size) + ")");
   }
-  if (std::memcmp(bytes.data(), kRecordMagic, 4) != 0) {
+  if (std::memcmp(bytes.data(), k_record_magic, 4) != 0) {
     throw corrupt(key, "bad magic (expected \"FLUX\", found " + quote(bytes.substr(0, 4)) +
                            "); not a Flux record");
   }
   const auto version = static_cast<unsigned char>(bytes[4]);
-  if (version != kRecordFormatVersion) {
+  if (version != k_record_format_version) {
     throw corrupt(key, "unsupported version " + std::to_string(version) +
-                           " (this Flux reads version " + std::to_string(kRecordFormatVersion) +
+                           " (this Flux reads version " + std::to_string(k_record_format_version) +
                            ")");
   }
   const auto kind = static_cast<unsigned char>(bytes[5]);
@@ -153,12 +153,12 @@ std::string_view open_envelope(std::string_view bytes, std::string_view key, Rec
     throw corrupt(key, "reserved header bytes are not zero");
   }
   const std::uint32_t length = get_le32(bytes.data() + 8);
-  const std::size_t follow = bytes.size() - kEnvelopeSize;
+  const std::size_t follow = bytes.size() - k_envelope_size;
   if (length != follow) {
     throw corrupt(key, "length field says " + std::to_string(length) + " bytes but " +
                            std::to_string(follow) + " follow");
   }
-  std::string_view payload = bytes.substr(kEnvelopeSize);
+  std::string_view payload = bytes.substr(k_envelope_size);
   const std::uint32_t stored = get_le32(bytes.data() + 12);
   const std::uint32_t computed = crc32c(payload);
   if (stored != computed) {
@@ -205,11 +205,11 @@ bool deeper_than(const Value& v, int budget) {
 }
 
 void check_depth(const Value& v, const char* what, const std::string& record) {
-  if (deeper_than(v, kMaxValueDepth)) {
+  if (deeper_than(v, k_max_value_depth)) {
     throw Error(Errc::invalid_argument,
                 "cannot encode " + record + ": " + what + " is nested more than " +
-                    std::to_string(kMaxValueDepth) + " levels deep (lists/maps); the limit is " +
-                    std::to_string(kMaxValueDepth));
+                    std::to_string(k_max_value_depth) + " levels deep (lists/maps); the limit is " +
+                    std::to_string(k_max_value_depth));
   }
 }
 
@@ -218,7 +218,7 @@ capnp::Text::Reader text(const std::string& s) {
 }
 
 // Cap'n Proto lists (and so Text, Data) hold at most 2^29 - 1 elements; Text also needs its NUL.
-constexpr std::size_t kMaxListElements = (std::size_t{1} << 29) - 1;
+constexpr std::size_t k_max_list_elements = (std::size_t{1} << 29) - 1;
 
 unsigned checked_size(std::size_t n, std::size_t max, const char* what) {
   if (n > max) {
@@ -244,24 +244,24 @@ void to_wire(w::Value::Builder b, const Value& v) {
       b.setFloat64(v.as_float());
       return;
     case Kind::string:
-      checked_size(v.as_string().size(), kMaxListElements - 1, "string");
+      checked_size(v.as_string().size(), k_max_list_elements - 1, "string");
       b.setText(text(v.as_string()));
       return;
     case Kind::bytes: {
       const Bytes& d = v.as_bytes();
-      checked_size(d.size(), kMaxListElements, "bytes value");
+      checked_size(d.size(), k_max_list_elements, "bytes value");
       b.setData(kj::arrayPtr(reinterpret_cast<const kj::byte*>(d.data()), d.size()));
       return;
     }
     case Kind::list: {
       const Value::List& l = v.as_list();
-      auto out = b.initList(checked_size(l.size(), kMaxListElements, "list"));
+      auto out = b.initList(checked_size(l.size(), k_max_list_elements, "list"));
       for (unsigned i = 0; i < l.size(); ++i) to_wire(out[i], l[i]);
       return;
     }
     case Kind::map: {
       const Value::Map& m = v.as_map();
-      auto out = b.initMap(checked_size(m.size(), kMaxListElements, "map"));
+      auto out = b.initMap(checked_size(m.size(), k_max_list_elements, "map"));
       unsigned i = 0;
       for (const auto& [k, e] : m) {
         out[i].setKey(text(k));
@@ -304,7 +304,7 @@ std::string encode(RecordKind kind, Fill&& fill) try {
     single->setRoot(root.asReader());
     msg = &*single;
   }
-  std::string out(kEnvelopeSize, '\0');
+  std::string out(k_envelope_size, '\0');
   StringOutput stream(out);
   capnp::writePackedMessage(stream, *msg);
   finish_envelope(out, kind);
@@ -321,9 +321,9 @@ std::string str(capnp::Text::Reader t) { return std::string(t.begin(), t.size())
 
 Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
   const auto enter = [&] {
-    if (depth == kMaxValueDepth) {
+    if (depth == k_max_value_depth) {
       throw corrupt(key, "invalid content: a Value is nested more than " +
-                             std::to_string(kMaxValueDepth) + " levels deep (lists/maps)");
+                             std::to_string(k_max_value_depth) + " levels deep (lists/maps)");
     }
   };
   switch (r.which()) {
@@ -372,7 +372,7 @@ auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Conve
   const std::string_view payload = open_envelope(bytes, key, kind);
   capnp::ReaderOptions options;
   options.traversalLimitInWords = std::max<std::uint64_t>(1024, 8 * unpacked_words(payload));
-  options.nestingLimit = kNestingLimit;
+  options.nestingLimit = k_nesting_limit;
   kj::ArrayInputStream in(
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size()));
   try {
@@ -400,7 +400,7 @@ std::string encode_value(const Value& value) {
 }
 
 std::string encode_history(const HistoryEntry& e) {
-  if (deeper_than(e.input, kMaxValueDepth) || deeper_than(e.output, kMaxValueDepth)) {
+  if (deeper_than(e.input, k_max_value_depth) || deeper_than(e.output, k_max_value_depth)) {
     const std::string record = "history entry " + std::to_string(e.seq) + " (node " +
                                quote(e.node) + ", step " + quote(e.step) + ")";
     check_depth(e.input, "its input", record);
@@ -436,7 +436,7 @@ std::string encode_history(const HistoryEntry& e) {
 }
 
 std::string encode_run(const RunInfo& r) {
-  if (deeper_than(r.input, kMaxValueDepth) || deeper_than(r.output, kMaxValueDepth)) {
+  if (deeper_than(r.input, k_max_value_depth) || deeper_than(r.output, k_max_value_depth)) {
     const std::string record = "run " + quote(r.id);
     check_depth(r.input, "its input", record);
     check_depth(r.output, "its output", record);
@@ -594,7 +594,7 @@ RunInfo decode_run(std::string_view bytes, std::string_view key) {
 }
 
 std::string seal_record(RecordKind kind, std::string_view payload) {
-  std::string out(kEnvelopeSize, '\0');
+  std::string out(k_envelope_size, '\0');
   out.append(payload);
   finish_envelope(out, kind);
   return out;

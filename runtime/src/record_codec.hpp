@@ -25,11 +25,11 @@
 ///    It is derived from the unpacked size, not the packed one, because packing
 ///    compresses zero words up to 1024:1 -- a limit based on the packed size
 ///    would refuse legitimate records such as a long list of nulls.
-///  - nesting limit: `kNestingLimit` (188). Cap'n Proto spends two nesting levels
+///  - nesting limit: `k_nesting_limit` (188). Cap'n Proto spends two nesting levels
 ///    per list (list pointer, element struct) and three per map (list pointer,
 ///    entry struct, value pointer), plus two for the record's root and field,
 ///    so 188 admits every Value that `encode_*` accepts -- at most
-///    `kMaxValueDepth` (60) lists/maps deep, even when all of them are maps.
+///    `k_max_value_depth` (60) lists/maps deep, even when all of them are maps.
 ///    (The 64 one might pick by default would admit only 21 nested maps.)
 ///    `encode_*` refuses a deeper Value with `Error(invalid_argument)` naming
 ///    the limit, so a record that was written can always be read back, and
@@ -59,17 +59,17 @@ enum class RecordKind : std::uint8_t { value = 1, history = 2, run = 3 };
 /// "value", "history", "run", or "unknown".
 const char* to_string(RecordKind kind) noexcept;
 
-inline constexpr char kRecordMagic[4] = {'F', 'L', 'U', 'X'};
-inline constexpr std::uint8_t kRecordFormatVersion = 1;
-inline constexpr std::size_t kEnvelopeSize = 16;
+inline constexpr char k_record_magic[4] = {'F', 'L', 'U', 'X'};
+inline constexpr std::uint8_t k_record_format_version = 1;
+inline constexpr std::size_t k_envelope_size = 16;
 /// The deepest Value (counted in nested lists/maps; a scalar is 0) that can be encoded.
-inline constexpr int kMaxValueDepth = 60;
+inline constexpr int k_max_value_depth = 60;
 /// Cap'n Proto nesting limit used when reading records: 3 levels per map, and room for the
 /// record's own structure (see above).
-inline constexpr int kNestingLimit = 3 * kMaxValueDepth + 8;
+inline constexpr int k_nesting_limit = 3 * k_max_value_depth + 8;
 
 /// Encode into an enveloped record. Throw `Error(invalid_argument)` if a Value is nested
-/// deeper than `kMaxValueDepth`, a string/bytes/list/map has 2^29 or more elements (Cap'n
+/// deeper than `k_max_value_depth`, a string/bytes/list/map has 2^29 or more elements (Cap'n
 /// Proto's list limit), or the record would exceed 4 GiB.
 std::string encode_value(const Value& value);
 std::string encode_history(const HistoryEntry& entry);
