@@ -55,14 +55,16 @@ struct Plan {
 /// Keeps the leases of this process's runs alive. Thread-safe.
 class LeaseKeeper {
  public:
-  /// `tick` is called at every renewal round (every third of `ttl`).
-  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<void()> tick);
+  /// `flush` is called at every renewal round (every third of `ttl`), before renewing: it
+  /// must return once the writes queued so far (the leases' claims) are in the store.
+  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<void()> flush);
   ~LeaseKeeper();  // stops renewing
   void add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run);
   void remove(const std::string& run_id);
 
  private:
   void loop();
+  std::optional<std::string> holder_of(const std::string& run_id) const;
   Storage& storage_;
   const std::chrono::milliseconds ttl_;
   std::mutex mu_;
@@ -71,9 +73,8 @@ class LeaseKeeper {
   struct Held {
     Lease lease;
     std::weak_ptr<RunState> run;
-    std::chrono::steady_clock::time_point since;  // a new run's claim may still be queued
   };
-  std::function<void()> tick_;
+  std::function<void()> flush_;
   std::unordered_map<std::string, Held> held_;
   std::thread thread_;
 };

@@ -62,6 +62,25 @@ void ActorJournal::nudge() {
   if (wake) caf::anon_send(wake, drain_atom::value);
 }
 
+bool ActorJournal::flush(std::chrono::milliseconds bound) {
+  struct Signal {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto signal = std::make_shared<Signal>();
+  // A completion of no run: it is called once the batch it lands in has been applied.
+  complete(Completion{"", 0, [signal](const std::string*) {
+                        {
+                          std::lock_guard lock(signal->mu);
+                          signal->done = true;
+                        }
+                        signal->cv.notify_all();
+                      }});
+  std::unique_lock lock(signal->mu);
+  return signal->cv.wait_for(lock, bound, [&] { return signal->done; });
+}
+
 ActorJournal::Batch ActorJournal::take() {
   Batch out;
   {

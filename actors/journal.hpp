@@ -51,6 +51,10 @@ class ActorJournal final : public Journal {
   void complete(Completion c);
   /// Wakes the persistence actor if anything waits.
   void nudge();
+  /// Blocks until everything queued before the call has been applied (or refused) by the
+  /// store, or `bound` has passed; returns whether it was applied. Never call it from the
+  /// persistence thread or a scheduler thread.
+  bool flush(std::chrono::milliseconds bound);
   /// Everything queued so far (called by the persistence actor, on its thread).
   Batch take();
   /// Marks the calling thread as the persistence actor's, which must never block in push.

@@ -10,8 +10,8 @@
 namespace flux::detail {
 
 LeaseKeeper::LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl,
-                         std::function<void()> tick)
-    : storage_(storage), ttl_(ttl), tick_(std::move(tick)), thread_([this] { loop(); }) {}
+                         std::function<void()> flush)
+    : storage_(storage), ttl_(ttl), flush_(std::move(flush)), thread_([this] { loop(); }) {}
 
 LeaseKeeper::~LeaseKeeper() {
   {
@@ -24,7 +24,7 @@ LeaseKeeper::~LeaseKeeper() {
 
 void LeaseKeeper::add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run) {
   std::lock_guard lock(mu_);
-  held_[run_id] = Held{lease, std::move(run), std::chrono::steady_clock::now()};
+  held_[run_id] = Held{lease, std::move(run)};
 }
 
 void LeaseKeeper::remove(const std::string& run_id) {
@@ -32,17 +32,28 @@ void LeaseKeeper::remove(const std::string& run_id) {
   held_.erase(run_id);
 }
 
+std::optional<std::string> LeaseKeeper::holder_of(const std::string& run_id) const {
+  try {
+    return storage_.lease_holder(run_id);
+  } catch (const std::exception&) {
+    return std::nullopt;  // only for the message
+  }
+}
+
 void LeaseKeeper::loop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
     cv_.wait_for(lock, ttl_ / 3, [this] { return stop_; });
     if (stop_) return;
+    // Every lease held now was claimed by a write queued in the journal (a new run's
+    // claim is its first write, not a round trip of its own). Renewing one whose claim is
+    // still queued — behind a long sync node, nothing else pushes it out — would find no
+    // lease in the store and stop the run as "lost to another owner". So the queue is
+    // flushed first, and only leases held before the flush began are renewed.
     auto held = held_;  // renew without holding the lock: runs come and go meanwhile
     lock.unlock();
-    if (tick_) tick_();
-    const auto fresh = std::chrono::steady_clock::now() - ttl_ / 3;
+    if (flush_) flush_();
     for (auto& [id, h] : held) {
-      if (h.since > fresh) continue;  // taken less than a round ago: nothing to renew yet
       bool kept = false;
       try {
         kept = storage_.renew_lease(id, h.lease, ttl_);
@@ -54,9 +65,11 @@ void LeaseKeeper::loop() {
         kept = true;
       }
       if (!kept) {
-        if (auto run = h.run.lock()) run->failing = true;
-        std::fprintf(stderr, "flux: run %s: lease lost to another owner; stopping it\n",
-                     id.c_str());
+        std::string why = "run " + id + " lost its lease: the store granted it to another owner";
+        if (auto holder = holder_of(id)) why += " (" + *holder + ")";
+        why += "; stopped so that two owners never run it at once";
+        std::fprintf(stderr, "flux: %s\n", why.c_str());
+        if (auto run = h.run.lock()) run->stop(std::move(why));
       }
     }
     lock.lock();

@@ -35,8 +35,7 @@ void advance(Cursor at, Value input, const std::string* source) {
     return;
   }
   if (job.run->failing) {  // another branch failed: start nothing new
-    fail(at,
-         make_failure(flux_errc::cancelled, "", "", "cancelled: another step of the run failed"));
+    fail(at, make_failure(flux_errc::cancelled, "", "", job.run->stop_reason()));
     return;
   }
   const PlanStep& step = at.step();

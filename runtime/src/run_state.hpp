@@ -70,6 +70,20 @@ class RunState {
 
   /// Set once any step fails, so that parallel branches stop starting new steps.
   std::atomic<bool> failing{false};
+  /// Stops the run from starting new steps for a reason of its own (not a step's failure):
+  /// the steps it would have started fail with `why`.
+  void stop(std::string why) {
+    {
+      std::lock_guard lock(mu_);
+      if (stop_reason_.empty()) stop_reason_ = std::move(why);
+    }
+    failing = true;
+  }
+  /// Why the run stopped starting steps: the reason given to `stop`, or that a step failed.
+  std::string stop_reason() const {
+    std::lock_guard lock(mu_);
+    return stop_reason_.empty() ? "cancelled: another step of the run failed" : stop_reason_;
+  }
 
  private:
   Value::Map& space(Scope scope) { return scope == Scope::kv ? kv_ : shared_; }
@@ -100,6 +114,7 @@ class RunState {
   Value::Map kv_;
   Value::Map shared_;
   std::vector<HistoryEntry> history_;
+  std::string stop_reason_;  // guarded by mu_
 };
 
 }  // namespace flux::detail
