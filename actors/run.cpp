@@ -44,6 +44,11 @@ void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
           job->info.output = Value{};
           job->info.error =
               RunFailure{"", "", "run " + job->info.id + ": the store failed: " + *store_error};
+          // Some of its writes may still land (a batch whose outcome is unknown) or the
+          // store may hold it as running: make the store say what the caller is told.
+          Write correction{Write::FailRun{job->info}};
+          correction.fence = job->lease.token;
+          job->services->journal->write(std::move(correction));
         }
         job->services->notify([&](Observer& o) { o.on_run_end(job->info); });
         job->completion->complete(

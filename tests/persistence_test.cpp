@@ -454,9 +454,9 @@ class CountingStorage : public flux::Storage {
   Value::Map keys(std::string_view run_id, flux::Scope scope) const override {
     return inner_.keys(run_id, scope);
   }
-  void apply(std::span<const flux::Write> batch) override {
+  std::vector<flux::RunRefusal> apply(std::span<const flux::Write> batch) override {
     ++apply_calls;
-    Storage::apply(batch);  // the default: one call per write, through the overrides above
+    return Storage::apply(batch);  // the default: one call per write, through the overrides
   }
 
  private:

@@ -240,15 +240,14 @@ TEST_P(Resume, AStaleOwnersWritesAreRefusedByTheFence) {
   EXPECT_FALSE(store.renew_lease(info.id, *first.lease, 10s));
 
   flux::Write stale{flux::Write::PutRun{info}, first.lease->token};
-  try {
-    store.apply(std::span<const flux::Write>(&stale, 1));
-    ADD_FAILURE() << "a stale owner wrote into the run";
-  } catch (const flux::Error& e) {
-    EXPECT_EQ(e.code(), flux::Errc::run_owned) << e.what();
-  }
+  auto refused = store.apply(std::span<const flux::Write>(&stale, 1));
+  ASSERT_EQ(refused.size(), 1u) << "a stale owner wrote into the run";
+  EXPECT_EQ(refused[0].run_id, info.id);
+  EXPECT_EQ(refused[0].fence, first.lease->token);
+  EXPECT_EQ(refused[0].error.code(), flux::Errc::run_owned) << refused[0].error.what();
   EXPECT_FALSE(store.get_run(info.id).has_value());
   flux::Write fresh{flux::Write::PutRun{info}, second.lease->token};
-  store.apply(std::span<const flux::Write>(&fresh, 1));
+  EXPECT_TRUE(store.apply(std::span<const flux::Write>(&fresh, 1)).empty());
   EXPECT_TRUE(store.get_run(info.id).has_value());
 }
 

@@ -8,12 +8,40 @@
 
 namespace flux {
 
-void Storage::apply(std::span<const Write> batch) {
+namespace {
+
+/// Applies `batch` one write at a time through `apply_one`; a write that throws skips the
+/// rest of its run's writes in the batch (they would leave a gap) and refuses the run.
+template <class F>
+std::vector<RunRefusal> apply_each(std::span<const Write> batch, F&& apply_one) {
+  std::vector<RunRefusal> refused;
+  auto is_refused = [&](const Write& w) {
+    return std::any_of(refused.begin(), refused.end(), [&](const RunRefusal& r) {
+      return r.run_id == w.run_id() && r.fence == w.fence;
+    });
+  };
   for (const Write& w : batch) {
+    if (!refused.empty() && is_refused(w)) continue;
+    try {
+      apply_one(w);
+    } catch (const Error& e) {
+      refused.push_back(RunRefusal{w.run_id(), w.fence, e});
+    } catch (const std::exception& e) {
+      refused.push_back(RunRefusal{w.run_id(), w.fence,
+                                   Error(Errc::storage, "run " + w.run_id() + ": " + e.what())});
+    }
+  }
+  return refused;
+}
+
+}  // namespace
+
+std::vector<RunRefusal> Storage::apply(std::span<const Write> batch) {
+  return apply_each(batch, [this](const Write& w) {
     std::visit(
         [this, &w](const auto& op) {
           using Op = std::decay_t<decltype(op)>;
-          if constexpr (std::is_same_v<Op, Write::PutRun>) {
+          if constexpr (std::is_same_v<Op, Write::PutRun> || std::is_same_v<Op, Write::FailRun>) {
             put_run(op.run);
           } else if constexpr (std::is_same_v<Op, Write::AppendHistory>) {
             append_history(op.run_id, op.entry);
@@ -32,7 +60,7 @@ void Storage::apply(std::span<const Write> batch) {
           }
         },
         w.op);
-  }
+  });
 }
 
 LeaseResult Storage::acquire_lease(std::string_view, std::string_view owner,
@@ -192,10 +220,10 @@ Value::Map MemoryStorage::keys(std::string_view run_id, Scope scope) const {
   return scope == Scope::kv ? r->kv : r->shared;
 }
 
-void MemoryStorage::apply(std::span<const Write> batch) {
+std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
   // One lock for the whole batch: readers see a batch all at once or not at all.
   std::unique_lock lock(impl_->mu);
-  for (const Write& w : batch) {
+  return apply_each(batch, [this](const Write& w) {
     if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
       Impl::Run& r = impl_->run(c->run_id);
       bool ours = r.fence == 1 && (!r.lease || r.lease->owner == c->owner);
@@ -206,7 +234,15 @@ void MemoryStorage::apply(std::span<const Write> batch) {
       r.fence = 1;
       r.lease = Lease{c->owner, 1};
       r.lease_expiry = Impl::Clock::now() + c->ttl;
-      continue;
+      return;
+    }
+    if (auto* f = std::get_if<Write::FailRun>(&w.op)) {
+      Impl::Run& r = impl_->run(f->run.id);
+      if (r.fence > w.fence) return;  // another owner took the run since: its call
+      r.fence = w.fence + 1;          // refuses the failed writer's stragglers
+      r.lease.reset();
+      impl_->put_run(f->run);
+      return;
     }
     if (w.fence != 0) {
       const std::string& id = w.run_id();
@@ -230,7 +266,7 @@ void MemoryStorage::apply(std::span<const Write> batch) {
       Impl::Run& r = impl_->run(l->run_id);
       if (r.lease && r.lease->token == w.fence) r.lease.reset();
     }
-  }
+  });
 }
 
 }  // namespace flux

@@ -18,6 +18,7 @@ std::shared_ptr<Storage> open_storage(const Config& config) {
     RedisOptions options;
     options.key_prefix = config.key_prefix;
     options.retry_deadline = config.store_retry_deadline;
+    options.max_record_size = config.max_record_size;
     return std::make_shared<RedisStorage>(parse_redis_url(store), options);
   }
   // Only the scheme is shown: the rest may hold a password.

@@ -42,6 +42,10 @@ while i <= #ARGV do
   elseif not checked then
     local newest = redis.call('GET', KEYS[1]) or '0'
     if newest ~= token then
+      -- Tokens only grow: a newest token below ours means the store forgot the run.
+      if tonumber(newest) < tonumber(token) then
+        return redis.error_reply('LOST fencing token ' .. token .. ' was granted, the store now has ' .. newest)
+      end
       return redis.error_reply('FENCED fencing token ' .. token .. ' is stale, the newest is ' .. newest)
     end
     checked = true
@@ -55,7 +59,7 @@ while i <= #ARGV do
       pushes[#pushes + 1] = ARGV[i + 2]
       stored = stored + 1
     elseif seq > stored then
-      return redis.error_reply('GAP ' .. stored .. ' history entries stored, the next write is seq ' .. seq)
+      return redis.error_reply('GAP ' .. stored .. ' history entries are stored, the next write is seq ' .. seq)
     end
     i = i + 3
   elseif op == 'K' then
@@ -75,6 +79,25 @@ end
 for first = 1, #pushes, 1000 do
   redis.call('RPUSH', KEYS[3], unpack(pushes, first, math.min(first + 999, #pushes)))
 end
+return 1
+)lua";
+
+// Write::FailRun. KEYS: 1 fence, 2 run record, 3 lease, 4 the all-runs index, 5-7 the
+// running, completed and failed indexes. ARGV: the failed writer's token, the record, its
+// index score, the run id. `allow-oom`: it must land even when the store is full — a
+// record replaced by one of about the same size — so that the store says what the caller
+// was told. Returns 1, or 0 if another owner took the run since (its call, not ours).
+constexpr const char* k_fail_script = R"lua(#!lua flags=allow-oom
+local newest = tonumber(redis.call('GET', KEYS[1]) or '0')
+local token = tonumber(ARGV[1])
+if newest > token then return 0 end
+redis.call('SET', KEYS[1], tostring(token + 1))
+redis.call('DEL', KEYS[3])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])
+redis.call('ZREM', KEYS[5], ARGV[4])
+redis.call('ZREM', KEYS[6], ARGV[4])
+redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4])
 return 1
 )lua";
 
@@ -113,6 +136,28 @@ std::string score_of(const RunInfo& run) {
   return std::to_string(us.count());
 }
 
+/// The error a script or command reply stands for, naming the run and its key. `what`
+/// says what was written ("write to <key>", "ZADD <index>").
+Error reply_error(const RedisAddress& address, const std::string& run_id, const std::string& what,
+                  const std::string& error) {
+  const std::string where = "redis at " + address.display() + ": run " + run_id + ": " + what;
+  if (error.rfind("FENCED ", 0) == 0) {
+    return Error(Errc::run_owned, where + " refused: " + error.substr(7));
+  }
+  if (error.rfind("LOST ", 0) == 0) {
+    return Error(Errc::storage, "the store at " + address.display() +
+                                    " lost its data (restarted empty, flushed or failed over): "
+                                    "run " +
+                                    run_id + " cannot be recorded (" + error.substr(5) + ")");
+  }
+  if (error.rfind("GAP ", 0) == 0) {
+    return Error(Errc::storage,
+                 "the store at " + address.display() + " lost part of run " + run_id +
+                     "'s history (restarted from an older snapshot?): " + error.substr(4));
+  }
+  return Error(Errc::storage, where + ": " + error);
+}
+
 [[noreturn]] void throw_reply_error(const RedisConnection& c, const RedisCommand& cmd,
                                     const std::string& error) {
   std::string what = cmd.empty() ? "" : cmd[0];
@@ -138,6 +183,7 @@ RedisStorage::RedisStorage(const RedisAddress& address, RedisOptions options)
   reader_ =
       std::make_unique<RedisConnection>(address, options_.io_timeout, options_.retry_deadline);
   load_scripts();
+  learn_server_limits();
 }
 
 RedisStorage::~RedisStorage() = default;
@@ -160,12 +206,34 @@ std::string RedisStorage::scope_key(std::string_view id, Scope scope) const {
 }
 
 void RedisStorage::load_scripts() {
-  auto r = writer_->execute({{"SCRIPT", "LOAD", k_apply_script}});
-  if (r[0].type != RedisReply::Type::string) {
-    throw Error(Errc::storage,
-                "redis at " + writer_->address().display() + ": SCRIPT LOAD failed: " + r[0].str);
+  auto r =
+      writer_->execute({{"SCRIPT", "LOAD", k_apply_script}, {"SCRIPT", "LOAD", k_fail_script}});
+  for (const RedisReply& reply : r) {
+    if (reply.type != RedisReply::Type::string) {
+      throw Error(Errc::storage, "redis at " + writer_->address().display() +
+                                     ": SCRIPT LOAD failed: " + reply.str);
+    }
   }
   apply_sha_ = r[0].str;
+  fail_sha_ = r[1].str;
+}
+
+void RedisStorage::learn_server_limits() {
+  // A bulk string longer than the server's proto-max-bulk-len makes it drop the connection,
+  // and with it every run of the batch: records are checked against the smaller of the
+  // configured limit and the server's before they are sent. CONFIG may be disabled (managed
+  // Redis): then the configured limit alone applies.
+  max_record_size_ = options_.max_record_size;
+  auto r = writer_->execute({{"CONFIG", "GET", "proto-max-bulk-len"}});
+  if (r[0].type == RedisReply::Type::array && r[0].elements.size() == 2) {
+    try {
+      const std::size_t server = std::stoull(r[0].elements[1].str);
+      // Room for the script's other arguments is not needed: each record is its own bulk.
+      max_record_size_ = std::min(max_record_size_, server);
+    } catch (const std::exception&) {
+      // not a number: keep the configured limit
+    }
+  }
 }
 
 std::vector<RedisReply> RedisStorage::write(const std::vector<RedisCommand>& commands) {
@@ -201,83 +269,188 @@ std::vector<RedisReply> RedisStorage::read(const std::vector<RedisCommand>& comm
   return replies;
 }
 
-void RedisStorage::apply(std::span<const Write> batch) {
+namespace {
+
+/// The writes of one run with one token, consecutive in the run's order: one script call.
+struct Group {
+  std::vector<const Write*> writes;
+  std::size_t first_command = 0;  // where its commands start in the pipelined batch
+  std::size_t commands = 0;       // 0: refused before sending
+};
+
+std::vector<Group> group_by_run(std::span<const Write> batch) {
   // Writes of different runs touch different keys, so the batch may be regrouped by run
   // (and token) as long as each run's writes keep their order: one script call per group,
-  // however the runs' writes were interleaved. The cross-slot run indexes are updated by
-  // separate (idempotent) commands after each group.
-  std::vector<std::vector<const Write*>> groups;
-  {
-    std::unordered_map<std::string_view, std::size_t> group_of;
-    for (const Write& w : batch) {
-      auto [it, fresh] = group_of.try_emplace(w.run_id(), groups.size());
-      if (fresh) groups.emplace_back();
-      if (!groups[it->second].empty() && groups[it->second].back()->fence != w.fence) {
-        // Another owner's token for the same run: keep the order, start a new group.
-        it->second = groups.size();
-        groups.emplace_back();
+  // however the runs' writes were interleaved.
+  std::vector<Group> groups;
+  std::unordered_map<std::string_view, std::size_t> group_of;
+  for (const Write& w : batch) {
+    auto [it, fresh] = group_of.try_emplace(w.run_id(), groups.size());
+    if (fresh) groups.emplace_back();
+    const auto& last = groups[it->second].writes;
+    if (!last.empty() &&
+        (last.back()->fence != w.fence || std::holds_alternative<Write::FailRun>(last.back()->op) ||
+         std::holds_alternative<Write::FailRun>(w.op))) {
+      // Another owner's token for the same run, or a FailRun (a script of its own): keep
+      // the order, start a new group.
+      it->second = groups.size();
+      groups.emplace_back();
+    }
+    groups[it->second].writes.push_back(&w);
+  }
+  return groups;
+}
+
+}  // namespace
+
+std::size_t RedisStorage::max_record_size() const noexcept { return max_record_size_; }
+
+const std::string& RedisStorage::checked_size(const std::string& record, const std::string& run_id,
+                                              const std::string& key) const {
+  if (record.size() > max_record_size_) {
+    throw Error(Errc::invalid_argument,
+                "run " + run_id + ": the record for " + key + " is " +
+                    std::to_string(record.size()) + " bytes, more than the store's limit of " +
+                    std::to_string(max_record_size_) +
+                    " bytes (Config::max_record_size, and the server's proto-max-bulk-len)");
+  }
+  return record;
+}
+
+RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group,
+                                      std::vector<RedisCommand>& index_updates) const {
+  const std::string& id = group.front()->run_id();
+  RedisCommand script{"EVALSHA",
+                      apply_sha_,
+                      "6",
+                      fence_key(id),
+                      run_key(id),
+                      history_key(id),
+                      scope_key(id, Scope::kv),
+                      scope_key(id, Scope::shared),
+                      lease_key(id),
+                      std::to_string(group.front()->fence)};
+  // Only the group's last run record counts (each replaces the one before); a group that
+  // claims the run's lease holds a new run, which no status index lists yet.
+  const RunInfo* last_record = nullptr;
+  bool claims = false;
+  for (const Write* wp : group) {
+    if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = &p->run;
+    claims = claims || std::holds_alternative<Write::ClaimLease>(wp->op);
+  }
+  for (const Write* wp : group) {
+    const Write& w = *wp;
+    if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
+      if (&p->run == last_record) {
+        script.insert(script.end(), {"R", checked_size(encode_run(p->run), id, run_key(id))});
       }
-      groups[it->second].push_back(&w);
+    } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
+      const std::string seq = std::to_string(h->entry.seq);
+      script.insert(script.end(), {"H", seq,
+                                   checked_size(encode_history(h->entry), id,
+                                                history_key(id) + "[" + seq + "]")});
+    } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
+      script.insert(script.end(),
+                    {"K", k->scope == Scope::kv ? "k" : "s", k->key,
+                     checked_size(encode_value(k->value), id,
+                                  scope_key(id, k->scope) + " field \"" + k->key + "\"")});
+    } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
+      script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
+    } else if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
+      script.insert(script.end(), {"C", c->owner + "|1", std::to_string(c->ttl.count())});
+    } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
+      script.insert(script.end(), {"U", l->owner + "|" + std::to_string(w.fence)});
     }
   }
-  std::vector<RedisCommand> cmds;
+  if (last_record) {
+    const RunInfo& run = *last_record;
+    const std::string runs_index = options_.key_prefix + ":runs";
+    std::string score = score_of(run);
+    index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
+    for (RunStatus st : k_statuses) {
+      std::string index = runs_index + ":" + to_string(st);
+      if (st == run.status) {
+        index_updates.push_back({"ZADD", index, score, run.id});
+      } else if (!claims) {
+        index_updates.push_back({"ZREM", index, run.id});
+      }
+    }
+  }
+  return script;
+}
+
+RedisCommand RedisStorage::fail_script_for(const Write& w) const {
+  const RunInfo& run = std::get<Write::FailRun>(w.op).run;
+  const std::string& id = run.id;
   const std::string runs_index = options_.key_prefix + ":runs";
-  for (const auto& group : groups) {
-    const std::string& id = group.front()->run_id();
-    RedisCommand script{"EVALSHA",
-                        apply_sha_,
-                        "6",
-                        fence_key(id),
-                        run_key(id),
-                        history_key(id),
-                        scope_key(id, Scope::kv),
-                        scope_key(id, Scope::shared),
-                        lease_key(id),
-                        std::to_string(group.front()->fence)};
-    // Only the group's last run record counts (each replaces the one before); a group that
-    // claims the run's lease holds a new run, which no status index lists yet.
-    const RunInfo* last_record = nullptr;
-    bool claims = false;
-    for (const Write* wp : group) {
-      if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = &p->run;
-      claims = claims || std::holds_alternative<Write::ClaimLease>(wp->op);
-    }
-    for (const Write* wp : group) {
-      const Write& w = *wp;
-      const std::uint64_t fence = w.fence;
-      if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-        if (&p->run == last_record) script.insert(script.end(), {"R", encode_run(p->run)});
-      } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-        script.insert(script.end(), {"H", std::to_string(h->entry.seq), encode_history(h->entry)});
-      } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
-        script.insert(script.end(),
-                      {"K", k->scope == Scope::kv ? "k" : "s", k->key, encode_value(k->value)});
-      } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {
-        script.insert(script.end(), {"D", e->scope == Scope::kv ? "k" : "s", e->key});
-      } else if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
-        script.insert(script.end(), {"C", c->owner + "|1", std::to_string(c->ttl.count())});
-      } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
-        script.insert(script.end(), {"U", l->owner + "|" + std::to_string(fence)});
+  return {"EVALSHA",
+          fail_sha_,
+          "7",
+          fence_key(id),
+          run_key(id),
+          lease_key(id),
+          runs_index,
+          runs_index + ":running",
+          runs_index + ":completed",
+          runs_index + ":failed",
+          std::to_string(w.fence),
+          checked_size(encode_run(run), id, run_key(id)),
+          score_of(run),
+          id};
+}
+
+std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
+  std::vector<Group> groups = group_by_run(batch);
+  std::vector<RunRefusal> refused;
+  // Encoded first, so that a record that cannot be encoded or is too large is refused
+  // before anything is sent: it fails its own run, never the batch.
+  std::vector<RedisCommand> cmds;
+  for (Group& g : groups) {
+    const Write& first = *g.writes.front();
+    try {
+      std::vector<RedisCommand> group_cmds;
+      if (std::holds_alternative<Write::FailRun>(first.op)) {
+        for (const Write* w : g.writes) group_cmds.push_back(fail_script_for(*w));
+      } else {
+        std::vector<RedisCommand> index_updates;
+        group_cmds.push_back(script_for(g.writes, index_updates));
+        for (auto& c : index_updates) group_cmds.push_back(std::move(c));
       }
+      g.first_command = cmds.size();
+      g.commands = group_cmds.size();
+      for (auto& c : group_cmds) cmds.push_back(std::move(c));
+    } catch (const Error& e) {
+      refused.push_back(RunRefusal{first.run_id(), first.fence, e});
     }
-    std::vector<RedisCommand> index_updates;
-    if (last_record) {
-      const RunInfo& run = *last_record;
-      std::string score = score_of(run);
-      index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
-      for (RunStatus s : k_statuses) {
-        std::string index = runs_index + ":" + to_string(s);
-        if (s == run.status) {
-          index_updates.push_back({"ZADD", index, score, run.id});
-        } else if (!claims) {
-          index_updates.push_back({"ZREM", index, run.id});
-        }
-      }
-    }
-    cmds.push_back(std::move(script));
-    for (auto& c : index_updates) cmds.push_back(std::move(c));
   }
-  write(cmds);
+  if (cmds.empty()) return refused;
+  std::vector<RedisReply> replies = writer_->execute(cmds);  // throws: the store as a whole
+  const bool lost_scripts = std::any_of(replies.begin(), replies.end(), [](const RedisReply& r) {
+    return r.type == RedisReply::Type::error && r.str.rfind("NOSCRIPT", 0) == 0;
+  });
+  if (lost_scripts) {
+    // The server lost its scripts (restarted, or SCRIPT FLUSH): load them again and resend —
+    // every command of a batch may be applied twice.
+    load_scripts();
+    for (auto& c : cmds) {
+      if (c.empty() || c[0] != "EVALSHA") continue;
+      c[1] = c[2] == "7" ? fail_sha_ : apply_sha_;
+    }
+    replies = writer_->execute(cmds);
+  }
+  for (const Group& g : groups) {
+    for (std::size_t i = g.first_command; i < g.first_command + g.commands; ++i) {
+      if (replies[i].type != RedisReply::Type::error) continue;
+      const RedisCommand& c = cmds[i];
+      std::string what = c[0] == "EVALSHA" ? "write to " + c[4] : c[0] + " " + c[1];
+      const Write& first = *g.writes.front();
+      refused.push_back(
+          RunRefusal{first.run_id(), first.fence,
+                     reply_error(writer_->address(), first.run_id(), what, replies[i].str)});
+      break;
+    }
+  }
+  return refused;
 }
 
 LeaseResult RedisStorage::acquire_lease(std::string_view run_id, std::string_view owner,
@@ -314,12 +487,14 @@ std::optional<std::string> RedisStorage::lease_holder(std::string_view run_id) c
 
 void RedisStorage::put_run(const RunInfo& run) {
   Write w{Write::PutRun{run}};
-  apply(std::span<const Write>(&w, 1));
+  auto refused = apply(std::span<const Write>(&w, 1));
+  if (!refused.empty()) throw refused.front().error;
 }
 
 void RedisStorage::append_history(std::string_view run_id, const HistoryEntry& entry) {
   Write w{Write::AppendHistory{std::string(run_id), entry}};
-  apply(std::span<const Write>(&w, 1));
+  auto refused = apply(std::span<const Write>(&w, 1));
+  if (!refused.empty()) throw refused.front().error;
 }
 
 void RedisStorage::put_key(std::string_view run_id, Scope scope, std::string_view key,

@@ -26,6 +26,8 @@ struct RedisOptions {
   std::string key_prefix = "flux";
   std::chrono::milliseconds io_timeout{5000};
   std::chrono::milliseconds retry_deadline{10000};
+  /// The largest record (encoded value, history entry or run record) sent to the server.
+  std::size_t max_record_size = std::size_t{64} << 20;
 };
 
 /// Thread-safe. Writes (the persistence actor) and reads (any thread) use separate
@@ -48,7 +50,7 @@ class RedisStorage final : public Storage {
                                std::string_view key) const override;
   void erase_key(std::string_view run_id, Scope scope, std::string_view key) override;
   Value::Map keys(std::string_view run_id, Scope scope) const override;
-  void apply(std::span<const Write> batch) override;
+  std::vector<RunRefusal> apply(std::span<const Write> batch) override;
   LeaseResult acquire_lease(std::string_view run_id, std::string_view owner,
                             std::chrono::milliseconds ttl) override;
   bool renew_lease(std::string_view run_id, const Lease& lease,
@@ -62,9 +64,21 @@ class RedisStorage final : public Storage {
   std::string scope_key(std::string_view run_id, Scope scope) const;
   std::string lease_key(std::string_view run_id) const;
   std::string fence_key(std::string_view run_id) const;
+  /// The largest record this store sends: the configured limit or the server's
+  /// proto-max-bulk-len, whichever is smaller.
+  std::size_t max_record_size() const noexcept;
 
  private:
   void load_scripts();
+  void learn_server_limits();
+  /// `record`, or Error(invalid_argument) naming the run, the key and the limit if too large.
+  const std::string& checked_size(const std::string& record, const std::string& run_id,
+                                  const std::string& key) const;
+  /// The apply script's call for one run's writes; the run indexes' updates go to
+  /// `index_updates`. Throws Error for a record that cannot be encoded or is too large.
+  RedisCommand script_for(const std::vector<const Write*>& group,
+                          std::vector<RedisCommand>& index_updates) const;
+  RedisCommand fail_script_for(const Write& w) const;
   std::vector<RedisReply> write(const std::vector<RedisCommand>& commands);
   std::vector<RedisReply> read(const std::vector<RedisCommand>& commands) const;
 
@@ -72,6 +86,8 @@ class RedisStorage final : public Storage {
   std::unique_ptr<RedisConnection> writer_;
   std::unique_ptr<RedisConnection> reader_;
   std::string apply_sha_;  // SHA1 of the apply script, as loaded on the server
+  std::string fail_sha_;   // SHA1 of the FailRun script
+  std::size_t max_record_size_ = 0;
 };
 
 }  // namespace flux::detail

@@ -123,6 +123,11 @@ class RedisServer {
     pid_ = -1;
   }
 
+  /// Freezes the server (SIGSTOP): connections stay open, nothing is answered — a hung
+  /// host — until `thaw()`.
+  void freeze() const { ::kill(pid_, SIGSTOP); }
+  void thaw() const { ::kill(pid_, SIGCONT); }
+
   /// Runs redis-cli against this server with `args` (shell-quoted by the caller).
   std::string cli(const std::string& args) const {
     std::string auth = password_.empty() ? "" : " -a '" + password_ + "' --no-auth-warning";

@@ -50,6 +50,11 @@ struct Config {
   /// How long a shared store may stay unreachable before writes fail (and with them the
   /// runs that made them) instead of being retried.
   std::chrono::milliseconds store_retry_deadline{10000};
+  /// The largest record a shared store is sent: an encoded history entry, kv value or run
+  /// record (with its input and output). A larger one fails its own run, before anything is
+  /// sent, with an error naming the run, the key and the limit; Redis's own
+  /// `proto-max-bulk-len` lowers it further when it is smaller.
+  std::size_t max_record_size = std::size_t{64} << 20;
   /// What history keeps of values (the kv store and outputs are never cut).
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 1024;

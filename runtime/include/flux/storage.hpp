@@ -22,6 +22,7 @@
 #include <variant>
 #include <vector>
 
+#include "flux/error.hpp"
 #include "flux/record.hpp"
 #include "flux/value.hpp"
 
@@ -73,7 +74,17 @@ struct Write {
     std::string run_id;
     std::string owner;
   };
-  std::variant<PutRun, AppendHistory, PutKey, EraseKey, ClaimLease, ReleaseLease> op;
+  /// Records `run` (status failed) over whatever the run's writer with token `fence` stored
+  /// before, because that writer's caller was told the run failed while some of its writes
+  /// may still land (the store was unreachable, full, ...). Takes a new fencing token, so
+  /// that those writes are refused if they arrive later, and gives the lease up. Skipped if
+  /// another owner took the run since. A networked store applies it even when it is out of
+  /// memory (one small record replacing another), so that the store says what the caller
+  /// was told.
+  struct FailRun {
+    RunInfo run;
+  };
+  std::variant<PutRun, AppendHistory, PutKey, EraseKey, ClaimLease, ReleaseLease, FailRun> op;
 
   /// The run this write belongs to.
   const std::string& run_id() const noexcept {
@@ -90,6 +101,14 @@ struct Write {
   /// The writer's fencing token for the run (0: unfenced). A store with leases refuses the
   /// write with Error(run_owned) if a newer lease has been granted since.
   std::uint64_t fence = 0;
+};
+
+/// The writes of one run in a batch that the store refused (the rest of the batch was
+/// applied): which run, with which token, and why — an error that names the run and the key.
+struct RunRefusal {
+  std::string run_id;
+  std::uint64_t fence = 0;
+  Error error;
 };
 
 /// Ownership of a running run: who holds it and the fencing token its writes carry.
@@ -127,7 +146,14 @@ class Storage {
   /// Applies a batch of writes in order. The default calls the methods above one by one
   /// (ignoring fences); a networked backend overrides it to send the batch in one round
   /// trip. Applying a batch twice must leave the same state as applying it once.
-  virtual void apply(std::span<const Write> batch);
+  ///
+  /// One run's bad write never harms another run: a write that cannot be applied (a stale
+  /// fencing token, a record too large or impossible to encode, a refusal by the server) is
+  /// skipped with the rest of its run's writes in the batch, and the run is returned with
+  /// the reason; every other run's writes are applied. Throws Error(storage) only when the
+  /// store as a whole failed (e.g. unreachable past the retry deadline), when it is unknown
+  /// which writes were applied.
+  virtual std::vector<RunRefusal> apply(std::span<const Write> batch);
 
   /// Leases (see DESIGN.md, resume). Expiry is measured by the store's clock, never by the
   /// wall clocks of two machines. The defaults grant every request with token 0: a store
@@ -163,7 +189,7 @@ class MemoryStorage final : public Storage {
                                std::string_view key) const override;
   void erase_key(std::string_view run_id, Scope scope, std::string_view key) override;
   Value::Map keys(std::string_view run_id, Scope scope) const override;
-  void apply(std::span<const Write> batch) override;
+  std::vector<RunRefusal> apply(std::span<const Write> batch) override;
   LeaseResult acquire_lease(std::string_view run_id, std::string_view owner,
                             std::chrono::milliseconds ttl) override;
   bool renew_lease(std::string_view run_id, const Lease& lease,
