@@ -212,7 +212,10 @@ TEST(StoreFaults, AStoreThatRestartedEmptyIsReportedAsHavingLostItsData) {
   flux::test::RedisServer server;
   flux::Runtime rt(config_for(server));
   auto first = flux::node("first", [](std::int64_t x) { return x + 1; }).blocking();
-  auto restart = flux::node("restart", [&](std::int64_t x) {
+  auto restart = flux::node("restart", [&](std::int64_t x, flux::Context& ctx) {
+                   // Once the run's first records are stored (so that there is something
+                   // to lose), the server restarts without its data.
+                   while (rt.history(ctx.run_id()).empty()) std::this_thread::sleep_for(5ms);
                    server.stop();  // not durable: everything is gone
                    server.start();
                    return x + 1;
