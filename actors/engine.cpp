@@ -212,6 +212,7 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->lease_ttl = config.lease_ttl;
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
+  impl_->services->durability = config.durability;
   impl_->services->system = impl_->system.get();
   impl_->journal = std::make_shared<ActorJournal>();
   impl_->services->journal = impl_->journal;

@@ -116,6 +116,13 @@ struct Services {
   std::shared_ptr<ActorJournal> journal;  // where every run's writes go
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 0;
+  Config::Durability durability = Config::Durability::slow_steps;
+
+  /// Whether a step's record must be acknowledged before its branch goes on.
+  bool waits_for_store(bool slow_step) const {
+    return durability == Config::Durability::strict ||
+           (slow_step && durability == Config::Durability::slow_steps);
+  }
 
   /// What history records of `v` under the configured policy.
   Value for_history(const Value& v) const;
@@ -191,6 +198,10 @@ struct ExecRequest {
 /// starts the next parallel, or reports the sequence's output to `at.reply_to`. Callable
 /// from any thread (actors and the blocking pool).
 void advance(Cursor at, Value input, const std::string* source);
+/// As `advance`, once the records the run has journaled so far are acknowledged by the store
+/// if `wait_for_store` (Config::durability); a refused record fails the sequence instead.
+/// Holds no thread while it waits: the persistence actor continues the run.
+void advance_when_stored(Cursor at, Value input, const std::string* source, bool wait_for_store);
 /// Reports that the sequence of `at` failed with `error`.
 void fail(const Cursor& at, caf::error error);
 

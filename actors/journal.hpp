@@ -34,6 +34,9 @@ struct Completion {
   std::string run_id;
   std::uint64_t fence = 0;
   std::function<void(const std::string* store_error)> done;
+  /// The run's end (a refusal is reported once, here) or a step waiting for its records
+  /// (a refusal is reported and kept for the run's end).
+  bool final = true;
 };
 
 class ActorJournal final : public Journal {

@@ -93,7 +93,8 @@ void finish(Execution& ex, caf::expected<Value> outcome) {
   if (outcome) {
     Cursor next = ex.req.at;
     ++next.index;
-    advance(std::move(next), std::move(*outcome), &ex.step->label);
+    advance_when_stored(std::move(next), std::move(*outcome), &ex.step->label,
+                        job.services->waits_for_store(ex.step->node->mode != NodeMode::sync));
   } else {
     fail(ex.req.at, std::move(outcome.error()));
   }

@@ -47,6 +47,26 @@ void advance(Cursor at, Value input, const std::string* source) {
   }
 }
 
+void advance_when_stored(Cursor at, Value input, const std::string* source, bool wait_for_store) {
+  if (!wait_for_store) {
+    advance(std::move(at), std::move(input), source);
+    return;
+  }
+  const RunJob& job = *at.job;
+  job.services->journal->complete(Completion{
+      job.run->run_id(), job.lease.token,
+      [at, input = std::move(input), source](const std::string* store_error) mutable {
+        if (store_error) {
+          fail(at, make_failure(
+                       flux_errc::node_failed, "", "",
+                       "run " + at.job->run->run_id() + ": the store failed: " + *store_error));
+        } else {
+          advance(std::move(at), std::move(input), source);
+        }
+      },
+      /*final=*/false});
+}
+
 caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
                              const std::string* source) {
   self->set_default_handler(caf::drop);
@@ -106,7 +126,8 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
     if (out) {
       Cursor next = at;
       ++next.index;
-      advance(std::move(next), std::move(*out), &step.label);
+      advance_when_stored(std::move(next), std::move(*out), &step.label,
+                          job.services->waits_for_store(false));
     } else {
       fail(at, std::move(out.error()));
     }

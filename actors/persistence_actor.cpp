@@ -103,6 +103,8 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
           auto it = state->refused.find(owner_key(c.run_id, c.fence));
           if (it == state->refused.end()) {
             c.done(nullptr);
+          } else if (!c.final) {
+            c.done(&it->second);
           } else {
             std::string why = std::move(it->second);
             state->refused.erase(it);

@@ -7,6 +7,10 @@
 //   crash_worker resume <redis-url> <prefix> <run-id> [<start-at-epoch-ms>]
 //       resumes the run (at the given time, if any); prints "output <value>" or
 //       "refused <code> <message>"
+//   crash_worker chain <redis-url> <prefix> <slow_steps|strict|batched> <blocking|sync> <n>
+//       runs a chain of n steps with that Config::durability, each step a side effect
+//       (HINCRBY of field <step> in "<prefix>:effects");
+//       prints "run <id>" and runs until the test SIGKILLs it at a random moment
 //   crash_worker acquire <redis-url> <prefix> <run-id> <start-at-epoch-ms>
 //       waits until the given time, then tries to take the run's lease; prints
 //       "granted <token>" or "owned <holder>"
@@ -33,10 +37,16 @@ std::string g_prefix;
 redisContext* g_redis = nullptr;
 std::mutex g_redis_mu;
 
+bool g_effects_hash = false;  // chain mode: HINCRBY <prefix>:effects <step>, one key for all
+
 void side_effect(const std::string& step) {
   std::lock_guard lock(g_redis_mu);
   std::string key = g_prefix + ":effects:" + step;
-  auto* r = static_cast<redisReply*>(redisCommand(g_redis, "INCR %b", key.data(), key.size()));
+  auto* r =
+      g_effects_hash
+          ? static_cast<redisReply*>(redisCommand(g_redis, "HINCRBY %s:effects %b 1",
+                                                  g_prefix.c_str(), step.data(), step.size()))
+          : static_cast<redisReply*>(redisCommand(g_redis, "INCR %b", key.data(), key.size()));
   if (!r) {
     std::fprintf(stderr, "INCR failed: %s\n", g_redis->errstr);
     std::_Exit(3);
@@ -51,6 +61,15 @@ flux::Node step_node(int i) {
     ctx.shared().add("executions", 1);
     return x + 1;
   });
+}
+
+flux::Pipeline chain_pipeline(bool blocking, int n) {
+  std::vector<flux::Pipeline> steps;
+  for (int i = 0; i < n; ++i) {
+    flux::Node step = step_node(i);
+    steps.push_back(blocking ? step.blocking() : step);
+  }
+  return flux::sequence(steps).named("durability-chain");
 }
 
 flux::Pipeline test_pipeline() {
@@ -94,6 +113,20 @@ int main(int argc, char** argv) {
   connect_redis(url);
   flux::Config config{
       .store = url, .key_prefix = g_prefix, .lease_ttl = std::chrono::milliseconds(300)};
+  if (mode == "chain" && argc == 7) {
+    g_effects_hash = true;
+    const std::string durability = argv[4];
+    config.durability = durability == "strict"    ? flux::Config::Durability::strict
+                        : durability == "batched" ? flux::Config::Durability::batched
+                                                  : flux::Config::Durability::slow_steps;
+    flux::Runtime rt(config);
+    auto handle = rt.start(chain_pipeline(std::string(argv[5]) == "blocking", std::atoi(argv[6])),
+                           std::int64_t{0});
+    std::printf("run %s\n", handle.run_id().c_str());
+    auto r = handle.wait();
+    std::printf("finished %s\n", flux::to_string(r.status));
+    return 0;
+  }
   flux::Runtime rt(config);
   if (mode == "run") {
     g_kill_at = argv[4];

@@ -55,6 +55,21 @@ struct Config {
   /// sent, with an error naming the run, the key and the limit; Redis's own
   /// `proto-max-bulk-len` lowers it further when it is smaller.
   std::size_t max_record_size = std::size_t{64} << 20;
+  /// When a step's history record must be acknowledged by the store before the next step
+  /// of its branch starts — what a crash can make a resumed run repeat (README, "Delivery
+  /// guarantee"):
+  /// - `slow_steps` (default): steps that did slow work (`.blocking()` or async) wait for
+  ///   their record; fast sync steps are batched. A crash re-runs the steps that were
+  ///   executing, plus sync steps whose records were still queued.
+  /// - `strict`: every step waits for its record (one store round trip per step): a crash
+  ///   re-runs only the steps that were executing, at most one per branch in flight.
+  /// - `batched`: nothing waits, fastest; a crash may re-run up to 2,048 steps per process
+  ///   (the journal holds at most 1,024 queued records, plus one batch in flight).
+  enum class Durability : std::uint8_t {
+    slow_steps,
+    strict,
+    batched
+  } durability = Durability::slow_steps;
   /// What history keeps of values (the kv store and outputs are never cut).
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 1024;
