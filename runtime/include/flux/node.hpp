@@ -4,10 +4,13 @@
 ///
 /// ```cpp
 /// auto inc   = flux::node("inc", [](std::int64_t x) { return x + 1; });
-/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) { ctx.save("msg",
-/// s); }); auto fetch = flux::node("fetch", [](std::string url) { return
-/// std::async(std::launch::async, get, url); }); auto disk  = flux::node("disk", [](std::string
-/// path) { return read_file(path); }).blocking();
+/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) {
+///   ctx.save("msg", s);                                      // void: the output is null
+/// });
+/// auto fetch = flux::node("fetch", [](std::string url) {     // async: awaited off the scheduler
+///   return std::async(std::launch::async, http_get, url);
+/// });
+/// auto disk  = flux::node("disk", [](std::string path) { return read_file(path); }).blocking();
 /// ```
 ///
 /// - Parameters of type `flux::Context&` are injected wherever they appear.
