@@ -263,6 +263,44 @@ TEST(Node, VoidNodeProducesNull) {
   EXPECT_TRUE(info->history[0].ok());
 }
 
+TEST(Node, IntegerParametersAreNamedAsTheSignatureHasThem) {
+  auto half = flux::node("half", [](int x) { return x / 2; });
+  auto small = flux::node("small", [](std::uint8_t x) { return x; });
+  EXPECT_EQ(half.parameter_types()[0].name, "int");
+  EXPECT_EQ(half.result_type().name, "int");
+  EXPECT_EQ(small.parameter_types()[0].name, "uint8");
+
+  // At composition: "expects int", not the int64 every integer is stored as.
+  auto shout = flux::node("shout", [](const std::string& s) { return s + "!"; });
+  auto e = catch_error<flux::TypeError>([&] { (void)(shout | half); });
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(Contains(e->what, "'shout' produces string but 'half' expects int"));
+  EXPECT_FALSE(Contains(e->what, "int64")) << e->what;
+
+  // At run time, when only the input's value shows the mismatch.
+  flux::Runtime rt;
+  auto r = rt.run(half, "ten");
+  ASSERT_FALSE(r.ok());
+  ASSERT_TRUE(r.error.has_value());
+  EXPECT_TRUE(Contains(r.error->message, "expected int, got string \"ten\"")) << r.error->message;
+  EXPECT_EQ(rt.run(half, 10).value<int>(), 5);
+}
+
+// The signatures next to the ones tests/compile_fail rejects: these must keep compiling.
+TEST(Node, ConstReferenceRvalueAndConstCallOperatorSignaturesAreAccepted) {
+  struct Exclaim {
+    std::string operator()(std::string&& s) const { return s + "!"; }
+  };
+  auto by_const_ref = flux::node("len", [](const std::string& s) { return s.size(); });
+  auto by_rvalue = flux::node("exclaim", Exclaim{});
+  auto by_pointer = flux::node(
+      "neg", +[](std::int64_t x) { return -x; });
+  flux::Runtime rt;
+  EXPECT_EQ(rt.run(by_const_ref, "four").value<std::size_t>(), 4u);
+  EXPECT_EQ(rt.run(by_rvalue, "hi").value<std::string>(), "hi!");
+  EXPECT_EQ(rt.run(by_pointer, 3).value<std::int64_t>(), -3);
+}
+
 TEST(Node, EmptyNameOrNullCallableIsAnInvalidArgument) {
   auto empty_name = catch_error([] { (void)flux::node("", [](std::int64_t x) { return x; }); });
   ASSERT_TRUE(empty_name.has_value());

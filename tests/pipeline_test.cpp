@@ -8,6 +8,7 @@
 #include <flux/flux.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace pipelinetest {
@@ -202,6 +203,78 @@ TEST(Pipeline, TenThousandStepsAddTenThousand) {
   ASSERT_EQ(info->history.size(), 10000u);
   EXPECT_EQ(info->history.back().step, "9999");
   EXPECT_EQ(info->history.back().output, Value(10005));
+}
+
+// A program that generates its pipeline composes it step by step; `|` must not copy
+// the steps each time, and the chain must be the same as one built in one call.
+TEST(Pipeline, TenThousandStepsBuiltWithPipeInALoopHaveOneStepIdPerIndex) {
+  flux::Pipeline p = inc();
+  flux::Pipeline first_half = p;
+  for (int i = 1; i < 10000; ++i) {
+    p = p | inc();
+    if (i == 4999) first_half = p;
+  }
+  EXPECT_EQ(p.size(), 10000u);
+  EXPECT_EQ(p.node_count(), 10000u);
+  EXPECT_EQ(first_half.size(), 5000u);
+  std::vector<flux::Pipeline> steps(10000, flux::Pipeline(inc()));
+  EXPECT_EQ(p.fingerprint(), flux::sequence(steps).fingerprint());
+
+  flux::Runtime rt;
+  auto r = rt.run(p, 5);
+  ASSERT_TRUE(r.ok()) << failure_text(r);
+  EXPECT_EQ(r.value<std::int64_t>(), 10005);
+  auto info = rt.get_run(r.run_id);
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->history.size(), 10000u);
+  for (std::size_t i = 0; i < info->history.size(); ++i) {
+    ASSERT_EQ(info->history[i].step, std::to_string(i)) << "entry " << i;
+  }
+  EXPECT_EQ(rt.run(first_half, 5).value<std::int64_t>(), 5005);
+}
+
+TEST(Pipeline, PipeLeavesBothOperandsUnchangedSoOnePrefixCanBeExtendedTwice) {
+  auto p = inc() | dbl();
+  auto q = p | sq();
+  auto r = p | inc();
+  // Whichever is flattened first, each keeps its own steps.
+  EXPECT_EQ(r.describe(), "inc | dbl | inc");
+  EXPECT_EQ(q.describe(), "inc | dbl | sq");
+  EXPECT_EQ(p.describe(), "inc | dbl");
+  EXPECT_EQ(p.size(), 2u);
+  EXPECT_EQ(p.fingerprint(), (inc() | dbl()).fingerprint());
+  EXPECT_NE(q.fingerprint(), r.fingerprint());
+  EXPECT_NE(q.fingerprint(), p.fingerprint());
+
+  flux::Runtime rt;
+  EXPECT_EQ(rt.run(p, 3).value<std::int64_t>(), 8);
+  EXPECT_EQ(rt.run(q, 3).value<std::int64_t>(), 64);
+  EXPECT_EQ(rt.run(r, 3).value<std::int64_t>(), 9);
+
+  // Grouping does not matter: the same three steps, the same ids and fingerprint.
+  auto right_nested = inc() | (dbl() | sq());
+  EXPECT_EQ(right_nested.fingerprint(), q.fingerprint());
+  EXPECT_EQ(right_nested.size(), 3u);
+  auto run = rt.run(right_nested, 3);
+  ASSERT_TRUE(run.ok()) << failure_text(run);
+  auto info = rt.get_run(run.run_id);
+  ASSERT_TRUE(info.has_value());
+  ASSERT_EQ(info->history.size(), 3u);
+  EXPECT_EQ(info->history[2].step, "2");
+  EXPECT_EQ(info->history[2].node, "sq");
+}
+
+TEST(Pipeline, ThreadsAskingForANewPipelinesStepsAtOnceAllGetTheSameSteps) {
+  flux::Pipeline p = inc();
+  for (int i = 1; i < 1000; ++i) p = p | dbl();
+  std::vector<const flux::detail::PipelineDef*> seen(8, nullptr);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < seen.size(); ++t) {
+    threads.emplace_back([&p, &seen, t] { seen[t] = p.def().get(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto* def : seen) EXPECT_EQ(def, p.def().get());
+  EXPECT_EQ(p.def()->children.size(), 1000u);
 }
 
 TEST(Pipeline, SequenceIsEquivalentToChainingWithPipe) {

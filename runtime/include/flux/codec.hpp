@@ -153,6 +153,41 @@ struct codec<Bytes> {
 };
 
 namespace detail {
+/// Whether `codec<T>` exists and can decode a Value into a T (string_view and const char*
+/// can only be encoded: they would point into a Value that is gone after the call).
+template <class T>
+concept has_decoder = requires(const Value& v) {
+  codec<T>::decode(v);
+};
+/// Whether `codec<T>` exists and can encode a T.
+template <class T>
+concept has_encoder = requires(const T& x) {
+  codec<T>::encode(x);
+};
+
+template <class T>
+inline constexpr bool is_integer_v = std::is_integral_v<T> && !std::is_same_v<T, bool>;
+
+/// The name of integer type `I` as a user wrote it in a signature, for messages: "int",
+/// "unsigned", "char", else by width ("int16", "uint8"; "int64" for std::int64_t).
+/// A codec's TypeInfo says "int64" for every integer, which is what a Value holds.
+template <class I>
+constexpr const char* integer_name() {
+  static_assert(is_integer_v<I>);
+  constexpr std::size_t width = sizeof(I) == 1 ? 0 : sizeof(I) == 2 ? 1 : sizeof(I) == 4 ? 2 : 3;
+  constexpr const char* signed_names[] = {"int8", "int16", "int32", "int64"};
+  constexpr const char* unsigned_names[] = {"uint8", "uint16", "uint32", "uint64"};
+  if constexpr (std::is_same_v<I, int>) {
+    return "int";
+  } else if constexpr (std::is_same_v<I, unsigned>) {
+    return "unsigned";
+  } else if constexpr (std::is_same_v<I, char>) {
+    return "char";
+  } else {
+    return std::is_signed_v<I> ? signed_names[width] : unsigned_names[width];
+  }
+}
+
 template <class T>
 TypeInfo container_type(Kind k, const char* prefix) {
   TypeInfo elem = codec<T>::type();

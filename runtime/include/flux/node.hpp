@@ -4,10 +4,13 @@
 ///
 /// ```cpp
 /// auto inc   = flux::node("inc", [](std::int64_t x) { return x + 1; });
-/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) { ctx.save("msg",
-/// s); }); auto fetch = flux::node("fetch", [](std::string url) { return
-/// std::async(std::launch::async, get, url); }); auto disk  = flux::node("disk", [](std::string
-/// path) { return read_file(path); }).blocking();
+/// auto log   = flux::node("log", [](const std::string& s, flux::Context& ctx) {
+///   ctx.save("msg", s);                                      // void: the output is null
+/// });
+/// auto fetch = flux::node("fetch", [](std::string url) {     // async: awaited off the scheduler
+///   return std::async(std::launch::async, http_get, url);
+/// });
+/// auto disk  = flux::node("disk", [](std::string path) { return read_file(path); }).blocking();
 /// ```
 ///
 /// - Parameters of type `flux::Context&` are injected wherever they appear.
@@ -30,6 +33,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -72,6 +76,11 @@ template <class R, class... A>
 struct callable_traits<R (*)(A...)> {
   using result = R;
   using args = std::tuple<A...>;
+  static constexpr bool is_mutable = false;  ///< a non-const operator() (a `mutable` lambda)
+};
+template <class R, class... A>
+struct mutable_call : callable_traits<R (*)(A...)> {
+  static constexpr bool is_mutable = true;
 };
 template <class R, class... A>
 struct callable_traits<R (*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
@@ -82,9 +91,17 @@ struct callable_traits<R (C::*)(A...) const> : callable_traits<R (*)(A...)> {};
 template <class C, class R, class... A>
 struct callable_traits<R (C::*)(A...) const noexcept> : callable_traits<R (*)(A...)> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...)> : callable_traits<R (*)(A...)> {};
+struct callable_traits<R (C::*)(A...)> : mutable_call<R, A...> {};
 template <class C, class R, class... A>
-struct callable_traits<R (C::*)(A...) noexcept> : callable_traits<R (*)(A...)> {};
+struct callable_traits<R (C::*)(A...) noexcept> : mutable_call<R, A...> {};
+
+/// Whether the parameter types of `F` can be read: a function pointer, or a class with
+/// exactly one operator() that is not a template (a generic lambda's is a template).
+template <class F>
+concept has_readable_signature =
+    (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) || requires {
+  &F::operator();
+};
 
 template <class A>
 inline constexpr bool is_context_v = std::is_same_v<std::remove_cvref_t<A>, Context>;
@@ -118,12 +135,13 @@ decltype(auto) make_arg(const Value& input, Context& ctx) {
     return static_cast<Context&>(ctx);
   } else {
     using T = std::remove_cvref_t<Arg>;
+    const Value& in = Count == 1 ? input : input.as_list()[Slot];
     try {
-      if constexpr (Count == 1) {
-        return codec<T>::decode(input);
-      } else {
-        return codec<T>::decode(input.as_list()[Slot]);
+      if constexpr (is_integer_v<T>) {
+        // Named as the signature has it ("expected int"), not as the codec does ("int64").
+        if (!in.is_int()) throw TypeError(describe_mismatch(integer_name<T>(), in));
       }
+      return codec<T>::decode(in);
     } catch (const TypeError& e) {
       throw_param_mismatch(e, Slot, Count);
     }
@@ -146,9 +164,19 @@ decltype(auto) invoke_with(F& f, const Value& input, Context& ctx, std::tuple<A.
   return f(make_arg<A, slots[I], count>(input, ctx)...);
 }
 
+/// The TypeInfo of a parameter or result type `T` as the node's signature has it: the
+/// codec's, but an integer is named by its C++ type ("int", not "int64"), so that a
+/// composition error names the type the user wrote.
+template <class T>
+TypeInfo signature_type() {
+  TypeInfo t = codec<T>::type();
+  if constexpr (is_integer_v<T>) t.name = integer_name<T>();
+  return t;
+}
+
 template <class A>
 void add_param_type(std::vector<TypeInfo>& params) {
-  if constexpr (!is_context_v<A>) params.push_back(codec<std::remove_cvref_t<A>>::type());
+  if constexpr (!is_context_v<A>) params.push_back(signature_type<std::remove_cvref_t<A>>());
 }
 
 template <class T>
@@ -163,7 +191,86 @@ TypeInfo result_type() {
   } else if constexpr (is_future<R>::value) {
     return result_type<typename is_future<R>::value_type>();
   } else {
-    return codec<std::remove_cvref_t<R>>::type();
+    return signature_type<std::remove_cvref_t<R>>();
+  }
+}
+
+// ---- Compile-time checks of a node's signature --------------------------------------
+// Why: without them, a mistake in a callable surfaces as an error deep inside these
+// templates ("incomplete type flux::codec<Plain, void>", "decltype cannot resolve
+// address of overloaded function"). Each check below fails with one static_assert
+// saying what to do, and flux::node() instantiates nothing else when one fails.
+
+template <class>
+inline constexpr bool always_false_v = false;
+
+enum class ParamProblem : std::uint8_t { none, string_view, non_const_ref, no_codec };
+
+template <class A>
+constexpr ParamProblem param_problem() {
+  using T = std::remove_cvref_t<A>;
+  if constexpr (is_context_v<A>) {
+    return ParamProblem::none;
+  } else if constexpr (std::is_same_v<T, std::string_view>) {
+    return ParamProblem::string_view;
+  } else if constexpr (std::is_lvalue_reference_v<A> &&
+                       !std::is_const_v<std::remove_reference_t<A>>) {
+    return ParamProblem::non_const_ref;
+  } else if constexpr (!has_decoder<T>) {
+    return ParamProblem::no_codec;
+  } else {
+    return ParamProblem::none;
+  }
+}
+
+/// The first problem among the parameters `A...`, or none.
+template <class... A>
+constexpr ParamProblem first_param_problem(std::tuple<A...>*) {
+  ParamProblem found = ParamProblem::none;
+  ((found = found == ParamProblem::none ? param_problem<A>() : found), ...);
+  return found;
+}
+
+template <class R>
+constexpr bool result_has_codec() {
+  if constexpr (std::is_void_v<R>) {
+    return true;
+  } else if constexpr (is_future<R>::value) {
+    return result_has_codec<typename is_future<R>::value_type>();
+  } else {
+    return has_encoder<std::remove_cvref_t<R>>;
+  }
+}
+
+/// True if `F` can be a node's callable; otherwise fails one static_assert naming the fix.
+template <class F>
+constexpr bool check_callable() {
+  if constexpr (!has_readable_signature<F>) {
+    static_assert(always_false_v<F>,
+                  "flux::node: cannot read the callable's parameter types; give every "
+                  "parameter an explicit type (no `auto`, no overloaded operator())");
+    return false;
+  } else {
+    using traits = callable_traits<F>;
+    constexpr ParamProblem problem =
+        first_param_problem(static_cast<typename traits::args*>(nullptr));
+    static_assert(!traits::is_mutable,
+                  "flux::node: the callable must not be `mutable`: one node runs in many runs "
+                  "at once; keep changing state in flux::Context or behind a mutex");
+    static_assert(problem != ParamProblem::string_view,
+                  "flux::node: take `std::string` or `const std::string&`, not "
+                  "`std::string_view`: the view would outlive the decoded input");
+    static_assert(problem != ParamProblem::non_const_ref,
+                  "flux::node: a parameter cannot be a non-const reference (only flux::Context& "
+                  "can); take it by value or by const reference");
+    static_assert(problem != ParamProblem::no_codec,
+                  "flux::node: a parameter type has no flux::codec; for your struct add "
+                  "FLUX_STRUCT(Type, field, ...) at global scope, or specialise flux::codec");
+    static_assert(result_has_codec<typename traits::result>(),
+                  "flux::node: the result type has no flux::codec; for your struct add "
+                  "FLUX_STRUCT(Type, field, ...) at global scope, or specialise flux::codec");
+    return !traits::is_mutable && problem == ParamProblem::none &&
+           result_has_codec<typename traits::result>();
   }
 }
 
@@ -245,12 +352,21 @@ class Node {
 /// Makes a node from any callable whose parameter and result types have codecs.
 /// Throws Error(invalid_argument) if `name` is empty or `f` is a null function pointer
 /// or an empty std::function.
+///
+/// A callable that cannot be a node fails to compile with one `static_assert` saying
+/// what to change: a generic lambda (`auto` parameters), a `mutable` lambda, a
+/// `std::string_view` or non-const reference parameter, a type without a codec.
 template <class F>
 Node node(std::string name, F f) {
-  bool is_null = false;
-  if constexpr (std::is_pointer_v<F> || detail::is_std_function<F>::value) is_null = !f;
-  detail::check_node_args(name, is_null);
-  return Node(detail::make_node_def(std::move(name), std::move(f)));
+  if constexpr (detail::check_callable<F>()) {
+    bool is_null = false;
+    if constexpr (std::is_pointer_v<F> || detail::is_std_function<F>::value) is_null = !f;
+    detail::check_node_args(name, is_null);
+    return Node(detail::make_node_def(std::move(name), std::move(f)));
+  } else {
+    // Not instantiated past the failed static_assert, so that it is the only error.
+    return Node(nullptr);
+  }
 }
 
 }  // namespace flux

@@ -18,8 +18,14 @@
 /// The fingerprint hashes the shape and the node names; resume uses it to
 /// refuse a different pipeline.
 ///
+/// Composing is linear: `a | b` shares the steps of `a` and `b` instead of copying
+/// them, so building a chain of n nodes with `p = p | next` in a loop costs O(n)
+/// (bench/w6_compose.cpp). The flat list of steps is built once, on first use (a
+/// run, `fingerprint()`, `describe()`), and `a | b` never changes `a` or `b`.
+///
 /// Thread safety: a Pipeline is immutable; copies share the definition, and one
-/// pipeline may be run by any number of concurrent runs and Runtimes.
+/// pipeline may be run by any number of concurrent runs and Runtimes. Building the
+/// flat list on first use is itself thread-safe.
 
 #include <memory>
 #include <string>
@@ -44,6 +50,8 @@ struct PipelineDef {
 };
 /// "inc | parallel(dbl, sq) | add"
 std::string describe(const PipelineDef& def);
+/// The sequence a Pipeline stands for, as built by `|` (pipeline.cpp).
+class Chain;
 }  // namespace detail
 
 class Pipeline {
@@ -58,22 +66,25 @@ class Pipeline {
   Pipeline named(std::string name) const;
 
   /// Number of top-level steps.
-  std::size_t size() const noexcept { return def_->children.size(); }
+  std::size_t size() const noexcept;
   /// Number of nodes in the whole tree.
-  std::size_t node_count() const noexcept;
+  std::size_t node_count() const;
   /// Hex hash of the shape and node names (not the name of the pipeline).
-  const std::string& fingerprint() const noexcept { return fingerprint_; }
+  const std::string& fingerprint() const;
   /// Readable form: "inc | parallel(dbl, sq) | add".
-  std::string describe() const { return detail::describe(*def_); }
+  std::string describe() const { return detail::describe(*def()); }
   /// The type the pipeline produces.
-  const TypeInfo& output_type() const noexcept { return def_->output; }
+  const TypeInfo& output_type() const noexcept;
 
-  const std::shared_ptr<const detail::PipelineDef>& def() const noexcept { return def_; }
+  /// The tree of steps; the engine runs this. A top-level sequence with `size()` children.
+  const std::shared_ptr<const detail::PipelineDef>& def() const;
 
  private:
-  std::shared_ptr<const detail::PipelineDef> def_;
+  friend Pipeline operator|(const Pipeline& a, const Pipeline& b);
+  explicit Pipeline(std::shared_ptr<const detail::Chain> chain) noexcept;
+
+  std::shared_ptr<const detail::Chain> chain_;
   std::string name_;
-  std::string fingerprint_;
 };
 
 /// Runs `a`, then `b` on its output. Throws TypeError when the output type of `a` is known

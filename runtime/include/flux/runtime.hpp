@@ -5,9 +5,10 @@
 /// ```cpp
 /// flux::Runtime rt;                                // embedded: local actors, memory store
 /// flux::RunResult r = rt.run(pipeline, 3);         // blocks until the run ends
-/// if (r.ok()) use(r.output.as<std::int64_t>());    // or r.value<std::int64_t>() (throws if
-/// failed) flux::RunHandle h = rt.start(pipeline, 4);       // returns at once flux::RunResult r2 =
-/// h.wait(); for (const flux::RunInfo& info : rt.list_runs()) { /* newest first */ }
+/// if (r.ok()) use(r.output.as<std::int64_t>());    // or r.value<std::int64_t>(): throws if failed
+/// flux::RunHandle h = rt.start(pipeline, 4);       // returns at once
+/// flux::RunResult r2 = h.wait();
+/// for (const flux::RunInfo& info : rt.list_runs()) { /* newest first */ }
 /// ```
 ///
 /// A failure inside a node fails only that run: `run()` returns a RunResult
