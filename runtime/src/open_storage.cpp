@@ -34,13 +34,15 @@ std::shared_ptr<Storage> open_storage(const Config& config) {
     store = env && *env ? env : "memory";
   }
   if (store == "memory" || store == "memory://") {
-    return std::make_shared<MemoryStorage>();
+    return std::make_shared<MemoryStorage>(
+        config.retention.value_or(MemoryStorage::k_default_retention));
   }
   if (store.rfind("redis://", 0) == 0) {
     RedisOptions options;
     options.key_prefix = config.key_prefix;
     options.retry_deadline = config.store_retry_deadline;
     options.max_record_size = config.max_record_size;
+    options.retention = config.retention.value_or(Retention{});
     return std::make_shared<RedisStorage>(parse_redis_url(store), options);
   }
   throw Error(Errc::invalid_argument,
