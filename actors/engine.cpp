@@ -373,12 +373,25 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   return launch(std::move(job));
 }
 
-std::vector<RunInfo> Engine::list_orphans() const {
-  std::vector<RunInfo> out;
-  for (RunInfo& info : impl_->storage->list_runs(RunFilter{RunStatus::running, 0})) {
-    if (!impl_->storage->lease_holder(info.id)) out.push_back(std::move(info));
+RunPage Engine::list_orphans(const RunFilter& filter) const {
+  RunFilter running = filter;
+  running.status = RunStatus::running;
+  RunPage page = impl_->storage->list_runs_page(running);
+  // All lease holders in one call (one round trip to Redis), not one call per run.
+  std::vector<std::string> ids;
+  ids.reserve(page.runs.size());
+  for (const RunInfo& info : page.runs) ids.push_back(info.id);
+  std::vector<std::optional<std::string>> holders = impl_->storage->lease_holders(ids);
+  if (holders.size() != ids.size()) {  // a user's store that miscounts: fail, never guess
+    throw Error(Errc::storage, "lease_holders answered " + std::to_string(holders.size()) +
+                                   " times for " + std::to_string(ids.size()) + " runs");
   }
-  return out;
+  std::vector<RunInfo> orphans;
+  for (std::size_t i = 0; i < page.runs.size(); ++i) {
+    if (!holders[i]) orphans.push_back(std::move(page.runs[i]));
+  }
+  page.runs = std::move(orphans);
+  return page;
 }
 
 }  // namespace flux::detail

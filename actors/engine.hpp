@@ -38,7 +38,9 @@ class Engine {
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input);
   /// Loads `run_id` and finishes it (see Runtime::resume); throws for refusals.
   std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline);
-  std::vector<RunInfo> list_orphans() const;
+  /// One page of the running runs (`filter`), keeping those whose lease has expired:
+  /// two calls to the store (a page of runs, then their lease holders at once).
+  RunPage list_orphans(const RunFilter& filter) const;
   const std::string& owner_id() const noexcept;
   Storage& storage() const noexcept;
 

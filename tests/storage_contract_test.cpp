@@ -22,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/redis_server.hpp"
@@ -98,9 +99,11 @@ std::string unique_prefix() {
   return "contract-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + name;
 }
 
-flux::Config redis_config(const std::string& prefix) {
+flux::Config redis_config(const std::string& prefix,
+                          std::optional<flux::Retention> retention = std::nullopt) {
   return flux::Config{.store = redis().url(),
                       .key_prefix = prefix,
+                      .retention = retention,
                       .store_retry_deadline = 3000ms,
                       .threads = 1,
                       .blocking_threads = 1};
@@ -117,6 +120,7 @@ class OpenStore {
 
 class MemoryStore final : public OpenStore {
  public:
+  explicit MemoryStore(flux::Retention retention) : storage_(retention) {}
   flux::Storage& storage() override { return storage_; }
 
  private:
@@ -125,7 +129,8 @@ class MemoryStore final : public OpenStore {
 
 class RedisStore final : public OpenStore {
  public:
-  explicit RedisStore(const std::string& prefix) : runtime_(redis_config(prefix)) {}
+  explicit RedisStore(const std::string& prefix, flux::Retention retention)
+      : runtime_(redis_config(prefix, retention)) {}
   flux::Storage& storage() override { return runtime_.storage(); }
 
  private:
@@ -134,16 +139,17 @@ class RedisStore final : public OpenStore {
 
 struct Backend {
   const char* name;
-  std::unique_ptr<OpenStore> (*open)(const std::string& prefix);
+  std::unique_ptr<OpenStore> (*open)(const std::string& prefix, flux::Retention retention);
 };
 
 void PrintTo(const Backend& b, std::ostream* os) { *os << b.name; }
 
-std::unique_ptr<OpenStore> open_memory(const std::string&) {
-  return std::make_unique<MemoryStore>();
+// The contract tests keep every run (Retention{}) unless they test retention.
+std::unique_ptr<OpenStore> open_memory(const std::string&, flux::Retention retention) {
+  return std::make_unique<MemoryStore>(retention);
 }
-std::unique_ptr<OpenStore> open_redis(const std::string& prefix) {
-  return std::make_unique<RedisStore>(prefix);
+std::unique_ptr<OpenStore> open_redis(const std::string& prefix, flux::Retention retention) {
+  return std::make_unique<RedisStore>(prefix, retention);
 }
 
 // ---------------------------------------------------------------- data
@@ -258,7 +264,9 @@ Write erase_key(std::string id, Scope scope, std::string key) {
 
 class StorageContract : public ::testing::TestWithParam<Backend> {
  protected:
-  void SetUp() override { open_ = GetParam().open(unique_prefix()); }
+  void SetUp() override { open_ = GetParam().open(unique_prefix(), flux::Retention{}); }
+  /// Replaces the store with a new, empty one that applies `retention`.
+  void reopen(flux::Retention retention) { open_ = GetParam().open(unique_prefix(), retention); }
   void TearDown() override { open_.reset(); }
 
   flux::Storage& store() { return open_->storage(); }
@@ -498,6 +506,101 @@ TEST_P(StorageContract, ListRunsStatusAndLimitTogether) {
             (std::vector<std::string>{"c6", "c4", "c2"}));
   EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::failed, 2))),
             std::vector<std::string>{"f7"});
+}
+
+// ---- runs: paging
+
+RunFilter page_of(std::size_t limit, std::string cursor, std::optional<RunStatus> s = {}) {
+  RunFilter f;
+  f.status = s;
+  f.limit = limit;
+  f.cursor = std::move(cursor);
+  return f;
+}
+
+/// Every run `filter` selects, read page by page; also checks each page's size.
+std::vector<std::string> read_in_pages(flux::Storage& store, std::size_t limit,
+                                       std::optional<RunStatus> status = {}) {
+  std::vector<std::string> out;
+  std::string cursor;
+  for (int pages = 0; pages < 1000; ++pages) {
+    flux::RunPage page = store.list_runs_page(page_of(limit, cursor, status));
+    EXPECT_LE(page.runs.size(), limit);
+    EXPECT_TRUE(page.corrupt_keys.empty());
+    for (const RunInfo& r : page.runs) out.push_back(r.id);
+    if (page.next_cursor.empty()) return out;
+    cursor = page.next_cursor;
+  }
+  ADD_FAILURE() << "paging never ended";
+  return out;
+}
+
+TEST_P(StorageContract, ListRunsPagesWithACursorAndEachRunAppearsOnce) {
+  // Ten runs, three of them created in the same nanosecond, inserted out of order.
+  for (int i : {4, 9, 0, 7, 2, 5, 8, 1, 3, 6}) {
+    const std::int64_t created = kBase + (i < 3 ? 0 : i) * kSecond;
+    store().put_run(make_run("p" + std::to_string(i), created,
+                             i % 3 == 0 ? RunStatus::completed : RunStatus::running));
+  }
+  const std::vector<std::string> all = ids(store().list_runs({}));
+  ASSERT_EQ(all.size(), 10u);
+  for (std::size_t limit : {1u, 3u, 4u, 10u, 11u}) {
+    EXPECT_EQ(read_in_pages(store(), limit), all) << "pages of " << limit;
+  }
+  EXPECT_EQ(read_in_pages(store(), 2, RunStatus::completed),
+            ids(store().list_runs(with_status(RunStatus::completed))));
+  EXPECT_EQ(read_in_pages(store(), 2, RunStatus::running),
+            ids(store().list_runs(with_status(RunStatus::running))));
+
+  // The last page has no cursor; a full page has one.
+  flux::RunPage first = store().list_runs_page(with_limit(4));
+  EXPECT_EQ(ids(first.runs), std::vector<std::string>(all.begin(), all.begin() + 4));
+  ASSERT_FALSE(first.next_cursor.empty());
+  EXPECT_TRUE(store().list_runs_page({}).next_cursor.empty());
+
+  // A run created after the first page was read does not shift the next pages.
+  store().put_run(make_run("newest", kBase + 100 * kSecond));
+  flux::RunPage second = store().list_runs_page(page_of(4, first.next_cursor));
+  EXPECT_EQ(ids(second.runs), std::vector<std::string>(all.begin() + 4, all.begin() + 8));
+  EXPECT_EQ(store().list_runs(with_limit(1))[0].id, "newest");
+  // list_runs takes a cursor too.
+  EXPECT_EQ(ids(store().list_runs(page_of(4, first.next_cursor))), ids(second.runs));
+
+  // A cursor the store never gave is refused, not guessed at.
+  for (const char* bad : {"garbage", ":", "12"}) {
+    try {
+      (void)store().list_runs_page(page_of(4, bad));
+      ADD_FAILURE() << "accepted cursor " << bad;
+    } catch (const flux::Error& e) {
+      EXPECT_EQ(e.code(), flux::Errc::invalid_argument) << e.what();
+    }
+  }
+}
+
+// ---- retention
+
+TEST_P(StorageContract, RetentionKeepsTheNewestFinishedRunsAndEveryRunningOne) {
+  reopen(flux::Retention{.max_runs = 3});
+  store().put_run(make_run("running-old", kBase));
+  store().put_run(make_run("running-new", kBase + 100 * kSecond));
+  for (int i = 1; i <= 6; ++i) {  // created and finished in this order
+    const std::string id = "done" + std::to_string(i);
+    store().apply(std::vector<Write>{put_run(make_run(id, kBase + i * kSecond)),
+                                     append(id, make_entry(0)),
+                                     put_key(id, Scope::kv, "k", std::int64_t{i})});
+    store().put_run(
+        make_run(id, kBase + i * kSecond, i % 2 ? RunStatus::completed : RunStatus::failed));
+  }
+  EXPECT_EQ(ids(store().list_runs({})),
+            (std::vector<std::string>{"running-new", "done6", "done5", "done4", "running-old"}));
+  // A removed run is gone entirely: record, history and kv.
+  EXPECT_EQ(store().get_run("done1"), std::nullopt);
+  EXPECT_TRUE(store().history("done1", 0).empty());
+  EXPECT_TRUE(store().keys("done1", Scope::kv).empty());
+  EXPECT_EQ(store().keys("done6", Scope::kv), (Value::Map{{"k", std::int64_t{6}}}));
+  EXPECT_EQ(store().history("done6", 0).size(), 1u);
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::completed))),
+            (std::vector<std::string>{"done5"}));
 }
 
 // ---- history
@@ -865,6 +968,10 @@ INSTANTIATE_TEST_SUITE_P(Backends, StorageContract,
 
 // ---------------------------------------------------------------- Redis only
 
+bool contains_text(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);
@@ -1033,6 +1140,148 @@ TEST(RedisStorageLayout, ASecondRuntimeOnTheSamePrefixSeesTheSameData) {
   EXPECT_EQ(ids(r.list_runs(with_status(RunStatus::completed))),
             (std::vector<std::string>{"running", "done"}));
   EXPECT_TRUE(r.list_runs(with_status(RunStatus::running)).empty());
+}
+
+// ---------------------------------------------------------------- retention defaults
+
+TEST(MemoryStorageRetention, AMemoryStoreIsBoundedByDefault) {
+  flux::Runtime rt(flux::Config{.store = "memory"});
+  const flux::Pipeline one =
+      flux::Pipeline(flux::node("inc", [](std::int64_t x) { return x + 1; })).named("one");
+  std::string first_id;
+  const std::size_t kept = flux::MemoryStorage::k_default_retention.max_runs;
+  for (std::size_t i = 0; i < kept + 5; ++i) {
+    auto r = rt.run(one, std::int64_t{1});
+    ASSERT_TRUE(r.ok());
+    if (i == 0) first_id = r.run_id;
+  }
+  EXPECT_EQ(rt.list_runs().size(), kept);
+  EXPECT_EQ(rt.get_run(first_id), std::nullopt);
+}
+
+// ---------------------------------------------------------------- Redis: indexes and records
+
+/// The ids in a sorted set, in score order.
+std::vector<std::string> members(flux::test::RedisServer& server, const std::string& key) {
+  return lines(server.cli("ZRANGE '" + key + "' 0 -1"));
+}
+
+TEST(RedisIndexes, NeverDisagreeWithTheRecordsWhenWritesFailUnderMaxmemory) {
+  flux::test::RedisServer server;  // its own: this test fills it up
+  const std::string p = "oom";
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = p, .threads = 1});
+  flux::Storage& s = rt.storage();
+  constexpr int kRuns = 60;
+  for (int i = 0; i < kRuns; ++i) s.put_run(make_run("r" + std::to_string(i), kBase + i));
+
+  // Memory capped a little above what is used now (noeviction, Redis's default): the runs
+  // finish, and new ones start, with large values until Redis refuses writes.
+  std::string info = server.cli("INFO memory");
+  long long used = std::stoll(info.substr(info.find("used_memory:") + 12));
+  server.cli("CONFIG SET maxmemory " + std::to_string(used + 256 * 1024));
+  int refused = 0;
+  for (int i = 0; i < kRuns; ++i) {
+    RunInfo done = make_run("r" + std::to_string(i), kBase + i, RunStatus::completed);
+    done.output = std::string(16 * 1024, 'x');
+    RunInfo fresh = make_run("n" + std::to_string(i), kBase + kRuns + i);
+    fresh.input = std::string(16 * 1024, 'y');
+    for (const RunInfo& r : {done, fresh}) {
+      try {
+        s.put_run(r);
+      } catch (const flux::Error& e) {
+        EXPECT_TRUE(contains_text(e.what(), "OOM")) << e.what();
+        ++refused;
+      }
+    }
+  }
+  ASSERT_GT(refused, 0) << "the test needs Redis to refuse some writes";
+  server.cli("CONFIG SET maxmemory 0");
+
+  // Whatever was refused, every index tells what the records say.
+  std::size_t records = 0;
+  std::vector<std::string> running_records;
+  for (const std::string& id : members(server, p + ":runs")) {
+    std::optional<RunInfo> r = s.get_run(id);
+    ASSERT_TRUE(r.has_value()) << id << " is indexed but has no record";
+    ++records;
+    if (r->status == RunStatus::running) running_records.push_back(id);
+  }
+  EXPECT_EQ(lines(server.cli("--scan --pattern '" + p + ":{*}:run'")).size(), records)
+      << "a record is missing from " << p << ":runs";
+  for (RunStatus st : {RunStatus::running, RunStatus::completed, RunStatus::failed}) {
+    for (const RunInfo& r : s.list_runs(with_status(st))) {
+      EXPECT_EQ(r.status, st) << r.id << " listed as " << flux::to_string(st);
+    }
+    for (const std::string& id : members(server, p + ":runs:" + flux::to_string(st))) {
+      EXPECT_EQ(s.get_run(id)->status, st) << id << " indexed as " << flux::to_string(st);
+    }
+  }
+  // Every run stored as running is an orphan (none has a lease), and list_orphans finds it.
+  std::vector<std::string> orphans = ids(rt.list_orphans());
+  std::sort(orphans.begin(), orphans.end());
+  std::sort(running_records.begin(), running_records.end());
+  EXPECT_EQ(orphans, running_records);
+}
+
+TEST(RedisIndexes, ReadersDropEntriesWithoutARecordAndReindexAMovedRecord) {
+  const std::string p = unique_prefix();
+  flux::Runtime rt(redis_config(p));
+  flux::Storage& s = rt.storage();
+  s.put_run(make_run("gone", kBase + 1 * kSecond, RunStatus::completed));
+  s.put_run(make_run("kept", kBase + 2 * kSecond, RunStatus::completed));
+  s.put_run(make_run("moved", kBase + 3 * kSecond, RunStatus::failed));
+  // As an eviction or a writer of an older version could leave them: a record deleted
+  // behind the indexes' back, and a record indexed under another status.
+  redis().cli("DEL '" + p + ":{gone}:run'");
+  redis().cli("ZREM '" + p + ":runs:failed' moved");
+  redis().cli("ZADD '" + p + ":runs:running' " + std::to_string((kBase + 3 * kSecond) / 1000) +
+              " moved");
+
+  EXPECT_EQ(ids(s.list_runs({})), (std::vector<std::string>{"moved", "kept"}));
+  EXPECT_EQ(ids(s.list_runs(with_status(RunStatus::completed))), std::vector<std::string>{"kept"});
+  EXPECT_TRUE(s.list_runs(with_status(RunStatus::running)).empty());
+  // Repaired by those reads: the indexes now agree with the records.
+  EXPECT_EQ(members(redis(), p + ":runs"), (std::vector<std::string>{"kept", "moved"}));
+  EXPECT_EQ(members(redis(), p + ":runs:completed"), std::vector<std::string>{"kept"});
+  EXPECT_EQ(members(redis(), p + ":runs:running"), std::vector<std::string>{});
+  EXPECT_EQ(members(redis(), p + ":runs:failed"), std::vector<std::string>{"moved"});
+  EXPECT_EQ(ids(s.list_runs(with_status(RunStatus::failed))), std::vector<std::string>{"moved"});
+}
+
+TEST(RedisRetention, AFinishedRunsKeysExpireTogetherAndItsIndexEntriesGoWithThem) {
+  const std::string p = unique_prefix();
+  flux::Runtime rt(redis_config(p, flux::Retention{.max_age = 1h}));
+  flux::Storage& s = rt.storage();
+  auto pttl = [&](const std::string& key) {
+    return std::stoll(lines(redis().cli("PTTL '" + key + "'")).at(0));
+  };
+  const std::vector<std::string> suffixes = {"run", "history", "kv", "shared", "fence"};
+  const std::vector<Write> writes = {Write{Write::ClaimLease{"r", "me", 10s}, 0},
+                                     put_run(make_run("r", kBase)), append("r", make_entry(0)),
+                                     put_key("r", Scope::kv, "k", std::int64_t{1}),
+                                     put_key("r", Scope::shared, "s", std::int64_t{2})};
+  s.apply(writes);
+  for (const auto& suffix : suffixes) {  // running: kept for good
+    EXPECT_EQ(pttl(p + ":{r}:" + suffix), -1) << suffix;
+  }
+  s.apply(std::vector<Write>{put_run(make_run("r", kBase, RunStatus::completed))});
+  for (const auto& suffix : suffixes) {  // finished: every key expires within the hour
+    EXPECT_GT(pttl(p + ":{r}:" + suffix), 0) << suffix;
+    EXPECT_LE(pttl(p + ":{r}:" + suffix), 3'600'000) << suffix;
+  }
+  // Resumed (running again): kept for good again.
+  s.apply(std::vector<Write>{put_run(make_run("r", kBase))});
+  for (const auto& suffix : suffixes) EXPECT_EQ(pttl(p + ":{r}:" + suffix), -1) << suffix;
+
+  // A run kept for 1 ms: once Redis has expired it, no index lists it any more.
+  flux::Runtime brief(redis_config(p + "-brief", flux::Retention{.max_age = 1ms}));
+  brief.storage().put_run(make_run("b", kBase, RunStatus::completed));
+  while (lines(redis().cli("EXISTS '" + p + "-brief:{b}:run'")).at(0) != "0") {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_TRUE(brief.list_runs({}).empty());
+  EXPECT_TRUE(brief.list_runs(with_status(RunStatus::completed)).empty());
+  EXPECT_EQ(keys_under(p + "-brief"), std::vector<std::string>{});
 }
 
 }  // namespace

@@ -1,4 +1,7 @@
 #include <algorithm>
+#include <charconv>
+#include <iterator>
+#include <list>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -73,8 +76,52 @@ bool Storage::renew_lease(std::string_view, const Lease&, std::chrono::milliseco
 void Storage::release_lease(std::string_view, const Lease&) {}
 std::optional<std::string> Storage::lease_holder(std::string_view) const { return std::nullopt; }
 
+std::vector<std::optional<std::string>> Storage::lease_holders(
+    std::span<const std::string> run_ids) const {
+  std::vector<std::optional<std::string>> out;
+  out.reserve(run_ids.size());
+  for (const std::string& id : run_ids) out.push_back(lease_holder(id));
+  return out;
+}
+
+RunPage Storage::list_runs_page(const RunFilter& filter) const {
+  // A store of the user's that only knows list_runs: list everything, then cut the page
+  // out of it. The cursor is the id of the page's last run.
+  RunFilter all = filter;
+  all.limit = 0;
+  all.cursor.clear();
+  std::vector<RunInfo> runs = list_runs(all);
+  auto first = runs.begin();
+  if (!filter.cursor.empty()) {
+    first = std::find_if(runs.begin(), runs.end(),
+                         [&](const RunInfo& r) { return r.id == filter.cursor; });
+    if (first != runs.end()) ++first;
+  }
+  RunPage page;
+  auto last = filter.limit && static_cast<std::size_t>(runs.end() - first) > filter.limit
+                  ? first + static_cast<std::ptrdiff_t>(filter.limit)
+                  : runs.end();
+  page.runs.assign(std::make_move_iterator(first), std::make_move_iterator(last));
+  if (last != runs.end()) page.next_cursor = page.runs.back().id;
+  return page;
+}
+
 struct MemoryStorage::Impl {
   using Clock = std::chrono::steady_clock;
+  struct Run;
+  // A run's place in the listing: newest first by creation time, then by insertion order
+  // (so that runs created in the same nanosecond keep a stable order, and a cursor names
+  // one place exactly).
+  struct Place {
+    std::int64_t created = 0;
+    std::uint64_t order = 0;
+    bool operator<(const Place& o) const {  // "comes first in the listing"
+      return created != o.created ? created > o.created : order > o.order;
+    }
+  };
+  // One ordered index per status and one of all runs: a page is a walk of `limit` steps
+  // from a place found in O(log n), never a sort of every run.
+  using Index = std::map<Place, Run*>;
   struct Run {
     RunInfo info;             // history kept separately, below
     bool has_record = false;  // kv, history or a lease may come before the run record
@@ -84,7 +131,15 @@ struct MemoryStorage::Impl {
     std::uint64_t fence = 0;  // the newest lease token granted
     std::optional<Lease> lease;
     Clock::time_point lease_expiry{};
+    // While the record says completed or failed: its place in `finished` (for retention).
+    std::optional<std::list<Run*>::iterator> finished_at;
+    Clock::time_point finished_when{};
   };
+
+  explicit Impl(Retention r) : retention(r) {}
+
+  const Retention retention;
+  // Guards everything below. Listing takes it shared for O(limit + log n) only.
   mutable std::shared_mutex mu;
   struct Hash {
     using is_transparent = void;
@@ -92,10 +147,19 @@ struct MemoryStorage::Impl {
       return std::hash<std::string_view>{}(s);
     }
   };
-  // Nodes of an unordered_map never move (rehashing relinks them), so `last_run` and the
-  // listing's pointers stay valid.
+  // Nodes of an unordered_map never move (rehashing relinks them), so `last_run`, the
+  // indexes and `finished` may point into it.
   std::unordered_map<std::string, Run, Hash, std::equal_to<>> runs;
   std::uint64_t next_order = 0;
+  Index all;                 // runs with a record
+  Index by_status[3];        // indexed by RunStatus
+  std::list<Run*> finished;  // finished runs, in the order they finished (oldest first)
+
+  static Place place_of(const Run& r) {
+    return Place{r.info.created.time_since_epoch().count(), r.order};
+  }
+  Index& index_of(RunStatus s) { return by_status[static_cast<std::size_t>(s)]; }
+  const Index& index_of(RunStatus s) const { return by_status[static_cast<std::size_t>(s)]; }
 
   Run& run(std::string_view id) {
     // Writes come in runs of the same id: remember the last one (map nodes never move).
@@ -130,9 +194,25 @@ struct MemoryStorage::Impl {
 
   void put_run(const RunInfo& info) {
     Run& r = run(info.id);
+    if (r.has_record) {  // leave the indexes; re-entered below at the (new) place
+      all.erase(place_of(r));
+      index_of(r.info.status).erase(place_of(r));
+    }
     r.info = info;
     r.info.history.clear();
     r.has_record = true;
+    all.emplace(place_of(r), &r);
+    index_of(r.info.status).emplace(place_of(r), &r);
+    // Retention: a run enters `finished` when its record says so, and leaves it if it is
+    // resumed (running again).
+    const bool done = r.info.status != RunStatus::running;
+    if (done && !r.finished_at) {
+      r.finished_at = finished.insert(finished.end(), &r);
+      r.finished_when = Clock::now();
+    } else if (!done && r.finished_at) {
+      finished.erase(*r.finished_at);
+      r.finished_at.reset();
+    }
   }
   void put_key(std::string_view id, Scope scope, std::string_view key, const Value& v) {
     Run& r = run(id);
@@ -145,14 +225,66 @@ struct MemoryStorage::Impl {
     auto it = m.find(key);
     if (it != m.end()) m.erase(it);
   }
+
+  /// Removes the finished runs the retention policy no longer keeps, oldest first: O(1)
+  /// per run removed (plus O(log n) for its index entries). Called after every write.
+  void enforce_retention() {
+    const auto now = Clock::now();
+    while (!finished.empty()) {
+      Run* oldest = finished.front();
+      const bool too_many = retention.max_runs && finished.size() > retention.max_runs;
+      const bool too_old =
+          retention.max_age.count() > 0 && now - oldest->finished_when >= retention.max_age;
+      if (!too_many && !too_old) break;
+      finished.pop_front();
+      all.erase(place_of(*oldest));
+      index_of(oldest->info.status).erase(place_of(*oldest));
+      if (last_run == oldest) last_run = nullptr;
+      runs.erase(oldest->info.id);  // the run's key: `oldest` dangles from here on
+    }
+  }
+
+  /// The page of `index` that `filter` asks for.
+  RunPage page(const Index& index, const RunFilter& filter) const {
+    auto it = index.begin();
+    if (!filter.cursor.empty()) it = index.upper_bound(parse_cursor(filter.cursor));
+    RunPage out;
+    for (; it != index.end() && (!filter.limit || out.runs.size() < filter.limit); ++it) {
+      out.runs.push_back(it->second->info);
+    }
+    if (filter.limit && it != index.end() && !out.runs.empty()) {
+      const Place last = place_of(*std::prev(it)->second);
+      out.next_cursor = std::to_string(last.created) + ":" + std::to_string(last.order);
+    }
+    return out;
+  }
+
+  // A cursor is "<created ns>:<insertion order>" of the last run of the page before.
+  static Place parse_cursor(const std::string& cursor) {
+    Place p;
+    auto colon = cursor.find(':');
+    const char* end = cursor.data() + cursor.size();
+    bool ok = colon != std::string::npos;
+    if (ok) {
+      auto [a, e1] = std::from_chars(cursor.data(), cursor.data() + colon, p.created);
+      auto [b, e2] = std::from_chars(cursor.data() + colon + 1, end, p.order);
+      ok = e1 == std::errc{} && a == cursor.data() + colon && e2 == std::errc{} && b == end;
+    }
+    if (!ok) {
+      throw Error(Errc::invalid_argument,
+                  "list_runs: cursor \"" + cursor + "\" is not one this memory store returned");
+    }
+    return p;
+  }
 };
 
-MemoryStorage::MemoryStorage() : impl_(std::make_unique<Impl>()) {}
+MemoryStorage::MemoryStorage(Retention retention) : impl_(std::make_unique<Impl>(retention)) {}
 MemoryStorage::~MemoryStorage() = default;
 
 void MemoryStorage::put_run(const RunInfo& run) {
   std::unique_lock lock(impl_->mu);
   impl_->put_run(run);
+  impl_->enforce_retention();
 }
 
 std::optional<RunInfo> MemoryStorage::get_run(std::string_view run_id) const {
@@ -162,21 +294,13 @@ std::optional<RunInfo> MemoryStorage::get_run(std::string_view run_id) const {
   return r->info;
 }
 
-std::vector<RunInfo> MemoryStorage::list_runs(const RunFilter& filter) const {
+RunPage MemoryStorage::list_runs_page(const RunFilter& filter) const {
   std::shared_lock lock(impl_->mu);
-  std::vector<const Impl::Run*> rs;
-  for (const auto& [id, r] : impl_->runs) {
-    if (r.has_record && (!filter.status || r.info.status == *filter.status)) rs.push_back(&r);
-  }
-  std::sort(rs.begin(), rs.end(), [](auto* a, auto* b) {  // newest first
-    if (a->info.created != b->info.created) return a->info.created > b->info.created;
-    return a->order > b->order;
-  });
-  if (filter.limit && rs.size() > filter.limit) rs.resize(filter.limit);
-  std::vector<RunInfo> out;
-  out.reserve(rs.size());
-  for (auto* r : rs) out.push_back(r->info);
-  return out;
+  return impl_->page(filter.status ? impl_->index_of(*filter.status) : impl_->all, filter);
+}
+
+std::vector<RunInfo> MemoryStorage::list_runs(const RunFilter& filter) const {
+  return list_runs_page(filter).runs;
 }
 
 void MemoryStorage::append_history(std::string_view run_id, const HistoryEntry& entry) {
@@ -223,7 +347,10 @@ Value::Map MemoryStorage::keys(std::string_view run_id, Scope scope) const {
 std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
   // One lock for the whole batch: readers see a batch all at once or not at all.
   std::unique_lock lock(impl_->mu);
-  return apply_each(batch, [this](const Write& w) {
+  auto refusals = apply_each(batch, [this](const Write& w) {
+    if (auto* l = std::get_if<Write::ReleaseLease>(&w.op); l && !impl_->find(l->run_id)) {
+      return;  // removed by retention already: nothing left to release (nor to recreate)
+    }
     if (auto* c = std::get_if<Write::ClaimLease>(&w.op)) {
       Impl::Run& r = impl_->run(c->run_id);
       bool ours = r.fence == 1 && (!r.lease || r.lease->owner == c->owner);
@@ -267,6 +394,8 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
       if (r.lease && r.lease->token == w.fence) r.lease.reset();
     }
   });
+  impl_->enforce_retention();
+  return refusals;
 }
 
 }  // namespace flux
@@ -294,7 +423,9 @@ bool MemoryStorage::renew_lease(std::string_view run_id, const Lease& lease,
 
 void MemoryStorage::release_lease(std::string_view run_id, const Lease& lease) {
   std::unique_lock lock(impl_->mu);
-  Impl::Run& r = impl_->run(run_id);
+  auto it = impl_->runs.find(run_id);  // a run removed by retention has nothing to release
+  if (it == impl_->runs.end()) return;
+  Impl::Run& r = it->second;
   if (r.lease && r.lease->token == lease.token) r.lease.reset();
 }
 

@@ -6,6 +6,26 @@
 
 namespace flux::detail {
 
+namespace {
+
+// What an error may show of a store string it could not make sense of. The string may hold
+// a password anywhere (a missing or misspelt scheme moves it where no parser expects it), so
+// only a plain word without ':' or '@' (a misspelt "memory") is shown whole; otherwise at
+// most the text before the first ':', and only if no '@' comes before it.
+std::string shown(std::string_view store) {
+  auto colon = store.find(':');
+  auto at = store.find('@');
+  if (colon == std::string_view::npos && at == std::string_view::npos) {
+    return "\"" + std::string(store) + "\"";
+  }
+  if (colon != std::string_view::npos && (at == std::string_view::npos || at > colon)) {
+    return "\"" + std::string(store.substr(0, colon)) + ":...\"";
+  }
+  return "(not shown: it may hold a password)";
+}
+
+}  // namespace
+
 std::shared_ptr<Storage> open_storage(const Config& config) {
   if (config.storage) return config.storage;
   std::string store = config.store;
@@ -13,21 +33,21 @@ std::shared_ptr<Storage> open_storage(const Config& config) {
     const char* env = std::getenv("FLUX_STORE");
     store = env && *env ? env : "memory";
   }
-  if (store == "memory" || store == "memory://") return std::make_shared<MemoryStorage>();
+  if (store == "memory" || store == "memory://") {
+    return std::make_shared<MemoryStorage>(
+        config.retention.value_or(MemoryStorage::k_default_retention));
+  }
   if (store.rfind("redis://", 0) == 0) {
     RedisOptions options;
     options.key_prefix = config.key_prefix;
     options.retry_deadline = config.store_retry_deadline;
     options.max_record_size = config.max_record_size;
+    options.retention = config.retention.value_or(Retention{});
     return std::make_shared<RedisStorage>(parse_redis_url(store), options);
   }
-  // Only the scheme is shown: the rest may hold a password.
-  auto scheme_end = store.find("://");
-  throw Error(
-      Errc::invalid_argument,
-      "unknown store \"" +
-          (scheme_end == std::string::npos ? store : store.substr(0, scheme_end + 3) + "...") +
-          "\": expected \"memory\" or \"redis://[user:password@]host:port[/db]\"");
+  throw Error(Errc::invalid_argument,
+              "unknown store " + shown(store) +
+                  ": expected \"memory\" or \"redis://[user:password@]host:port[/db]\"");
 }
 
 }  // namespace flux::detail

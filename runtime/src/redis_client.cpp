@@ -1,19 +1,33 @@
 #include "redis_client.hpp"
 
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <thread>
 
 namespace flux::detail {
 
 RedisAddress parse_redis_url(std::string_view url) {
+  // No message below quotes any part of the URL: a typo can move the password anywhere
+  // (into what looks like the host, the port or the database), and it must never be shown.
   constexpr std::string_view scheme = "redis://";
   auto fail = [](const std::string& why) -> RedisAddress {
     throw Error(Errc::invalid_argument, "bad redis store URL: " + why +
                                             " (expected redis://[user:password@]host:port[/db])");
+  };
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
   };
   if (url.substr(0, scheme.size()) != scheme) return fail("it does not start with redis://");
   std::string_view rest = url.substr(scheme.size());
@@ -31,25 +45,42 @@ RedisAddress parse_redis_url(std::string_view url) {
   std::string_view hostport = rest;
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
     hostport = rest.substr(0, slash);
-    std::string db(rest.substr(slash + 1));
+    std::string_view db = rest.substr(slash + 1);
     if (!db.empty()) {
-      char* end = nullptr;
-      long n = std::strtol(db.c_str(), &end, 10);
-      if (*end || n < 0 || n > 1000000) return fail("database \"" + db + "\" is not a number");
-      a.db = static_cast<int>(n);
+      if (!digits(db) || std::stol(std::string(db)) > 1000000) {
+        return fail("the database is not a number from 0 to 1000000");
+      }
+      a.db = static_cast<int>(std::stol(std::string(db)));
     }
   }
-  if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
-    std::string port(hostport.substr(colon + 1));
-    char* end = nullptr;
-    long n = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end || n <= 0 || n > 65535)
-      return fail("port \"" + port + "\" is invalid");
-    a.port = static_cast<int>(n);
-    hostport = hostport.substr(0, colon);
+  if (!hostport.empty() && hostport.front() == '[') {  // [IPv6 address]:port
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) return fail("the host has '[' without ']'");
+    a.host = std::string(hostport.substr(1, close - 1));
+    hostport = hostport.substr(close + 1);
+    if (!hostport.empty() && hostport.front() != ':') return fail("text follows the host's ']'");
+    if (a.host.empty() ||
+        a.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) {
+      return fail("the host is not an IPv6 address");
+    }
+  } else {
+    auto colon = hostport.find(':');
+    a.host = std::string(hostport.substr(0, colon));
+    hostport = colon == std::string_view::npos ? std::string_view{} : hostport.substr(colon);
+    if (a.host.empty()) return fail("the host is empty");
+    // A host name or IPv4 address; anything else (a second ':', say) is a malformed URL.
+    if (a.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                 "0123456789.-_") != std::string::npos) {
+      return fail("the host is not a host name or an IP address");
+    }
   }
-  if (hostport.empty()) return fail("the host is empty");
-  a.host = std::string(hostport);
+  if (!hostport.empty()) {  // ":port"
+    std::string_view port = hostport.substr(1);
+    if (!digits(port) || std::stol(std::string(port)) < 1 || std::stol(std::string(port)) > 65535) {
+      return fail("the port is not a number from 1 to 65535");
+    }
+    a.port = static_cast<int>(std::stol(std::string(port)));
+  }
   if (a.password.empty()) {
     if (const char* env = std::getenv("FLUX_REDIS_PASSWORD")) a.password = env;
   }
@@ -92,6 +123,53 @@ RedisReply copy_reply(const redisReply* r) {
   return out;
 }
 
+// A TCP connection to host:port, blocking, with TCP_NODELAY and close-on-exec set
+// atomically (SOCK_CLOEXEC: no window in which a fork in another thread could inherit it).
+// Returns the descriptor, or -1 with `cause` set (the strerror text, as hiredis gives it).
+int open_socket(const std::string& host, int port, std::chrono::milliseconds timeout,
+                std::string& cause) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0) {
+    cause = ::gai_strerror(rc);
+    return -1;
+  }
+  int fd = -1;
+  for (addrinfo* ai = found; ai && fd < 0; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      cause = std::strerror(errno);
+      continue;
+    }
+    int err = ::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {  // wait for it, at most `timeout`
+      pollfd p{fd, POLLOUT, 0};
+      int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      socklen_t len = sizeof err;
+      if (ready == 0) {
+        err = ETIMEDOUT;
+      } else if (ready < 0 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        err = errno;
+      }
+    }
+    if (err != 0) {
+      cause = std::strerror(err);
+      ::close(fd);
+      fd = -1;
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);  // hiredis blocks, with timeouts
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ::freeaddrinfo(found);
+  return fd;
+}
+
 // Runs one command synchronously on `c`; returns the reply or nullopt on an I/O error.
 std::optional<RedisReply> command(redisContext* c, const RedisCommand& args) {
   std::vector<const char*> argv;
@@ -126,11 +204,19 @@ void RedisConnection::disconnect() noexcept {
 void RedisConnection::connect() {
   disconnect();
   const std::string where = "redis at " + address_.display();
-  redisContext* c =
-      redisConnectWithTimeout(address_.host.c_str(), address_.port, to_timeval(io_timeout_));
-  if (!c) throw Error(Errc::storage, "cannot reach " + where + ": out of memory");
+  // hiredis 0.14 opens its sockets without close-on-exec, so a child process started by a
+  // node (popen, fork+exec) would inherit this authenticated connection: open the socket
+  // here, close-on-exec from the start, and hand it to hiredis.
+  std::string cause;
+  const int fd = open_socket(address_.host, address_.port, io_timeout_, cause);
+  if (fd < 0) throw Error(Errc::storage, "cannot reach " + where + ": " + cause);
+  redisContext* c = redisConnectFd(fd);  // owns fd from here on, even on failure
+  if (!c) {
+    ::close(fd);
+    throw Error(Errc::storage, "cannot reach " + where + ": out of memory");
+  }
   if (c->err) {
-    std::string cause = c->errstr;
+    cause = c->errstr;
     redisFree(c);
     throw Error(Errc::storage, "cannot reach " + where + ": " + cause);
   }

@@ -23,12 +23,17 @@ struct RedisAddress {
   std::string password;
   int db = 0;
 
-  std::string display() const { return host + ":" + std::to_string(port); }
+  /// "host:port" ("[v6 address]:port"). parse_redis_url accepts only host names and IP
+  /// addresses as hosts, so no part of a password can end up here.
+  std::string display() const {
+    return (host.find(':') == std::string::npos ? host : "[" + host + "]") + ":" +
+           std::to_string(port);
+  }
 };
 
 /// Parses `redis://[user:password@]host:port[/db]`. Without a password in the URL, the
 /// FLUX_REDIS_PASSWORD environment variable is used, if set. Throws Error(invalid_argument)
-/// naming the problem; the message never contains the password.
+/// naming the problem; the message quotes no part of the URL, so never the password.
 RedisAddress parse_redis_url(std::string_view url);
 
 /// A Redis reply, copied out of hiredis.

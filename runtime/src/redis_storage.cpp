@@ -11,9 +11,14 @@ namespace {
 // Applies a group of consecutive writes to one run, atomically, after checking the
 // writer's fencing token against the newest one granted for the run (so a stalled former
 // owner cannot write into a run someone else now owns).
-// KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared, 6 lease.
+// KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared, 6 lease,
+//       7 P:runs, 8 P:runs:running, 9 P:runs:completed, 10 P:runs:failed.
 // ARGV[1]: the token ("0": unfenced), then operations:
-//   R <record>                  set the run record
+//   R <record> <id> <status> <score> <keep ms>
+//                               set the run record and move the run to its status index in
+//                               the same atomic step (a write that fails changes neither, so
+//                               the indexes never disagree with the records); a finished run's
+//                               keys expire after <keep ms> ("0": never, see Retention)
 //   H <seq> <entry>             append at seq: skipped if already stored (a batch resent after
 //                               a lost connection never duplicates history), a gap is an error
 //   K <k|s> <field> <value>     set a kv / shared field
@@ -25,6 +30,7 @@ local token = ARGV[1]
 local checked = token == '0'
 local stored = nil   -- history length, read once
 local pushes = {}    -- history entries to append, in order
+local expire = nil   -- after the last R: ms to keep the run's keys (0: for good)
 local i = 2
 while i <= #ARGV do
   local op = ARGV[i]
@@ -51,7 +57,17 @@ while i <= #ARGV do
     checked = true
   elseif op == 'R' then
     redis.call('SET', KEYS[2], ARGV[i + 1])
-    i = i + 2
+    local id, status, score = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    redis.call('ZADD', KEYS[7], 'NX', score, id)
+    for k = 8, 10 do
+      if KEYS[k] == KEYS[7] .. ':' .. status then
+        redis.call('ZADD', KEYS[k], score, id)
+      else
+        redis.call('ZREM', KEYS[k], id)
+      end
+    end
+    expire = status == 'running' and 0 or tonumber(ARGV[i + 5])
+    i = i + 6
   elseif op == 'H' then
     if not stored then stored = redis.call('LLEN', KEYS[3]) end
     local seq = tonumber(ARGV[i + 1])
@@ -78,6 +94,80 @@ end
 -- One RPUSH per 1000 entries (Lua's unpack has a stack limit).
 for first = 1, #pushes, 1000 do
   redis.call('RPUSH', KEYS[3], unpack(pushes, first, math.min(first + 999, #pushes)))
+end
+-- Retention, last (so that the history just pushed is covered): a finished run's keys
+-- expire together; a run running again (resumed) keeps them for good.
+if expire then
+  for k = 1, 5 do
+    if expire > 0 then redis.call('PEXPIRE', KEYS[k], expire) else redis.call('PERSIST', KEYS[k]) end
+  end
+end
+return 1
+)lua";
+
+// Retention's index clean-up, sent with a batch that finished runs: index entries whose
+// record has expired are dropped, then, beyond <max runs> finished runs, the oldest (by
+// creation time) are deleted with all their keys. At most <budget> runs per call, so a
+// call is O(budget log n); a batch finishes fewer runs than that on average, so the
+// indexes stay bounded. The index at the head of the completed/failed indexes may keep
+// younger expired entries behind it until it expires itself (readers drop those too).
+// The per-run keys are built here from the prefix: they are not in KEYS, which a single
+// Redis allows (the run indexes make the store single-instance anyway, see README).
+// KEYS: 1 P:runs, 2 P:runs:running, 3 P:runs:completed, 4 P:runs:failed.
+// ARGV: P, max runs ("0": no limit), budget.
+constexpr const char* k_trim_script = R"lua(
+local prefix, max_runs, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local function drop(id, delete_keys)
+  for k = 1, 4 do redis.call('ZREM', KEYS[k], id) end
+  if delete_keys then
+    local run = prefix .. ':{' .. id .. '}:'
+    redis.call('DEL', run .. 'run', run .. 'history', run .. 'kv', run .. 'shared', run .. 'fence')
+  end
+  budget = budget - 1
+end
+for k = 3, 4 do
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[k], 0, budget - 1)) do
+    if budget > 0 and redis.call('EXISTS', prefix .. ':{' .. id .. '}:run') == 0 then
+      drop(id, false)
+    end
+  end
+end
+if max_runs > 0 then
+  local excess = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) - max_runs
+  while excess > 0 and budget > 0 do
+    local c = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    local f = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    local oldest = c[1]
+    if not oldest or (f[1] and tonumber(f[2]) < tonumber(c[2])) then oldest = f[1] end
+    drop(oldest, true)
+    excess = excess - 1
+  end
+end
+return 1
+)lua";
+
+// A reader's repair of the run indexes, checked against the record at the time it runs
+// (a writer may have changed the run since the reader looked).
+// KEYS: 1 the run record, 2 P:runs, 3 P:runs:running, 4 P:runs:completed, 5 P:runs:failed.
+// ARGV: id, then "missing" (the record was missing: drop the id from every index, if it
+// still is) or "reindex" <record> <status> <score> (the record was found in the index of
+// another status: move it to its own, if the record is still the one the reader decoded).
+constexpr const char* k_repair_script = R"lua(
+local record = redis.call('GET', KEYS[1])
+local id = ARGV[1]
+if ARGV[2] == 'missing' then
+  if not record then
+    for k = 2, 5 do redis.call('ZREM', KEYS[k], id) end
+  end
+elseif record == ARGV[3] then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[5], id)
+  for k = 3, 5 do
+    if KEYS[k] == KEYS[2] .. ':' .. ARGV[4] then
+      redis.call('ZADD', KEYS[k], ARGV[5], id)
+    else
+      redis.call('ZREM', KEYS[k], id)
+    end
+  end
 end
 return 1
 )lua";
@@ -128,8 +218,6 @@ constexpr const char* k_release_script = R"lua(
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 )lua";
-
-constexpr RunStatus k_statuses[] = {RunStatus::running, RunStatus::completed, RunStatus::failed};
 
 std::string score_of(const RunInfo& run) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(run.created.time_since_epoch());
@@ -199,6 +287,10 @@ std::string RedisStorage::lease_key(std::string_view id) const {
 }
 std::string RedisStorage::fence_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:fence";
+}
+std::string RedisStorage::runs_index() const { return options_.key_prefix + ":runs"; }
+std::string RedisStorage::status_index(RunStatus status) const {
+  return options_.key_prefix + ":runs:" + to_string(status);
 }
 std::string RedisStorage::scope_key(std::string_view id, Scope scope) const {
   return options_.key_prefix + ":{" + std::string(id) +
@@ -281,7 +373,7 @@ struct Group {
 std::vector<Group> group_by_run(std::span<const Write> batch) {
   // Writes of different runs touch different keys, so the batch may be regrouped by run
   // (and token) as long as each run's writes keep their order: one script call per group,
-  // however the runs' writes were interleaved.
+  // however the runs' writes were interleaved. The script updates the run indexes too.
   std::vector<Group> groups;
   std::unordered_map<std::string_view, std::size_t> group_of;
   for (const Write& w : batch) {
@@ -317,32 +409,34 @@ const std::string& RedisStorage::checked_size(const std::string& record, const s
   return record;
 }
 
-RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group,
-                                      std::vector<RedisCommand>& index_updates) const {
+RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) const {
   const std::string& id = group.front()->run_id();
   RedisCommand script{"EVALSHA",
                       apply_sha_,
-                      "6",
+                      "10",
                       fence_key(id),
                       run_key(id),
                       history_key(id),
                       scope_key(id, Scope::kv),
                       scope_key(id, Scope::shared),
                       lease_key(id),
+                      runs_index(),
+                      status_index(RunStatus::running),
+                      status_index(RunStatus::completed),
+                      status_index(RunStatus::failed),
                       std::to_string(group.front()->fence)};
-  // Only the group's last run record counts (each replaces the one before); a group that
-  // claims the run's lease holds a new run, which no status index lists yet.
+  // Only the group's last run record counts (each replaces the one before).
   const RunInfo* last_record = nullptr;
-  bool claims = false;
   for (const Write* wp : group) {
     if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = &p->run;
-    claims = claims || std::holds_alternative<Write::ClaimLease>(wp->op);
   }
   for (const Write* wp : group) {
     const Write& w = *wp;
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
       if (&p->run == last_record) {
-        script.insert(script.end(), {"R", checked_size(encode_run(p->run), id, run_key(id))});
+        script.insert(script.end(), {"R", checked_size(encode_run(p->run), id, run_key(id)), id,
+                                     to_string(p->run.status), score_of(p->run),
+                                     std::to_string(options_.retention.max_age.count())});
       }
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
       const std::string seq = std::to_string(h->entry.seq);
@@ -360,20 +454,6 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group,
       script.insert(script.end(), {"C", c->owner + "|1", std::to_string(c->ttl.count())});
     } else if (auto* l = std::get_if<Write::ReleaseLease>(&w.op)) {
       script.insert(script.end(), {"U", l->owner + "|" + std::to_string(w.fence)});
-    }
-  }
-  if (last_record) {
-    const RunInfo& run = *last_record;
-    const std::string runs_index = options_.key_prefix + ":runs";
-    std::string score = score_of(run);
-    index_updates.push_back({"ZADD", runs_index, "NX", score, run.id});
-    for (RunStatus st : k_statuses) {
-      std::string index = runs_index + ":" + to_string(st);
-      if (st == run.status) {
-        index_updates.push_back({"ZADD", index, score, run.id});
-      } else if (!claims) {
-        index_updates.push_back({"ZREM", index, run.id});
-      }
     }
   }
   return script;
@@ -405,6 +485,7 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
   // Encoded first, so that a record that cannot be encoded or is too large is refused
   // before anything is sent: it fails its own run, never the batch.
   std::vector<RedisCommand> cmds;
+  bool finishes = false;  // does the batch finish a run (so that retention may trim)?
   for (Group& g : groups) {
     const Write& first = *g.writes.front();
     try {
@@ -412,9 +493,12 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
       if (std::holds_alternative<Write::FailRun>(first.op)) {
         for (const Write* w : g.writes) group_cmds.push_back(fail_script_for(*w));
       } else {
-        std::vector<RedisCommand> index_updates;
-        group_cmds.push_back(script_for(g.writes, index_updates));
-        for (auto& c : index_updates) group_cmds.push_back(std::move(c));
+        group_cmds.push_back(script_for(g.writes));
+      }
+      for (const Write* w : g.writes) {
+        const auto* put = std::get_if<Write::PutRun>(&w->op);
+        finishes = finishes || std::holds_alternative<Write::FailRun>(w->op) ||
+                   (put && put->run.status != RunStatus::running);
       }
       g.first_command = cmds.size();
       g.commands = group_cmds.size();
@@ -422,6 +506,14 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
     } catch (const Error& e) {
       refused.push_back(RunRefusal{first.run_id(), first.fence, e});
     }
+  }
+  const Retention& keep = options_.retention;
+  if (finishes && (keep.max_age.count() > 0 || keep.max_runs > 0)) {
+    // In the same round trip, after every group: a few runs' worth of index clean-up
+    // (k_trim_script). Its reply is not a group's: a failed clean-up is retried next time.
+    cmds.push_back({"EVAL", k_trim_script, "4", runs_index(), status_index(RunStatus::running),
+                    status_index(RunStatus::completed), status_index(RunStatus::failed),
+                    options_.key_prefix, std::to_string(keep.max_runs), "4"});
   }
   if (cmds.empty()) return refused;
   std::vector<RedisReply> replies = writer_->execute(cmds);  // throws: the store as a whole
@@ -514,18 +606,113 @@ std::optional<RunInfo> RedisStorage::get_run(std::string_view run_id) const {
 }
 
 std::vector<RunInfo> RedisStorage::list_runs(const RunFilter& filter) const {
-  std::string index = options_.key_prefix + ":runs";
-  if (filter.status) index += std::string(":") + to_string(*filter.status);
-  std::string stop = filter.limit ? std::to_string(filter.limit - 1) : "-1";
-  auto ids = read({{"ZREVRANGE", index, "0", stop}});
+  return list_runs_page(filter).runs;
+}
+
+RunPage RedisStorage::list_runs_page(const RunFilter& filter) const {
+  const std::string index = filter.status ? status_index(*filter.status) : runs_index();
+  const std::size_t limit = filter.limit;
+  // 1. The page's index entries (id, score): one round trip, O(log n + limit).
+  std::vector<std::pair<std::string, std::string>> entries;
+  auto take = [&](const RedisReply& reply, const std::string* after_id) {
+    const auto& items = reply.elements;
+    for (std::size_t i = 0; i + 1 < items.size(); i += 2) {
+      if (limit && entries.size() == limit) return;
+      if (after_id && !(items[i].str < *after_id)) continue;
+      entries.emplace_back(items[i].str, items[i + 1].str);
+    }
+  };
+  if (filter.cursor.empty()) {
+    std::string stop = limit ? std::to_string(limit - 1) : "-1";
+    take(read({{"ZREVRANGE", index, "0", stop, "WITHSCORES"}})[0], nullptr);
+  } else {
+    // The cursor is "<score>:<id>" of the page before's last entry. Runs created in the
+    // same microsecond share its score; Redis lists those in descending id order, so the
+    // ones after the cursor are the ones with a smaller id. Then the older scores.
+    auto colon = filter.cursor.find(':');
+    const std::string score = filter.cursor.substr(0, colon);
+    if (colon == std::string::npos || score.empty() ||
+        score.find_first_not_of("0123456789-") != std::string::npos) {
+      throw Error(Errc::invalid_argument, "list_runs: cursor \"" + filter.cursor +
+                                              "\" is not one this Redis store returned");
+    }
+    const std::string after = filter.cursor.substr(colon + 1);
+    RedisCommand older{"ZREVRANGEBYSCORE", index, "(" + score, "-inf", "WITHSCORES"};
+    if (limit) older.insert(older.end(), {"LIMIT", "0", std::to_string(limit)});
+    auto replies = read({{"ZREVRANGEBYSCORE", index, score, score, "WITHSCORES"}, older});
+    take(replies[0], &after);
+    take(replies[1], nullptr);
+  }
+  RunPage page;
+  if (entries.empty()) return page;
+  if (limit && entries.size() == limit) {
+    page.next_cursor = entries.back().second + ":" + entries.back().first;
+  }
+  // 2. Their records: one round trip.
   std::vector<RedisCommand> gets;
-  for (const auto& id : ids[0].elements) gets.push_back({"GET", run_key(id.str)});
-  std::vector<RunInfo> out;
-  if (gets.empty()) return out;
+  gets.reserve(entries.size());
+  for (const auto& e : entries) gets.push_back({"GET", run_key(e.first)});
   auto records = read(gets);
+  // 3. Skip what the index cannot vouch for, and repair the index (a third round trip, only
+  // when needed): an entry whose record is gone (expired, evicted, deleted) is dropped; a
+  // record found under another status is moved to its own index. Either way the caller is
+  // never shown a run the filter excludes.
+  std::vector<RedisCommand> repairs;
+  auto repair = [&](const std::string& id, std::initializer_list<std::string> args) {
+    RedisCommand c{"EVAL",
+                   k_repair_script,
+                   "5",
+                   run_key(id),
+                   runs_index(),
+                   status_index(RunStatus::running),
+                   status_index(RunStatus::completed),
+                   status_index(RunStatus::failed),
+                   id};
+    c.insert(c.end(), args);
+    repairs.push_back(std::move(c));
+  };
   for (std::size_t i = 0; i < records.size(); ++i) {
-    if (records[i].type != RedisReply::Type::string) continue;  // indexed, record not yet written
-    out.push_back(decode_run(records[i].str, gets[i][1]));
+    const std::string& id = entries[i].first;
+    if (records[i].type != RedisReply::Type::string) {
+      repair(id, {"missing"});
+      continue;
+    }
+    try {
+      RunInfo run = decode_run(records[i].str, gets[i][1]);
+      if (filter.status && run.status != *filter.status) {
+        repair(id, {"reindex", records[i].str, to_string(run.status), score_of(run)});
+        continue;
+      }
+      page.runs.push_back(std::move(run));
+    } catch (const Error&) {
+      // One corrupt record must not hide the others: report its key, list the rest.
+      page.corrupt_keys.push_back(gets[i][1]);
+    }
+  }
+  if (!repairs.empty()) {
+    // The listing itself has succeeded; a repair that fails is retried by the next reader.
+    try {
+      (void)reader_->execute(repairs);
+    } catch (const Error&) {
+    }
+  }
+  return page;
+}
+
+std::vector<std::optional<std::string>> RedisStorage::lease_holders(
+    std::span<const std::string> run_ids) const {
+  std::vector<std::optional<std::string>> out;
+  if (run_ids.empty()) return out;
+  std::vector<RedisCommand> gets;
+  gets.reserve(run_ids.size());
+  for (const std::string& id : run_ids) gets.push_back({"GET", lease_key(id)});
+  for (const RedisReply& r : read(gets)) {  // one round trip, however many runs
+    if (r.type != RedisReply::Type::string) {
+      out.emplace_back();
+    } else {
+      auto bar = r.str.rfind('|');
+      out.emplace_back(bar == std::string::npos ? r.str : r.str.substr(0, bar));
+    }
   }
   return out;
 }

@@ -11,6 +11,9 @@
 //   P:{id}:fence    string  the newest fencing token granted for the run (INCR)
 //   P:runs          zset    every run id, scored by creation time (µs): newest-first listing
 //   P:runs:<status> zset    run ids by status, same score: listing by status without a scan
+// The apply script writes a run's record and its index entries in one atomic step; readers
+// drop index entries whose record is gone (expired by retention) and re-index a record
+// found under another status.
 // Every value is an enveloped Cap'n Proto record (record_codec.hpp).
 
 #include <chrono>
@@ -28,6 +31,7 @@ struct RedisOptions {
   std::chrono::milliseconds retry_deadline{10000};
   /// The largest record (encoded value, history entry or run record) sent to the server.
   std::size_t max_record_size = std::size_t{64} << 20;
+  Retention retention{};  // default: keep every run
 };
 
 /// Thread-safe. Writes (the persistence actor) and reads (any thread) use separate
@@ -42,6 +46,7 @@ class RedisStorage final : public Storage {
   void put_run(const RunInfo& run) override;
   std::optional<RunInfo> get_run(std::string_view run_id) const override;
   std::vector<RunInfo> list_runs(const RunFilter& filter) const override;
+  RunPage list_runs_page(const RunFilter& filter) const override;
   void append_history(std::string_view run_id, const HistoryEntry& entry) override;
   std::vector<HistoryEntry> history(std::string_view run_id, std::size_t from) const override;
   void put_key(std::string_view run_id, Scope scope, std::string_view key,
@@ -57,6 +62,8 @@ class RedisStorage final : public Storage {
                    std::chrono::milliseconds ttl) override;
   void release_lease(std::string_view run_id, const Lease& lease) override;
   std::optional<std::string> lease_holder(std::string_view run_id) const override;
+  std::vector<std::optional<std::string>> lease_holders(
+      std::span<const std::string> run_ids) const override;
 
   /// The key of a run's record, history, kv or shared hash (for tests and tools).
   std::string run_key(std::string_view run_id) const;
@@ -67,6 +74,9 @@ class RedisStorage final : public Storage {
   /// The largest record this store sends: the configured limit or the server's
   /// proto-max-bulk-len, whichever is smaller.
   std::size_t max_record_size() const noexcept;
+  /// The run indexes: all runs, and the runs with one status.
+  std::string runs_index() const;
+  std::string status_index(RunStatus status) const;
 
  private:
   void load_scripts();
@@ -74,10 +84,9 @@ class RedisStorage final : public Storage {
   /// `record`, or Error(invalid_argument) naming the run, the key and the limit if too large.
   const std::string& checked_size(const std::string& record, const std::string& run_id,
                                   const std::string& key) const;
-  /// The apply script's call for one run's writes; the run indexes' updates go to
-  /// `index_updates`. Throws Error for a record that cannot be encoded or is too large.
-  RedisCommand script_for(const std::vector<const Write*>& group,
-                          std::vector<RedisCommand>& index_updates) const;
+  /// The apply script's call for one run's writes (the run indexes' updates included).
+  /// Throws Error for a record that cannot be encoded or is too large.
+  RedisCommand script_for(const std::vector<const Write*>& group) const;
   RedisCommand fail_script_for(const Write& w) const;
   std::vector<RedisReply> write(const std::vector<RedisCommand>& commands);
   std::vector<RedisReply> read(const std::vector<RedisCommand>& commands) const;

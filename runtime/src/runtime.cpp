@@ -65,12 +65,20 @@ RunHandle Runtime::start_resume(std::string_view run_id, const Pipeline& pipelin
   return RunHandle(engine_->resume(run_id, pipeline));
 }
 
-std::vector<RunInfo> Runtime::list_orphans() const { return engine_->list_orphans(); }
+std::vector<RunInfo> Runtime::list_orphans() const { return engine_->list_orphans({}).runs; }
+
+RunPage Runtime::list_orphans_page(const RunFilter& filter) const {
+  return engine_->list_orphans(filter);
+}
 
 const std::string& Runtime::owner_id() const noexcept { return engine_->owner_id(); }
 
 std::vector<RunInfo> Runtime::list_runs(const RunFilter& filter) const {
   return engine_->storage().list_runs(filter);
+}
+
+RunPage Runtime::list_runs_page(const RunFilter& filter) const {
+  return engine_->storage().list_runs_page(filter);
 }
 
 std::optional<RunInfo> Runtime::get_run(std::string_view run_id) const {

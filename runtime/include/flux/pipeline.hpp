@@ -20,7 +20,7 @@
 ///
 /// Composing is linear: `a | b` shares the steps of `a` and `b` instead of copying
 /// them, so building a chain of n nodes with `p = p | next` in a loop costs O(n)
-/// (bench/w6_compose.cpp). The flat list of steps is built once, on first use (a
+/// (bench/compose.cpp). The flat list of steps is built once, on first use (a
 /// run, `fingerprint()`, `describe()`), and `a | b` never changes `a` or `b`.
 ///
 /// Thread safety: a Pipeline is immutable; copies share the definition, and one

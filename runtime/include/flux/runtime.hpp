@@ -48,6 +48,10 @@ struct Config {
   std::shared_ptr<Storage> storage{};
   /// Prefix of every key in a shared store, so that applications can share one Redis.
   std::string key_prefix = "flux";
+  /// Which finished runs the store keeps (see `Retention`). Unset: the store's default —
+  /// the memory store keeps the newest 10,000 finished runs
+  /// (`MemoryStorage::k_default_retention`), Redis keeps every run. Ignored for `storage`.
+  std::optional<Retention> retention{};
   /// How long a shared store may stay unreachable before writes fail (and with them the
   /// runs that made them) instead of being retried.
   std::chrono::milliseconds store_retry_deadline{10000};
@@ -176,13 +180,32 @@ class Runtime {
   /// As `resume`, returning at once (the refusals above are still thrown here).
   RunHandle start_resume(std::string_view run_id, const Pipeline& pipeline);
   /// Runs with status running whose owner's lease has expired — interrupted by a crash —
-  /// newest first; a service can resume them on start-up.
+  /// newest first; a service can resume them on start-up. A record that cannot be decoded
+  /// is left out (`list_orphans_page` reports it). Costs a constant number of round trips
+  /// to the store, O(running runs).
   std::vector<RunInfo> list_orphans() const;
+  /// As `list_orphans`, one page of the running runs at a time (`filter.status` is ignored;
+  /// `limit` and `cursor` page through the running runs, so a page may hold fewer orphans
+  /// than `limit`), with the keys of the running runs' records that could not be decoded.
+  RunPage list_orphans_page(const RunFilter& filter = {}) const;
   /// This runtime's identity as a lease owner: "host:pid:nonce".
   const std::string& owner_id() const noexcept;
 
-  /// Runs known to the store, newest first.
+  /// Runs known to the store, newest first. A record that cannot be decoded is left out
+  /// (`list_runs_page` reports it); with no `limit`, every run is read: page instead.
   std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;
+  /// One page of runs, newest first, and the cursor of the next:
+  /// ```cpp
+  /// flux::RunFilter filter{.status = flux::RunStatus::failed, .limit = 100};
+  /// do {
+  ///   flux::RunPage page = rt.list_runs_page(filter);
+  ///   for (const flux::RunInfo& run : page.runs) show(run);
+  ///   for (const std::string& key : page.corrupt_keys) warn_about(key);
+  ///   filter.cursor = page.next_cursor;
+  /// } while (!filter.cursor.empty());
+  /// ```
+  /// A page costs O(limit + log runs) in Flux's stores, whatever their size.
+  RunPage list_runs_page(const RunFilter& filter) const;
   /// One run with its full history, or nullopt if the store does not know it.
   std::optional<RunInfo> get_run(std::string_view run_id) const;
   /// A run's history from position `from` (its `seq`) on: call again with the next position

@@ -31,10 +31,38 @@ namespace flux {
 /// Which per-run key/value space a key lives in.
 enum class Scope : std::uint8_t { kv, shared };
 
-/// Which runs `list_runs` returns.
+/// Which runs `list_runs` / `list_runs_page` return: newest first (by creation time).
 struct RunFilter {
-  std::optional<RunStatus> status;  ///< only runs with this status
-  std::size_t limit = 0;            ///< at most this many (0: all)
+  std::optional<RunStatus> status{};  ///< only runs with this status
+  std::size_t limit = 0;              ///< at most this many (0: all — O(runs); page instead)
+  /// Where the page starts: empty for the newest run, else the `next_cursor` of the page
+  /// before (same store, same status). Runs created after the first page was read do not
+  /// shift later pages; they appear on a new first page.
+  std::string cursor{};
+};
+
+/// One page of runs, newest first.
+struct RunPage {
+  std::vector<RunInfo> runs;
+  /// The `RunFilter::cursor` of the next page; empty when there are no more runs.
+  /// A non-empty cursor may lead to an empty page.
+  std::string next_cursor;
+  /// Keys of run records that could not be decoded: left out of `runs`, left in the store
+  /// for inspection. One bad record never hides the others; their count is
+  /// `corrupt_keys.size()`.
+  std::vector<std::string> corrupt_keys;
+};
+
+/// How long a store keeps *finished* (completed or failed) runs: record, history, kv and
+/// shared state. Running runs are never removed. Both limits may be combined; 0 turns one
+/// off. See `Config::retention` for the defaults.
+struct Retention {
+  /// A finished run is removed this long after its final record was written (Redis: EXPIRE
+  /// on all of its keys; memory: checked whenever a run is written).
+  std::chrono::milliseconds max_age{0};
+  /// At most this many finished runs are kept; beyond it the oldest are removed (memory:
+  /// first finished, first removed; Redis: oldest by creation time, a few per batch).
+  std::size_t max_runs = 0;
 };
 
 /// One write, as queued by the persistence actor. A run's writes come in the order its
@@ -129,8 +157,13 @@ class Storage {
 
   virtual void put_run(const RunInfo& run) = 0;
   virtual std::optional<RunInfo> get_run(std::string_view run_id) const = 0;
-  /// Newest first (by creation time).
+  /// Newest first (by creation time). A record that cannot be decoded is left out.
   virtual std::vector<RunInfo> list_runs(const RunFilter& filter) const = 0;
+  /// One page of `list_runs`, with the cursor of the next one and the keys of the records
+  /// that could not be decoded. Flux's stores cost O(limit + log runs) per page and never
+  /// throw for a corrupt record; the default pages over `list_runs` (O(runs)), using the
+  /// run id as cursor.
+  virtual RunPage list_runs_page(const RunFilter& filter) const;
 
   virtual void append_history(std::string_view run_id, const HistoryEntry& entry) = 0;
   /// The run's history in append order, from position `from`.
@@ -169,18 +202,31 @@ class Storage {
   virtual void release_lease(std::string_view run_id, const Lease& lease);
   /// Who holds the run's lease now, if anyone.
   virtual std::optional<std::string> lease_holder(std::string_view run_id) const;
+  /// `lease_holder` of each run, in order. The default asks one by one; Redis answers all
+  /// in one round trip (`Runtime::list_orphans` relies on it).
+  virtual std::vector<std::optional<std::string>> lease_holders(
+      std::span<const std::string> run_ids) const;
 };
 
 /// The default store: everything in this process's memory, lost when it exits.
-/// Thread-safe.
+/// Bounded by default (`k_default_retention`), so that a long-lived service does not grow
+/// without limit. Runs are kept in order of creation per status, so a page of `list_runs`
+/// costs O(limit + log runs) under a shared lock, and never waits on or delays running
+/// runs for longer than that. Thread-safe.
 class MemoryStorage final : public Storage {
  public:
-  MemoryStorage();
+  /// The newest 10,000 finished runs (about 12 MB for tiny runs); running runs are never
+  /// removed.
+  static constexpr Retention k_default_retention{.max_runs = 10'000};
+
+  /// `retention`: which finished runs to keep; `Retention{}` keeps every run.
+  explicit MemoryStorage(Retention retention = k_default_retention);
   ~MemoryStorage() override;
 
   void put_run(const RunInfo& run) override;
   std::optional<RunInfo> get_run(std::string_view run_id) const override;
   std::vector<RunInfo> list_runs(const RunFilter& filter) const override;
+  RunPage list_runs_page(const RunFilter& filter) const override;
   void append_history(std::string_view run_id, const HistoryEntry& entry) override;
   std::vector<HistoryEntry> history(std::string_view run_id, std::size_t from) const override;
   void put_key(std::string_view run_id, Scope scope, std::string_view key,

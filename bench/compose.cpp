@@ -1,4 +1,4 @@
-// W6 compose: building a 10,000-node chain with `|` in a loop, as a program that
+// C1 compose: building a 10,000-node chain with `|` in a loop, as a program that
 // generates its pipeline would (`p = p | next;`).
 //
 // Flux: `p = p | node` 10,000 times, then `p.fingerprint()` and `p.def()`, which is
@@ -7,7 +7,7 @@
 // call; the ratio shows what composing step by step costs on top. Nodes are made
 // before timing starts: only composition is measured.
 //
-//   bench_w6_compose [--reps 5] [--nodes 10000]
+//   bench_compose [--reps 5] [--nodes 10000]
 
 #include <flux/flux.hpp>
 
@@ -17,11 +17,11 @@ namespace {
 
 using namespace bench;
 
-const Result k_loop{"W6",       "W6 compose a 10,000-node chain (ms)",
+const Result k_loop{"C1",       "C1 compose a 10,000-node chain (ms)",
                     "flux",     "Flux: p = p | node, 10,000 times, then fingerprint()",
                     "ms",       "lower",
                     "value<=20"};
-const Result k_once{"W6",       "W6 compose a 10,000-node chain (ms)",
+const Result k_once{"C1",       "C1 compose a 10,000-node chain (ms)",
                     "baseline", "flux::sequence() over the same nodes in one call",
                     "ms",       "lower",
                     ""};
@@ -58,17 +58,17 @@ int main(int argc, char** argv) {
   Args args(argc, argv);
   int reps = static_cast<int>(args.num("reps", 5));
   long count = args.num("nodes", 10000);
-  emit_meta("bench_w6_compose");
+  emit_meta("bench_compose");
   auto nodes = make_nodes(count);
   for (int rep = 1; rep <= reps; ++rep) {
     if (args.side_enabled("flux")) {
       double ms = compose_with_pipe(nodes);
-      note("W6 rep %d: | loop %.2f ms", rep, ms);
+      note("C1 rep %d: | loop %.2f ms", rep, ms);
       result_line(k_loop, rep, ms).num("nodes", static_cast<double>(count)).emit();
     }
     if (args.side_enabled("baseline")) {
       double ms = compose_in_one_call(nodes);
-      note("W6 rep %d: sequence() %.2f ms", rep, ms);
+      note("C1 rep %d: sequence() %.2f ms", rep, ms);
       result_line(k_once, rep, ms).num("nodes", static_cast<double>(count)).emit();
     }
   }
