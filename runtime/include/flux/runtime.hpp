@@ -196,11 +196,12 @@ class Runtime {
   std::vector<RunInfo> list_runs(const RunFilter& filter = {}) const;
   /// One page of runs, newest first, and the cursor of the next:
   /// ```cpp
+  /// flux::Runtime rt;
   /// flux::RunFilter filter{.status = flux::RunStatus::failed, .limit = 100};
   /// do {
   ///   flux::RunPage page = rt.list_runs_page(filter);
-  ///   for (const flux::RunInfo& run : page.runs) show(run);
-  ///   for (const std::string& key : page.corrupt_keys) warn_about(key);
+  ///   for (const flux::RunInfo& run : page.runs) use(run);
+  ///   for (const std::string& key : page.corrupt_keys) use(key);  // unreadable records
   ///   filter.cursor = page.next_cursor;
   /// } while (!filter.cursor.empty());
   /// ```
