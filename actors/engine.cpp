@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "internal.hpp"
+#include "node_executors.hpp"
 
 namespace flux::detail {
 
@@ -133,18 +134,19 @@ struct Engine::Impl {
 
   std::mutex cache_mu;  // guards plans and nodes
   std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
+  std::size_t node_executors = 1;  // executor actors per node (Config::node_executors)
   struct NodeEntry {
     std::shared_ptr<const NodeDef> def;
-    caf::actor actor;
+    std::shared_ptr<NodeExecutors> executors;
   };
   std::unordered_map<const NodeDef*, NodeEntry> nodes;
 
-  caf::actor node_actor_for(const std::shared_ptr<const NodeDef>& def) {
+  std::shared_ptr<NodeExecutors> executors_for(const std::shared_ptr<const NodeDef>& def) {
     auto it = nodes.find(def.get());
-    if (it != nodes.end()) return it->second.actor;
-    auto actor = system->spawn(node_actor, def.get());
-    nodes.emplace(def.get(), NodeEntry{def, actor});
-    return actor;
+    if (it != nodes.end()) return it->second.executors;
+    auto executors = std::make_shared<NodeExecutors>(*system, def.get(), node_executors);
+    nodes.emplace(def.get(), NodeEntry{def, executors});
+    return executors;
   }
 
   PlanStep compile_sequence(const PipelineDef& seq, const std::string& prefix) {
@@ -155,7 +157,7 @@ struct Engine::Impl {
       std::string id = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
       if (d.type == PipelineDef::Type::node) {
         out.children.push_back(
-            PlanStep{d.type, std::move(id), d.label, d.node.get(), node_actor_for(d.node), {}});
+            PlanStep{d.type, std::move(id), d.label, d.node.get(), executors_for(d.node), {}});
       } else {
         PlanStep par{d.type, id, d.label, nullptr, {}, {}};
         for (std::size_t b = 0; b < d.children.size(); ++b) {
@@ -177,8 +179,7 @@ struct Engine::Impl {
     }
     for (auto it = nodes.begin(); it != nodes.end();) {
       if (it->second.def.use_count() == 1) {
-        caf::anon_send_exit(it->second.actor, caf::exit_reason::user_shutdown);
-        it = nodes.erase(it);
+        it = nodes.erase(it);  // stops its executors
       } else {
         ++it;
       }
@@ -206,6 +207,7 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
                                                 ? caf::atom("sharing")
                                                 : caf::atom("stealing"));
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
+  impl_->node_executors = config.node_executors ? config.node_executors : threads ? threads : 2;
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
   impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
@@ -230,10 +232,7 @@ Engine::~Engine() {
   impl_->services->runs.wait_idle();
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   impl_->services->leases.reset();
-  for (auto& [def, entry] : impl_->nodes) {
-    caf::anon_send_exit(entry.actor, caf::exit_reason::user_shutdown);
-  }
-  impl_->nodes.clear();
+  impl_->nodes.clear();  // stops the executors
   impl_->plans.clear();
   {
     // Drain what is still queued (writes of steps that finished after their run failed

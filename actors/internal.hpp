@@ -38,13 +38,15 @@ caf::error make_failure(flux_errc code, const std::string& node, const std::stri
 RunFailure failure_of(const caf::error& e);
 bool is_cancelled(const caf::error& e);
 
-/// A pipeline compiled for one Engine: step ids computed and node actors resolved.
+class NodeExecutors;
+
+/// A pipeline compiled for one Engine: step ids computed and node executors resolved.
 struct PlanStep {
   PipelineDef::Type type;
   std::string id;     ///< step id ("" for the root sequence and branch sequences)
   std::string label;  ///< node name or parallel label
   const NodeDef* node = nullptr;
-  caf::actor actor;  ///< the node actor, for node steps
+  std::shared_ptr<NodeExecutors> executors;  ///< the node's executor actors, for node steps
   std::vector<PlanStep> children;
 };
 struct Plan {
@@ -205,7 +207,9 @@ void advance_when_stored(Cursor at, Value input, const std::string* source, bool
 /// Reports that the sequence of `at` failed with `error`.
 void fail(const Cursor& at, caf::error error);
 
-caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def);
+/// One executor of `def` (see node_executors.hpp); tells `executors` when it is free again.
+caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
+                         std::size_t index);
 
 caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
                              const std::string* source);

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "internal.hpp"
+#include "node_executors.hpp"
 
 namespace flux::detail {
 namespace {
@@ -108,51 +109,60 @@ caf::expected<Value> call_sync(const NodeDef& def, Execution& ex) {
   }
 }
 
+/// Executes one request: a sync node right here, other nodes handed to the blocking pool,
+/// which records and continues the run from there.
+void execute(const NodeDef* def, ExecRequest req) {
+  req.at.job->run->begin_step();  // the run stays owned until this step is recorded
+  const Services& services = *req.at.job->services;
+  if (def->mode == NodeMode::sync) {
+    Execution ex(std::move(req));
+    services.notify([&](Observer& o) { o.on_node_start(ex.event()); });
+    auto out = call_sync(*def, ex);
+    finish(ex, std::move(out));
+    return;
+  }
+  auto ex = std::make_shared<Execution>(std::move(req));
+  services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
+  std::function<Value()> wait;
+  if (def->mode == NodeMode::async) {
+    try {
+      wait = def->call_async(ex->req.input, ex->ctx);  // decodes input, starts the work
+    } catch (...) {
+      finish(*ex, current_failure(*ex));
+      return;
+    }
+  }
+  services.executions.add();  // may outlive its run if the run fails fast
+  services.journal->nudge();  // store what came before while this step takes its time
+  services.pool.submit([ex, def, wait = std::move(wait)]() mutable {
+    const Services& s = *ex->job().services;
+    caf::expected<Value> out = Value{};
+    if (wait) {
+      try {
+        out = wait();  // the future
+      } catch (...) {
+        out = current_failure(*ex);
+      }
+    } else {
+      out = call_sync(*def, *ex);
+    }
+    finish(*ex, std::move(out));
+    ex.reset();
+    s.executions.done();
+  });
+}
+
 }  // namespace
 
-caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def) {
+caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
+                         std::size_t index) {
   self->set_default_handler(caf::drop);
   return {
-      [def](exec_atom, ExecRequest& req) {
-        req.at.job->run->begin_step();  // the run stays owned until this step is recorded
-        const Services& services = *req.at.job->services;
-        if (def->mode == NodeMode::sync) {
-          Execution ex(std::move(req));
-          services.notify([&](Observer& o) { o.on_node_start(ex.event()); });
-          auto out = call_sync(*def, ex);
-          finish(ex, std::move(out));
-          return;
-        }
-        // Off the scheduler: the pool records and continues the run.
-        auto ex = std::make_shared<Execution>(std::move(req));
-        services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
-        std::function<Value()> wait;
-        if (def->mode == NodeMode::async) {
-          try {
-            wait = def->call_async(ex->req.input, ex->ctx);  // decodes input, starts the work
-          } catch (...) {
-            finish(*ex, current_failure(*ex));
-            return;
-          }
-        }
-        services.executions.add();  // may outlive its run if the run fails fast
-        services.journal->nudge();  // store what came before while this step takes its time
-        services.pool.submit([ex, def, wait = std::move(wait)]() mutable {
-          const Services& s = *ex->job().services;
-          caf::expected<Value> out = Value{};
-          if (wait) {
-            try {
-              out = wait();  // the future
-            } catch (...) {
-              out = current_failure(*ex);
-            }
-          } else {
-            out = call_sync(*def, *ex);
-          }
-          finish(*ex, std::move(out));
-          ex.reset();
-          s.executions.done();
-        });
+      [def, executors, index](exec_atom, ExecRequest& req) {
+        // The plan owns `executors`; the request may hold its last reference.
+        std::shared_ptr<const Plan> keep = req.at.job->plan;
+        execute(def, std::move(req));
+        executors->finished(index);
       },
   };
 }

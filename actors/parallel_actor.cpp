@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "internal.hpp"
+#include "node_executors.hpp"
 
 namespace flux::detail {
 
@@ -40,8 +41,8 @@ void advance(Cursor at, Value input, const std::string* source) {
   }
   const PlanStep& step = at.step();
   if (step.type == PipelineDef::Type::node) {
-    caf::actor target = step.actor;
-    caf::anon_send(target, exec_atom::value, ExecRequest{std::move(at), std::move(input), source});
+    NodeExecutors& executors = *step.executors;
+    executors.submit(ExecRequest{std::move(at), std::move(input), source});
   } else {  // a coordinator per parallel execution
     job.services->system->spawn(parallel_actor, std::move(at), std::move(input), source);
   }

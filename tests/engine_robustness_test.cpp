@@ -70,4 +70,88 @@ TEST(LeaseOfASlowRun, SyncFirstNodeRunningThreeLeaseTtlsCompletesInMemory) {
   slow_first_node_keeps_its_lease(std::move(config));
 }
 
+/// Counts how many executions are inside a node at once, and the most ever seen.
+struct Concurrency {
+  std::atomic<int> now{0}, most{0};
+  void enter() {
+    int n = ++now;
+    for (int m = most.load(); n > m && !most.compare_exchange_weak(m, n);) {
+    }
+  }
+  void leave() { --now; }
+};
+
+// One node used by 20 concurrent runs used to execute them one at a time (each node was
+// one actor): 20 runs of a 50 ms sync node took 1,004 ms. Now its executions proceed side
+// by side, one per scheduler thread.
+TEST(NodeConcurrency, RunsThroughOneSyncNodeExecuteItSideBySide) {
+  flux::Runtime rt(flux::Config{.store = "memory", .threads = 2});
+  Concurrency seen;
+  auto slow = flux::node("slow", [&](std::int64_t x) {
+    seen.enter();
+    std::this_thread::sleep_for(50ms);
+    seen.leave();
+    return x * 3;
+  });
+  std::vector<flux::RunHandle> handles;
+  for (int i = 0; i < 20; ++i) handles.push_back(rt.start(slow, i));
+  for (int i = 0; i < 20; ++i) {
+    flux::RunResult r = handles[i].wait();
+    ASSERT_TRUE(r.ok()) << r.error->message;
+    EXPECT_EQ(r.value<std::int64_t>(), 3 * i);
+  }
+  EXPECT_EQ(seen.most.load(), 2) << "one execution per scheduler thread at a time";
+}
+
+// A node whose execution for one run never returns (until released) no longer blocks the
+// runs queued behind it at that node: the other executors take them.
+TEST(NodeConcurrency, AStuckExecutionDoesNotHoldUpOtherRunsOfTheSameNode) {
+  flux::Runtime rt(flux::Config{.store = "memory", .threads = 3});
+  std::atomic<bool> release{false};
+  auto maybe_stuck = flux::node("maybe_stuck", [&](std::int64_t x) {
+    if (x == 0) {
+      while (!release) std::this_thread::sleep_for(1ms);
+    }
+    return x + 100;
+  });
+  flux::RunHandle stuck = rt.start(maybe_stuck, 0);
+  std::this_thread::sleep_for(20ms);  // it is executing
+  std::vector<flux::RunHandle> others;
+  for (int i = 1; i <= 30; ++i) others.push_back(rt.start(maybe_stuck, i));
+  for (int i = 0; i < 30; ++i) {
+    auto r = others[i].wait_for(10s);
+    ASSERT_TRUE(r.has_value()) << "run " << i + 1 << " waited behind the stuck execution";
+    EXPECT_EQ(r->value<std::int64_t>(), i + 101);
+  }
+  EXPECT_FALSE(stuck.done());
+  // Unrelated runs go on as well: the stuck execution holds one of three threads.
+  auto other_node = flux::node("other", [](std::int64_t x) { return -x; });
+  auto r = rt.start(other_node, 5).wait_for(10s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->value<std::int64_t>(), -5);
+  release = true;
+  EXPECT_EQ(stuck.wait().value<std::int64_t>(), 100);
+}
+
+// Parallel branches that use the same node run at the same time too.
+TEST(NodeConcurrency, ParallelBranchesOfTheSameNodeRunAtTheSameTime) {
+  flux::Runtime rt(flux::Config{.store = "memory", .threads = 4});
+  Concurrency seen;
+  auto slow = flux::node("slow", [&](std::int64_t x) {
+    seen.enter();
+    std::this_thread::sleep_for(30ms);
+    seen.leave();
+    return x + 1;
+  });
+  auto sum = flux::node("sum", [](std::vector<std::int64_t> xs) {
+    std::int64_t s = 0;
+    for (auto x : xs) s += x;
+    return s;
+  });
+  flux::RunResult r = rt.run(flux::parallel(slow, slow, slow, slow) | sum, 1);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.value<std::int64_t>(), 8);
+  EXPECT_GE(seen.most.load(), 2);
+}
+
 }  // namespace
