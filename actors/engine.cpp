@@ -64,11 +64,25 @@ void Services::report_observer_error(const char* what) {
 }
 
 void RunCompletion::complete(RunResult r) {
+  std::vector<std::function<void(const RunResult&)>> waiting;
   {
     std::lock_guard lock(mu);
     result = std::move(r);
+    waiting.swap(continuations);
   }
   cv.notify_all();
+  for (auto& f : waiting) f(*result);  // `result` is set once, never changed after
+}
+
+void RunCompletion::then(std::function<void(const RunResult&)> f) {
+  {
+    std::lock_guard lock(mu);
+    if (!result) {
+      continuations.push_back(std::move(f));
+      return;
+    }
+  }
+  f(*result);
 }
 
 namespace {
@@ -254,7 +268,19 @@ Engine::~Engine() {
 Storage& Engine::storage() const noexcept { return *impl_->storage; }
 const std::string& Engine::owner_id() const noexcept { return impl_->owner; }
 
+ChildRun Engine::start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
+                             const std::string& parent_step) {
+  auto completion = start(pipeline, std::move(input), parent_run, parent_step);
+  return ChildRun(completion->run_id, completion);
+}
+
 std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
+  return start(pipeline, std::move(input), {}, {});
+}
+
+std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input,
+                                             const std::string& parent_run,
+                                             const std::string& parent_step) {
   auto job = std::make_shared<RunJob>();
   job->plan = impl_->plan_for(pipeline);
   job->services = impl_->services.get();
@@ -266,11 +292,14 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.input = std::move(input);
   job->info.owner = impl_->owner;
   job->info.history_values = impl_->services->history_values;
+  job->info.parent_run_id = parent_run;
+  job->info.parent_step = parent_step;
   // A fresh random id: nobody else can hold its lease, so it is claimed by the run's first
   // write (token 1) rather than by a round trip to the store here.
   job->lease = Lease{impl_->owner, 1};
   job->run = std::make_shared<RunState>(job->info.id, impl_->journal, job->lease.token);
   job->run->journal_claim(impl_->owner, impl_->lease_ttl);
+  job->run->set_child_starter(this);
   return launch(std::move(job));
 }
 
@@ -368,6 +397,7 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   mark.start = mark.end = job->info.updated;
   mark.input = Value::Map{{"owner", impl_->owner}, {"from_status", to_string(previous)}};
   mark.output = Value::Map{{"reused_steps", static_cast<std::int64_t>(job->replay.size())}};
+  job->run->set_child_starter(this);
   job->run->append(std::move(mark));  // before any step of the resumed run
   return launch(std::move(job));
 }

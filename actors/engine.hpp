@@ -5,14 +5,17 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "flux/pipeline.hpp"
 #include "flux/runtime.hpp"
 #include "open_storage.hpp"
+#include "run_state.hpp"
 
 namespace flux::detail {
 
@@ -22,20 +25,26 @@ struct RunCompletion {
   std::mutex mu;
   std::condition_variable cv;
   std::optional<RunResult> result;
+  std::vector<std::function<void(const RunResult&)>> continuations;  // guarded by mu
 
   void complete(RunResult r);
+  /// Calls `f` with the result once there is one (at once, if there is one already), on the
+  /// thread that completes the run. Nothing waits: this is how a parent awaits a child.
+  void then(std::function<void(const RunResult&)> f);
 };
 
 struct RunJob;
 
-class Engine {
+class Engine final : public ChildStarter {
  public:
   explicit Engine(Config config);
-  ~Engine();  // waits for runs in flight
+  ~Engine() override;  // waits for runs in flight
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input);
+  ChildRun start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
+                       const std::string& parent_step) override;
   /// Loads `run_id` and finishes it (see Runtime::resume); throws for refusals.
   std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline);
   /// One page of the running runs (`filter`), keeping those whose lease has expired:
@@ -45,6 +54,9 @@ class Engine {
   Storage& storage() const noexcept;
 
  private:
+  std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input,
+                                       const std::string& parent_run,
+                                       const std::string& parent_step);
   std::shared_ptr<RunCompletion> launch(std::shared_ptr<RunJob> job);
   struct Impl;
   std::unique_ptr<Impl> impl_;

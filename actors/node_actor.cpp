@@ -6,6 +6,7 @@
 // the actor is free for other runs meanwhile.
 
 #include <chrono>
+#include <optional>
 
 #include "internal.hpp"
 #include "node_executors.hpp"
@@ -71,6 +72,7 @@ void finish(Execution& ex, caf::expected<Value> outcome) {
       std::chrono::steady_clock::now() - ex.started);
   e.end = e.start + e.duration;
   e.input = job.services->for_history(std::move(ex.req.input));  // the call is done with it
+  e.children = ex.ctx.children();
   if (outcome) {
     e.output = job.services->for_history(*outcome);
   } else {
@@ -103,10 +105,22 @@ void finish(Execution& ex, caf::expected<Value> outcome) {
 
 caf::expected<Value> call_sync(const NodeDef& def, Execution& ex) {
   try {
+    ExecutingNode executing(ex.ctx);
     return def.call(ex.req.input, ex.ctx);
   } catch (...) {
     return current_failure(ex);
   }
+}
+
+/// The node's outcome from its child run's result.
+caf::expected<Value> child_outcome(const Execution& ex, const RunResult& child) {
+  if (child.ok()) return child.output;
+  const std::string& node = ex.step->label;
+  const std::string& step = ex.step->id;
+  return make_failure(
+      flux_errc::node_failed, node, step,
+      "node '" + node + "' (step " + step + ") failed: child run " + child.run_id +
+          " failed: " + (child.error ? child.error->message : std::string("unknown error")));
 }
 
 /// Executes one request: a sync node right here, other nodes handed to the blocking pool,
@@ -123,9 +137,30 @@ void execute(const NodeDef* def, ExecRequest req) {
   }
   auto ex = std::make_shared<Execution>(std::move(req));
   services.notify([&](Observer& o) { o.on_node_start(ex->event()); });
+  if (def->mode == NodeMode::child) {
+    std::optional<ChildRun> child;
+    try {
+      ExecutingNode executing(ex->ctx);
+      child = def->call_child(ex->req.input, ex->ctx);
+    } catch (...) {
+      finish(*ex, current_failure(*ex));
+      return;
+    }
+    services.executions.add();
+    services.journal->nudge();  // store what came before while the child runs
+    // No thread waits: the child's completion continues this run.
+    child->completion()->then([ex](const RunResult& result) mutable {
+      const Services& s = *ex->job().services;
+      finish(*ex, child_outcome(*ex, result));
+      ex.reset();
+      s.executions.done();
+    });
+    return;
+  }
   std::function<Value()> wait;
   if (def->mode == NodeMode::async) {
     try {
+      ExecutingNode executing(ex->ctx);
       wait = def->call_async(ex->req.input, ex->ctx);  // decodes input, starts the work
     } catch (...) {
       finish(*ex, current_failure(*ex));

@@ -88,6 +88,8 @@ struct HistoryEntry {
     parallel @1;
     resume @2;                 # the run was resumed here (node "resume", step "")
   }
+
+  children @12 :List(Text);    # ids of the child runs the execution started, in order
 }
 
 # A run's metadata (flux::RunInfo without its history, which is stored as
@@ -112,6 +114,8 @@ struct RunRecord {
 
   owner @12 :Text;             # the process that owns (last owned) the run: "host:pid:nonce"
   historyValues @13 :HistoryValues;  # what history keeps of values; resume needs `full`
+  parentRunId @14 :Text;       # a child run: the run that started it (empty otherwise)
+  parentStep @15 :Text;        # ... and the step
 
   enum Status {
     running @0;

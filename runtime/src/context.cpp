@@ -5,6 +5,16 @@
 namespace flux {
 namespace detail {
 
+namespace {
+thread_local const Context* t_executing = nullptr;
+}  // namespace
+
+const Context* executing_node() noexcept { return t_executing; }
+ExecutingNode::ExecutingNode(const Context& ctx) noexcept : outer_(t_executing) {
+  t_executing = &ctx;
+}
+ExecutingNode::~ExecutingNode() { t_executing = outer_; }
+
 void RunState::put(Scope scope, std::string_view key, Value value) {
   std::lock_guard lock(mu_);
   auto& m = space(scope);
@@ -77,6 +87,17 @@ std::vector<HistoryEntry> RunState::history() const {
 }
 
 }  // namespace detail
+
+ChildRun Context::start_value(const Pipeline& pipeline, Value input) {
+  detail::ChildStarter* starter = run_->child_starter();
+  if (!starter) {
+    throw Error(Errc::invalid_argument,
+                "node '" + *node_ + "' (step " + *step_ + "): this run cannot start child runs");
+  }
+  ChildRun child = starter->start_child(pipeline, std::move(input), run_->run_id(), *step_);
+  children_.push_back(child.run_id());
+  return child;
+}
 
 Context::Context(std::shared_ptr<detail::RunState> run, const std::string& node,
                  const std::string& step, std::uint32_t attempt) noexcept

@@ -32,6 +32,11 @@ Node Node::blocking() const {
         Errc::invalid_argument,
         "node \"" + def_->name + "\" is async; its future is already awaited off the scheduler");
   }
+  if (def_->mode == detail::NodeMode::child) {
+    throw Error(Errc::invalid_argument, "node \"" + def_->name +
+                                            "\" returns a child run, which is awaited without "
+                                            "holding any thread; it cannot be made blocking");
+  }
   auto def = std::make_shared<detail::NodeDef>(*def_);
   def->mode = detail::NodeMode::blocking;
   return Node(std::move(def));

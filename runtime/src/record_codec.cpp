@@ -432,6 +432,10 @@ std::string encode_history(const HistoryEntry& e) {
     } else {
       b.getError().setNone();
     }
+    if (!e.children.empty()) {
+      auto children = b.initChildren(static_cast<unsigned>(e.children.size()));
+      for (unsigned i = 0; i < e.children.size(); ++i) children.set(i, text(e.children[i]));
+    }
   });
 }
 
@@ -471,6 +475,8 @@ std::string encode_run(const RunInfo& r) {
       b.getFailure().setNone();
     }
     b.setOwner(text(r.owner));
+    b.setParentRunId(text(r.parent_run_id));
+    b.setParentStep(text(r.parent_step));
     switch (r.history_values) {
       case HistoryValues::full:
         b.setHistoryValues(w::RunRecord::HistoryValues::FULL);
@@ -529,6 +535,7 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key) {
                                std::to_string(static_cast<unsigned>(err.which())) +
                                " (written by a newer Flux?)");
     }
+    for (auto child : r.getChildren()) e.children.push_back(str(child));
     return e;
   });
 }
@@ -560,6 +567,8 @@ RunInfo decode_run(std::string_view bytes, std::string_view key) {
     info.input = from_wire(r.getInput(), key);
     info.output = from_wire(r.getOutput(), key);
     info.owner = str(r.getOwner());
+    info.parent_run_id = str(r.getParentRunId());
+    info.parent_step = str(r.getParentStep());
     switch (r.getHistoryValues()) {
       case w::RunRecord::HistoryValues::FULL:
         info.history_values = HistoryValues::full;

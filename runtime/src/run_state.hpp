@@ -10,11 +10,36 @@
 #include <string>
 #include <vector>
 
+#include "flux/context.hpp"
 #include "flux/record.hpp"
 #include "flux/storage.hpp"
 #include "flux/value.hpp"
 
 namespace flux::detail {
+
+/// Starts child runs for nodes (Context::start); implemented by the engine.
+class ChildStarter {
+ public:
+  virtual ~ChildStarter() = default;
+  /// Starts `pipeline` on `input` as a child of `parent_run`'s step `parent_step`.
+  virtual ChildRun start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
+                               const std::string& parent_step) = 0;
+};
+
+/// The node execution running on this thread (its Context), if any: waiting for a run
+/// here is refused, since the thread may be one the awaited run needs.
+const Context* executing_node() noexcept;
+/// Marks the calling thread as executing `ctx`'s node for the guard's lifetime.
+class ExecutingNode {
+ public:
+  explicit ExecutingNode(const Context& ctx) noexcept;
+  ~ExecutingNode();
+  ExecutingNode(const ExecutingNode&) = delete;
+  ExecutingNode& operator=(const ExecutingNode&) = delete;
+
+ private:
+  const Context* outer_;
+};
 
 /// Where a run's writes go, in order. Implemented by the persistence actor's client;
 /// `write` must not block (it enqueues).
@@ -41,6 +66,9 @@ class RunState {
         history_(std::move(history)) {}
 
   const std::string& run_id() const noexcept { return run_id_; }
+  /// Who starts the run's child runs (set once, before the run starts).
+  void set_child_starter(ChildStarter* starter) noexcept { child_starter_ = starter; }
+  ChildStarter* child_starter() const noexcept { return child_starter_; }
 
   void put(Scope scope, std::string_view key, Value value);
   std::optional<Value> get(Scope scope, std::string_view key) const;
@@ -104,6 +132,7 @@ class RunState {
   }
 
   std::atomic<bool> released_{false};
+  ChildStarter* child_starter_ = nullptr;
 
   std::atomic<int> holds_{1};  // the run itself + each step executing
   std::function<void()> on_released_;

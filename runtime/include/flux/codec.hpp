@@ -356,6 +356,19 @@ void decode_field(const Value::Map& m, const char* type, const char* name, T& fi
 }
 }  // namespace detail
 
+/// The input of a run started with `input...`: the value for one argument, the list of them
+/// for several (spread over the first node's parameters), null for none.
+template <class... In>
+Value encode_arguments(const In&... input) {
+  if constexpr (sizeof...(In) == 0) {
+    return Value{};
+  } else if constexpr (sizeof...(In) == 1) {
+    return codec<In...>::encode(input...);
+  } else {
+    return Value(Value::List{codec<In>::encode(input)...});
+  }
+}
+
 }  // namespace flux
 
 #define FLUX_DETAIL_EXPAND(x) x

@@ -34,9 +34,40 @@
 
 namespace flux {
 
+class Pipeline;
 namespace detail {
 class RunState;
-}
+struct RunCompletion;
+}  // namespace detail
+
+/// A run started by a node (`Context::start`): a *child* of the node's run. Return it from
+/// the node and the node's output is the child's output — awaited without holding any
+/// thread, so nodes may start children (which start children...) to any depth and number
+/// without risk of deadlock. A child that fails fails the node with the child's error.
+/// The child's `RunInfo::parent_run_id` / `parent_step` name the parent, and the parent's
+/// history entry for the step lists the child in `children`.
+///
+/// ```cpp
+/// auto price = flux::node("price", [](std::int64_t qty) { return qty * 3; });
+/// auto order = flux::node("order", [price](std::int64_t qty, flux::Context& ctx) {
+///   return ctx.start(price, qty);  // the node's output is the child's output
+/// });
+/// ```
+///
+/// Waiting for a run from inside a node (`Runtime::run`, `RunHandle::wait`) is refused with
+/// an error saying so: it would hold a thread the child may need.
+class ChildRun {
+ public:
+  ChildRun(std::string run_id, std::shared_ptr<detail::RunCompletion> completion) noexcept
+      : run_id_(std::move(run_id)), completion_(std::move(completion)) {}
+  const std::string& run_id() const noexcept { return run_id_; }
+  /// For Flux: where the child's outcome is delivered.
+  const std::shared_ptr<detail::RunCompletion>& completion() const noexcept { return completion_; }
+
+ private:
+  std::string run_id_;
+  std::shared_ptr<detail::RunCompletion> completion_;
+};
 
 /// State shared by every node of one run. Each call is atomic.
 class SharedState {
@@ -112,12 +143,24 @@ class Context {
   /// The run's history so far (completed executions, in order).
   std::vector<HistoryEntry> history() const;
 
+  /// Starts a child run of `pipeline` on this run's Runtime (see ChildRun); the input is
+  /// encoded as `Runtime::start` does. Return the ChildRun from the node to use the child's
+  /// output; a child not returned runs on by itself (still linked to this run).
+  template <class... In>
+  ChildRun start(const Pipeline& pipeline, const In&... input) {
+    return start_value(pipeline, encode_arguments(input...));
+  }
+  ChildRun start_value(const Pipeline& pipeline, Value input);
+  /// The runs this execution started, in order (recorded in its history entry).
+  const std::vector<std::string>& children() const noexcept { return children_; }
+
  private:
   std::shared_ptr<detail::RunState> run_;
   const std::string* node_;
   const std::string* step_;
   std::uint32_t attempt_;
   SharedState shared_;
+  std::vector<std::string> children_;
 };
 
 }  // namespace flux

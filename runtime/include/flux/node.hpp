@@ -17,6 +17,8 @@
 ///   With one other parameter, it receives the whole input; with several, the
 ///   input must be a list of that many values (a parallel's outputs) and they
 ///   are spread over the parameters in order; with none, the input is ignored.
+/// - A node may start child runs with `ctx.start(pipeline, input)` and return the
+///   `flux::ChildRun`: its output is then the child's, awaited without holding a thread.
 /// - A `void` result is recorded as null. A `std::future<T>` result makes the
 ///   node asynchronous: Flux waits for it off the actor scheduler.
 /// - `.blocking()` runs the function on a separate thread pool, so that code
@@ -49,7 +51,7 @@ namespace flux {
 namespace detail {
 
 /// How a node's function is run.
-enum class NodeMode : std::uint8_t { sync, async, blocking };
+enum class NodeMode : std::uint8_t { sync, async, blocking, child };
 
 /// The type-erased definition of a node. Immutable once built.
 struct NodeDef {
@@ -61,6 +63,8 @@ struct NodeDef {
   /// returned function waits for the future (call it off the scheduler).
   std::function<Value(const Value& input, Context& ctx)> call;
   std::function<std::function<Value()>(const Value& input, Context& ctx)> call_async;
+  /// For nodes returning a ChildRun: starts the child; the node's output is the child's.
+  std::function<ChildRun(const Value& input, Context& ctx)> call_child;
 };
 
 template <class T>
@@ -190,6 +194,8 @@ TypeInfo result_type() {
     return TypeInfo::of(Kind::null);
   } else if constexpr (is_future<R>::value) {
     return result_type<typename is_future<R>::value_type>();
+  } else if constexpr (std::is_same_v<std::remove_cvref_t<R>, ChildRun>) {
+    return TypeInfo::any();  // whatever the child's pipeline produces
   } else {
     return signature_type<std::remove_cvref_t<R>>();
   }
@@ -233,7 +239,7 @@ constexpr ParamProblem first_param_problem(std::tuple<A...>*) {
 
 template <class R>
 constexpr bool result_has_codec() {
-  if constexpr (std::is_void_v<R>) {
+  if constexpr (std::is_void_v<R> || std::is_same_v<std::remove_cvref_t<R>, ChildRun>) {
     return true;
   } else if constexpr (is_future<R>::value) {
     return result_has_codec<typename is_future<R>::value_type>();
@@ -293,7 +299,12 @@ std::shared_ptr<NodeDef> make_node_def(std::string name, F f) {
     return invoke_with(*fn, input, ctx, static_cast<Args*>(nullptr),
                        std::make_index_sequence<arity>{});
   };
-  if constexpr (is_future<R>::value) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<R>, ChildRun>) {
+    def->mode = NodeMode::child;
+    def->call_child = [call](const Value& input, Context& ctx) -> ChildRun {
+      return call(input, ctx);
+    };
+  } else if constexpr (is_future<R>::value) {
     using T = typename is_future<R>::value_type;
     def->mode = NodeMode::async;
     def->call_async = [call](const Value& input, Context& ctx) -> std::function<Value()> {

@@ -46,6 +46,8 @@ struct HistoryEntry {
   Value input;
   Value output;                      ///< null when the step failed
   std::optional<std::string> error;  ///< the failure message, if the step failed
+  /// The child runs this execution started (Context::start), in order.
+  std::vector<std::string> children;
 
   bool ok() const noexcept { return !error.has_value(); }
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;
@@ -75,6 +77,9 @@ struct RunInfo {
   std::string owner;
   /// What the history keeps of values; resume needs `full`.
   HistoryValues history_values = HistoryValues::full;
+  /// For a child run (Context::start): the run and the step that started it; else empty.
+  std::string parent_run_id;
+  std::string parent_step;
   /// Filled by `Runtime::get_run`; empty in `list_runs` results.
   std::vector<HistoryEntry> history;
 

@@ -157,13 +157,7 @@ class Runtime {
   /// batch of records, about a millisecond later.
   template <class... In>
   RunHandle start(const Pipeline& pipeline, const In&... input) {
-    if constexpr (sizeof...(In) == 0) {
-      return start_value(pipeline, Value{});
-    } else if constexpr (sizeof...(In) == 1) {
-      return start_value(pipeline, codec<In...>::encode(input...));
-    } else {
-      return start_value(pipeline, Value(Value::List{codec<In>::encode(input)...}));
-    }
+    return start_value(pipeline, encode_arguments(input...));
   }
   /// Starts a run on an already encoded input.
   RunHandle start_value(const Pipeline& pipeline, Value input);
