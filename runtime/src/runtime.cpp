@@ -32,19 +32,18 @@ RunHandle::RunHandle(std::shared_ptr<detail::RunCompletion> completion) noexcept
 const std::string& RunHandle::run_id() const noexcept { return completion_->run_id; }
 
 RunResult RunHandle::wait() const {
-  std::unique_lock lock(completion_->mu);
-  if (!completion_->result) {
-    if (const Context* ctx = detail::executing_node()) {
-      // The waiting thread is a scheduler or pool thread that the awaited run (and every
-      // other run) may need: with enough such waits at once, nothing can move.
-      throw Error(Errc::invalid_argument,
-                  "node '" + ctx->node_name() + "' (step " + ctx->step_id() + ") of run " +
-                      ctx->run_id() + " waits for run " + completion_->run_id +
-                      ": waiting for a run inside a node can deadlock; start it with "
-                      "ctx.start(pipeline, input) and return the flux::ChildRun from the node "
-                      "to use its output");
-    }
+  if (const Context* ctx = detail::executing_node()) {
+    // The waiting thread is a scheduler or pool thread that the awaited run (and every
+    // other run) may need: with enough such waits at once, nothing can move. Refused even
+    // when the run happens to be over already, so that the outcome never depends on timing.
+    throw Error(Errc::invalid_argument,
+                "node '" + ctx->node_name() + "' (step " + ctx->step_id() + ") of run " +
+                    ctx->run_id() + " waits for run " + completion_->run_id +
+                    ": waiting for a run inside a node can deadlock; start it with "
+                    "ctx.start(pipeline, input) and return the flux::ChildRun from the node "
+                    "to use its output");
   }
+  std::unique_lock lock(completion_->mu);
   completion_->cv.wait(lock, [&] { return completion_->result.has_value(); });
   return *completion_->result;
 }

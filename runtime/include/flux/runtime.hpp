@@ -127,7 +127,9 @@ class RunHandle {
  public:
   explicit RunHandle(std::shared_ptr<detail::RunCompletion> completion) noexcept;
   const std::string& run_id() const noexcept;
-  /// Blocks until the run has ended and all its records are stored.
+  /// Blocks until the run has ended and all its records are stored. Inside a node it
+  /// throws Error(invalid_argument) instead (so does `Runtime::run`): the thread may be one
+  /// the run needs; start a child with `ctx.start` and return it (see flux::ChildRun).
   RunResult wait() const;
   /// As `wait`, giving up after `timeout` (returns nullopt; the run goes on).
   std::optional<RunResult> wait_for(std::chrono::milliseconds timeout) const;
