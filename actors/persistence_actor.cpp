@@ -114,6 +114,9 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
         if (!state->corrections.empty()) {
           self->delayed_send(self, k_correction_retry, drain_atom::value);
         }
+        // What the completions wrote (a correction, a parent's step continued by its child's
+        // end, runs an observer started) goes out now, not at the next lease round.
+        journal->nudge();
       },
   };
 }

@@ -225,10 +225,13 @@ TEST(ChildRuns, HundredsOfNestedChildrenNeverDeadlockOnFewThreads) {
 // A node that runs its own pipeline (recursion through child runs, 3 levels).
 TEST(ChildRuns, ANodeCanRunItsOwnPipeline) {
   flux::Runtime rt(flux::Config{.store = "memory", .threads = 2});
+  // The node refers to the pipeline that holds it: through a weak_ptr, so that the two do
+  // not keep each other alive.
   auto self = std::make_shared<std::optional<flux::Pipeline>>();
-  auto countdown = flux::node("countdown", [self](std::int64_t n, flux::Context& ctx) {
+  std::weak_ptr<std::optional<flux::Pipeline>> weak_self = self;
+  auto countdown = flux::node("countdown", [weak_self](std::int64_t n, flux::Context& ctx) {
     if (n == 0) return ctx.start(flux::node("zero", [](std::int64_t) { return 100; }), 0);
-    return ctx.start(**self, n - 1);
+    return ctx.start(**weak_self.lock(), n - 1);
   });
   *self = countdown | flux::node("inc", [](std::int64_t x) { return x + 1; });
   flux::RunResult r = rt.run(**self, 3);

@@ -233,4 +233,21 @@ TEST(StoreFaults, AStoreThatRestartedEmptyIsReportedAsHavingLostItsData) {
   EXPECT_EQ(again.value<std::int64_t>(), 3);
 }
 
+// A run recorded as failed by the store's correction expires like any finished run.
+TEST(StoreFaults, ARunFailedByTheStoreIsKeptOnlyAsLongAsRetentionSays) {
+  flux::test::RedisServer server;
+  server.cli("CONFIG SET proto-max-bulk-len 1mb");
+  flux::Config config = config_for(server);
+  config.retention = flux::Retention{.max_age = std::chrono::hours(1)};
+  const std::string prefix = config.key_prefix;
+  flux::Runtime rt(std::move(config));
+  auto big = flux::node("big", [](std::int64_t n) { return std::string(std::size_t(n), 'x'); });
+  flux::RunResult r = rt.run(big, std::int64_t{2} << 20);
+  ASSERT_FALSE(r.ok());
+  ASSERT_TRUE(settled(rt, r.run_id, flux::RunStatus::failed));
+  const long long ttl_ms = std::stoll(server.cli("PTTL '" + prefix + ":{" + r.run_id + "}:run'"));
+  EXPECT_GT(ttl_ms, 3'000'000) << "about an hour";
+  EXPECT_LE(ttl_ms, 3'600'000);
+}
+
 }  // namespace

@@ -173,8 +173,9 @@ return 1
 )lua";
 
 // Write::FailRun. KEYS: 1 fence, 2 run record, 3 lease, 4 the all-runs index, 5-7 the
-// running, completed and failed indexes. ARGV: the failed writer's token, the record, its
-// index score, the run id. `allow-oom`: it must land even when the store is full — a
+// running, completed and failed indexes, 8-10 history, kv, shared. ARGV: the failed
+// writer's token, the record, its index score, the run id, ms to keep the run's keys
+// (retention, "0": for good). `allow-oom`: it must land even when the store is full — a
 // record replaced by one of about the same size — so that the store says what the caller
 // was told. Returns 1, or 0 if another owner took the run since (its call, not ours).
 constexpr const char* k_fail_script = R"lua(#!lua flags=allow-oom
@@ -188,6 +189,10 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('ZREM', KEYS[6], ARGV[4])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4])
+local keep = tonumber(ARGV[5])
+if keep > 0 then
+  for _, k in ipairs({1, 2, 8, 9, 10}) do redis.call('PEXPIRE', KEYS[k], keep) end
+end
 return 1
 )lua";
 
@@ -465,7 +470,7 @@ RedisCommand RedisStorage::fail_script_for(const Write& w) const {
   const std::string runs_index = options_.key_prefix + ":runs";
   return {"EVALSHA",
           fail_sha_,
-          "7",
+          "10",
           fence_key(id),
           run_key(id),
           lease_key(id),
@@ -473,10 +478,14 @@ RedisCommand RedisStorage::fail_script_for(const Write& w) const {
           runs_index + ":running",
           runs_index + ":completed",
           runs_index + ":failed",
+          history_key(id),
+          scope_key(id, Scope::kv),
+          scope_key(id, Scope::shared),
           std::to_string(w.fence),
           checked_size(encode_run(run), id, run_key(id)),
           score_of(run),
-          id};
+          id,
+          std::to_string(options_.retention.max_age.count())};
 }
 
 std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
@@ -521,13 +530,10 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
     return r.type == RedisReply::Type::error && r.str.rfind("NOSCRIPT", 0) == 0;
   });
   if (lost_scripts) {
-    // The server lost its scripts (restarted, or SCRIPT FLUSH): load them again and resend —
-    // every command of a batch may be applied twice.
+    // The server lost its scripts (restarted, or SCRIPT FLUSH): load them again (a script's
+    // SHA1 is that of its text: the calls stay as they are) and resend — every command of a
+    // batch may be applied twice.
     load_scripts();
-    for (auto& c : cmds) {
-      if (c.empty() || c[0] != "EVALSHA") continue;
-      c[1] = c[2] == "7" ? fail_sha_ : apply_sha_;
-    }
     replies = writer_->execute(cmds);
   }
   for (const Group& g : groups) {
