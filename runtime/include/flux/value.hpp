@@ -15,6 +15,11 @@
 ///
 /// Thread safety: a Value is a plain value type. Concurrent reads are safe;
 /// concurrent writes to one Value need external synchronisation.
+///
+/// Depth: a Value may nest lists and maps at most `k_max_value_depth` (60) levels deep
+/// wherever it enters Flux (see there). Building, copying, comparing, printing and destroying
+/// a deeper Value is still safe -- none of them recurses -- so a too-deep value is refused with
+/// an error, never a stack overflow.
 
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +33,20 @@
 #include "flux/error.hpp"
 
 namespace flux {
+
+/// The deepest nesting of lists and maps a Value may have where it enters Flux: a run's input,
+/// a node's output (also a parallel's gathered outputs), and what a node stores through
+/// `Context::save` and `SharedState::set/update`. A scalar has depth 0, a list or map of
+/// scalars (or an empty one) depth 1, `[[1]]` depth 2. A deeper value is refused where it
+/// enters, with a `flux::Error` naming where (run input, node and step, key), its depth and
+/// this limit; a run input is refused before anything runs.
+///
+/// Why 60: far deeper than real data (JSON documents rarely nest 20 levels), and small enough
+/// that the recursive parts of Flux -- the record codec, user codecs -- stay a few kilobytes
+/// of stack on any thread, and that the stored format reads every such value back: Cap'n
+/// Proto spends up to three nesting levels per map, so the reader's nesting limit is 188.
+/// One limit for every store, so a pipeline that works in memory works on Redis.
+inline constexpr std::size_t k_max_value_depth = 60;
 
 /// Raw binary data (not text). Encoded as the schema's `Data`.
 using Bytes = std::vector<std::byte>;
@@ -61,6 +80,16 @@ class Value {
   Value(Bytes b) noexcept : v_(std::move(b)) {}
   Value(List l) noexcept : v_(std::move(l)) {}
   Value(Map m) noexcept : v_(std::move(m)) {}
+
+  // The special members never recurse into nested lists/maps (they walk them with an explicit
+  // stack), so a Value of any depth -- even one far beyond k_max_value_depth that a user built
+  // -- is copied, assigned and destroyed without overflowing the thread's stack.
+  Value(const Value& other);
+  Value(Value&& other) noexcept = default;  // takes the containers over: no recursion
+  Value& operator=(const Value& other);
+  /// Also safe when `other` lives inside `*this` (`v = std::move(v.as_list()[0])`).
+  Value& operator=(Value&& other) noexcept;
+  ~Value();
 
   Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
   bool is_null() const noexcept { return kind() == Kind::null; }
@@ -96,11 +125,17 @@ class Value {
   template <class T>
   static Value from(const T& x);
 
+  /// Levels of nested lists and maps: 0 for a scalar, 1 for a list or map whose elements are
+  /// scalars (or that is empty), and so on. Iterative: safe for any depth.
+  std::size_t depth() const;
+
   /// A compact, JSON-like rendering for logs and error messages; strings are quoted and
   /// escaped, bytes print as b"hex". Output longer than `max_chars` is cut with "...".
   std::string to_string(std::size_t max_chars = std::string::npos) const;
 
-  friend bool operator==(const Value& a, const Value& b) noexcept { return a.v_ == b.v_; }
+  /// Deep equality (kinds and contents; float64 compares as double, so NaN != NaN).
+  /// Iterative: safe for any depth. Not noexcept: it allocates its work stack.
+  friend bool operator==(const Value& a, const Value& b);
 
  private:
   template <class I>
@@ -111,6 +146,11 @@ class Value {
     return static_cast<std::int64_t>(i);
   }
   [[noreturn]] static void throw_unsigned_overflow(std::uint64_t v);
+  // True if this is a list or map holding a non-empty list or map: destroying it by the
+  // containers' own destructors would recurse.
+  bool holds_nested_containers() const noexcept;
+  // Destroys the nested containers bottom-up with an explicit stack (see ~Value).
+  void dismantle() noexcept;
 
   std::variant<std::monostate, bool, std::int64_t, double, std::string, Bytes, List, Map> v_;
 };
