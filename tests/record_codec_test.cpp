@@ -6,19 +6,23 @@
 
 #include "record_codec.hpp"
 
+#include <capnp/any.h>
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <capnp/serialize-packed.h>
 #include <capnp/serialize.h>
 #include <gtest/gtest.h>
 #include <kj/io.h>
+#include <malloc.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <flux/error.hpp>
 #include <flux/record.hpp>
@@ -26,6 +30,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <new>
 #include <optional>
 #include <random>
 #include <string>
@@ -34,7 +39,47 @@
 
 #include "schema/flux.capnp.h"
 
+// ---------------------------------------------------------------------------------------------
+// Counting allocator: bytes held through operator new (the C++ library, Cap'n Proto's kj
+// arrays), and their peak, so that tests can measure what decoding a record allocates.
+
+namespace alloc_count {
+std::atomic<std::int64_t> held{0};
+std::atomic<std::int64_t> peak{0};
+
+void* take(std::size_t n) {
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) throw std::bad_alloc();
+  const std::int64_t now =
+      held.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed) +
+      static_cast<std::int64_t>(malloc_usable_size(p));
+  std::int64_t seen = peak.load(std::memory_order_relaxed);
+  while (now > seen && !peak.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+  }
+  return p;
+}
+
+void give(void* p) noexcept {
+  if (p == nullptr) return;
+  held.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  std::free(p);
+}
+}  // namespace alloc_count
+
+void* operator new(std::size_t n) { return alloc_count::take(n); }
+void operator delete(void* p) noexcept { alloc_count::give(p); }
+void operator delete(void* p, std::size_t) noexcept { alloc_count::give(p); }
+
 namespace recordcodectest {
+
+// The most bytes held through operator new while `f` ran, above what was held before.
+template <class F>
+std::int64_t peak_allocation(F&& f) {
+  const std::int64_t base = alloc_count::held.load();
+  alloc_count::peak.store(base);
+  f();
+  return alloc_count::peak.load() - base;
+}
 
 using flux::Errc;
 using flux::Error;
@@ -48,6 +93,9 @@ namespace w = flux::wire;
 using namespace std::chrono_literals;
 
 constexpr std::string_view kKey = "flux:{r1}:h:7";
+// What decode_error expects of hand-built records: run "r1"'s record, history entry 0.
+constexpr std::string_view kRunId = "r1";
+constexpr std::uint64_t kSeq = 0;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -58,15 +106,15 @@ flux::Bytes bytes_of(std::string_view s) {
   return b;
 }
 
-Value nested_lists(int depth, Value leaf = Value(1)) {
+Value nested_lists(std::size_t depth, Value leaf = Value(1)) {
   Value v = std::move(leaf);
-  for (int i = 0; i < depth; ++i) v = Value(Value::List{std::move(v)});
+  for (std::size_t i = 0; i < depth; ++i) v = Value(Value::List{std::move(v)});
   return v;
 }
 
-Value nested_maps(int depth, Value leaf = Value(1)) {
+Value nested_maps(std::size_t depth, Value leaf = Value(1)) {
   Value v = std::move(leaf);
-  for (int i = 0; i < depth; ++i) v = Value(Value::Map{{"k", std::move(v)}});
+  for (std::size_t i = 0; i < depth; ++i) v = Value(Value::Map{{"k", std::move(v)}});
   return v;
 }
 
@@ -87,9 +135,12 @@ Value rich_value() {
   };
 }
 
+constexpr std::uint64_t kSampleSeq = 42;
+constexpr std::string_view kSampleRunId = "run-0123456789abcdef";
+
 HistoryEntry sample_history(bool with_error) {
   HistoryEntry e;
-  e.seq = 42;
+  e.seq = kSampleSeq;
   e.type = HistoryEntry::Type::parallel;
   e.node = "parallel";
   e.step = "1.0.2";
@@ -108,7 +159,7 @@ HistoryEntry sample_history(bool with_error) {
 
 RunInfo sample_run(bool finished_failed) {
   RunInfo r;
-  r.id = "run-0123456789abcdef";
+  r.id = kSampleRunId;
   r.pipeline = "inc | parallel(dbl, sq) | add";
   r.fingerprint = "9f86d081884c7d659a2feaa0c55ad015";
   r.status = finished_failed ? flux::RunStatus::failed : flux::RunStatus::running;
@@ -146,17 +197,18 @@ void set_le32(std::string& s, std::size_t at, std::uint32_t v) {
 }
 
 // Decodes `bytes` as `kind`; returns the error message ("" if it decoded).
-std::string decode_error(RecordKind kind, std::string_view bytes, std::string_view key = kKey) {
+std::string decode_error(RecordKind kind, std::string_view bytes, std::string_view key = kKey,
+                         std::string_view run_id = kRunId, std::uint64_t seq = kSeq) {
   try {
     switch (kind) {
       case RecordKind::value:
         (void)d::decode_value(bytes, key);
         break;
       case RecordKind::history:
-        (void)d::decode_history(bytes, key);
+        (void)d::decode_history(bytes, key, seq);
         break;
       case RecordKind::run:
-        (void)d::decode_run(bytes, key);
+        (void)d::decode_run(bytes, key, run_id);
         break;
     }
   } catch (const Error& e) {
@@ -300,25 +352,25 @@ TEST(RecordCodec, HighlyCompressibleValuesRoundTrip) {
 }
 
 TEST(RecordCodec, ValuesUpToTheDepthLimitRoundTrip) {
-  EXPECT_EQ(d::k_max_value_depth, 60);
+  EXPECT_EQ(flux::k_max_value_depth, 60u);
   // Maps cost Cap'n Proto two nesting levels each, lists one: both must work at the limit,
   // as a bare value and inside history and run records.
   std::vector<Value> deepest = {
-      nested_lists(d::k_max_value_depth), nested_maps(d::k_max_value_depth),
-      nested_maps(d::k_max_value_depth - 1, Value(Value::Map{})),
-      nested_lists(d::k_max_value_depth - 1, Value(Value::List{})),
-      nested_maps(d::k_max_value_depth / 2,
-                  nested_lists(d::k_max_value_depth / 2, rich_value().at("b")))};
+      nested_lists(flux::k_max_value_depth), nested_maps(flux::k_max_value_depth),
+      nested_maps(flux::k_max_value_depth - 1, Value(Value::Map{})),
+      nested_lists(flux::k_max_value_depth - 1, Value(Value::List{})),
+      nested_maps(flux::k_max_value_depth / 2,
+                  nested_lists(flux::k_max_value_depth / 2, rich_value().at("b")))};
   for (const Value& v : deepest) {
     expect_value_round_trip(v);
     HistoryEntry e = sample_history(false);
     e.input = v;
     e.output = v;
-    EXPECT_EQ(d::decode_history(d::encode_history(e), kKey), e);
+    EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
     RunInfo r = sample_run(false);
     r.input = v;
     r.output = v;
-    EXPECT_EQ(d::decode_run(d::encode_run(r), kKey), r);
+    EXPECT_EQ(d::decode_run(d::encode_run(r), kKey, r.id), r);
   }
 }
 
@@ -330,14 +382,17 @@ TEST(RecordCodec, TooDeepValuesAreRefusedAtWriteTime) {
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), Errc::invalid_argument);
       const std::string msg = e.what();
-      EXPECT_NE(msg.find("nested more than 60 levels deep"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("levels deep (lists/maps); the limit is 60 (flux::k_max_value_depth)"),
+                std::string::npos)
+          << msg;
       EXPECT_NE(msg.find(what), std::string::npos) << msg;
     }
   };
-  const Value too_deep = nested_lists(d::k_max_value_depth + 1);
-  expect_refused([&] { d::encode_value(too_deep); }, "value record");
-  expect_refused([&] { d::encode_value(nested_maps(d::k_max_value_depth + 1)); }, "value record");
-  expect_refused([&] { d::encode_value(nested_lists(1000)); }, "value record");
+  const Value too_deep = nested_lists(flux::k_max_value_depth + 1);
+  expect_refused([&] { d::encode_value(too_deep); }, "value record: value is nested 61 levels");
+  expect_refused([&] { d::encode_value(nested_maps(flux::k_max_value_depth + 1)); },
+                 "value record");
+  expect_refused([&] { d::encode_value(nested_lists(1000)); }, "nested 1000 levels deep");
   HistoryEntry e = sample_history(false);
   e.output = too_deep;
   expect_refused([&] { d::encode_history(e); },
@@ -350,7 +405,7 @@ TEST(RecordCodec, TooDeepValuesAreRefusedAtWriteTime) {
 TEST(RecordCodec, HistoryEntryRoundTripsAllFields) {
   for (bool with_error : {false, true}) {
     const HistoryEntry e = sample_history(with_error);
-    const HistoryEntry back = d::decode_history(d::encode_history(e), kKey);
+    const HistoryEntry back = d::decode_history(d::encode_history(e), kKey, 42);
     EXPECT_EQ(back, e);
     EXPECT_EQ(back.seq, 42u);
     EXPECT_EQ(back.type, HistoryEntry::Type::parallel);
@@ -361,7 +416,7 @@ TEST(RecordCodec, HistoryEntryRoundTripsAllFields) {
   }
   // Defaults, a node entry, an empty error message (failed, but with no text) and extreme times.
   HistoryEntry plain;
-  EXPECT_EQ(d::decode_history(d::encode_history(plain), kKey), plain);
+  EXPECT_EQ(d::decode_history(d::encode_history(plain), kKey, 0), plain);
   HistoryEntry odd = sample_history(true);
   odd.type = HistoryEntry::Type::node;
   odd.error = "";
@@ -370,7 +425,7 @@ TEST(RecordCodec, HistoryEntryRoundTripsAllFields) {
   odd.start = Timestamp(std::chrono::nanoseconds(std::numeric_limits<std::int64_t>::min()));
   odd.end = Timestamp(std::chrono::nanoseconds(std::numeric_limits<std::int64_t>::max()));
   odd.duration = std::chrono::nanoseconds(-1);
-  const HistoryEntry back = d::decode_history(d::encode_history(odd), kKey);
+  const HistoryEntry back = d::decode_history(d::encode_history(odd), kKey, odd.seq);
   EXPECT_EQ(back, odd);
   ASSERT_TRUE(back.error.has_value());
   EXPECT_EQ(*back.error, "");
@@ -380,21 +435,23 @@ TEST(RecordCodec, HistoryEntryRoundTripsAllFields) {
 TEST(RecordCodec, RunInfoRoundTripsAllFields) {
   for (bool finished_failed : {false, true}) {
     const RunInfo r = sample_run(finished_failed);
-    EXPECT_EQ(d::decode_run(d::encode_run(r), kKey), r);
+    EXPECT_EQ(d::decode_run(d::encode_run(r), kKey, r.id), r);
   }
   RunInfo done = sample_run(false);
   done.status = flux::RunStatus::completed;
   done.finished = Timestamp(0ns);  // finished at exactly the epoch is still "finished"
-  const RunInfo back = d::decode_run(d::encode_run(done), kKey);
+  const RunInfo back = d::decode_run(d::encode_run(done), kKey, done.id);
   EXPECT_EQ(back, done);
   ASSERT_TRUE(back.finished.has_value());
   EXPECT_FALSE(back.error.has_value());
   // A failure that is not a node's (empty node and step).
   RunInfo store_failed = sample_run(true);
   store_failed.error = flux::RunFailure{"", "", ""};
-  EXPECT_EQ(d::decode_run(d::encode_run(store_failed), kKey), store_failed);
-  RunInfo empty;
-  EXPECT_EQ(d::decode_run(d::encode_run(empty), kKey), empty);
+  EXPECT_EQ(d::decode_run(d::encode_run(store_failed), kKey, store_failed.id), store_failed);
+  // Every field at its default but the id, which a reader needs to match the key.
+  RunInfo minimal;
+  minimal.id = "r";
+  EXPECT_EQ(d::decode_run(d::encode_run(minimal), kKey, "r"), minimal);
 }
 
 TEST(RecordCodec, RunRecordDoesNotStoreHistory) {
@@ -402,7 +459,7 @@ TEST(RecordCodec, RunRecordDoesNotStoreHistory) {
   const std::string without = d::encode_run(r);
   r.history = {sample_history(false), sample_history(true)};
   EXPECT_EQ(d::encode_run(r), without);
-  const RunInfo back = d::decode_run(without, kKey);
+  const RunInfo back = d::decode_run(without, kKey, r.id);
   EXPECT_TRUE(back.history.empty());
 }
 
@@ -526,7 +583,7 @@ TEST(RecordCodec, ForeignMessageNestedBeyondTheLimitIsRejected) {
     return d::seal_record(RecordKind::history, packed_payload(mb));
   };
   EXPECT_EQ(d::decode_value(lists(60), kKey), nested_lists(60));
-  EXPECT_EQ(d::decode_history(maps(60), kKey).output, nested_maps(60, Value("leaf")));
+  EXPECT_EQ(d::decode_history(maps(60), kKey, 0).output, nested_maps(60, Value("leaf")));
   EXPECT_CORRUPT(RecordKind::value, lists(61), "a Value is nested more than 60 levels deep");
   EXPECT_CORRUPT(RecordKind::value, lists(500), "a Value is nested more than 60 levels deep");
   EXPECT_CORRUPT(RecordKind::history, maps(61), "a Value is nested more than 60 levels deep");
@@ -594,6 +651,7 @@ TEST(RecordCodec, UnknownUnionCaseFromNewerWriterIsRejected) {
   {  // run failure union
     capnp::MallocMessageBuilder mb;
     auto r = mb.initRoot<w::RunRecord>();
+    r.setId(kRunId.data());
     r.getFailure().initFailed().setMessage("x");
     poke16(r, discriminant_of<w::RunRecord::Failure>(), 3);
     EXPECT_CORRUPT(RecordKind::run, d::seal_record(RecordKind::run, packed_payload(mb)),
@@ -636,7 +694,7 @@ TEST(RecordCodec, FieldsUnknownToThisReaderAreIgnored) {
   data[data.size() - 1] = 0xAB;  // a field this reader does not know
   any.getPointerSection()[proto.getPointerCount() + 1].setAs<capnp::Text>("newer field");
   const HistoryEntry back =
-      d::decode_history(d::seal_record(RecordKind::history, packed_payload(mb)), kKey);
+      d::decode_history(d::seal_record(RecordKind::history, packed_payload(mb)), kKey, 5);
   EXPECT_EQ(back.seq, 5u);
   EXPECT_EQ(back.node, "inc");
   EXPECT_EQ(back.input, Value(7));
@@ -653,6 +711,191 @@ TEST(RecordCodec, BinaryKeysAreEscapedInMessages) {
               std::string::npos)
         << e.what();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// forged records: a valid envelope and CRC around content crafted to do harm
+
+// A packed message of one segment of zero words -- a null root, so every field at its default
+// -- about `payload_bytes` long. Each "\0\xff" unpacks to 256 words: 1024 times its size.
+std::string zero_payload(std::size_t payload_bytes) {
+  const std::size_t runs = (payload_bytes - 6) / 2;
+  const std::uint64_t words = std::uint64_t{runs} * 256;
+  // The segment table word: segment count - 1 (0) in bytes 0-3, the segment's size in 4-7;
+  // packed as a tag (which bytes are non-zero) followed by the non-zero bytes.
+  std::string p(1, '\0');
+  for (int i = 4; i < 8; ++i) {
+    const auto b = static_cast<unsigned char>((words >> (8 * (i - 4))) & 0xFF);
+    if (b != 0) {
+      p[0] = static_cast<char>(static_cast<unsigned char>(p[0]) | (1u << i));
+      p += static_cast<char>(b);
+    }
+  }
+  for (std::size_t i = 0; i < runs; ++i) p += std::string("\0\xff", 2);
+  return p;
+}
+
+// A record of `kind` whose Value claims a list (or map) of `n` zero-size elements -- a few
+// bytes that claim n elements -- behind `pad_bytes` of zero bytes (in the record's output,
+// for history and run records) that raise the traversal limit. Otherwise it is what the
+// fuzz seeds are: history entry kSampleSeq, run kSampleRunId.
+std::string claim_record(RecordKind kind, unsigned n, bool map, std::size_t pad_bytes) {
+  capnp::MallocMessageBuilder mb;
+  const auto claim = [&](w::Value::Builder v) {
+    if (map) {
+      v.initMap(0);
+    } else {
+      v.initList(0);
+    }
+    capnp::toAny(v).getPointerSection()[0].initAsListOfAnyStruct(0, 0, n);
+  };
+  switch (kind) {
+    case RecordKind::value:
+      claim(mb.initRoot<w::Value>());
+      break;
+    case RecordKind::history: {
+      auto e = mb.initRoot<w::HistoryEntry>();
+      e.setSeq(kSampleSeq);
+      e.setNode("inc");
+      claim(e.initInput());
+      if (pad_bytes != 0) e.initOutput().initData(static_cast<unsigned>(pad_bytes));
+      break;
+    }
+    case RecordKind::run: {
+      auto r = mb.initRoot<w::RunRecord>();
+      r.setId(std::string(kSampleRunId).c_str());
+      claim(r.initInput());
+      if (pad_bytes != 0) r.initOutput().initData(static_cast<unsigned>(pad_bytes));
+      break;
+    }
+  }
+  return d::seal_record(kind, packed_payload(mb));
+}
+
+// What reading a record with a payload of `payload_bytes` may allocate (record_codec.hpp), plus
+// room for what the budget does not count (the reader object, error messages).
+std::int64_t allowed_peak(std::size_t payload_bytes) {
+  return static_cast<std::int64_t>(
+      std::max<std::size_t>(d::k_read_memory_floor, d::k_read_memory_ratio * payload_bytes) +
+      (64 << 10));
+}
+
+TEST(RecordCodec, ForgedRecordsOfZerosAreRefusedBeforeTheyUnpack) {
+  // 1 MiB and 16 MiB of packed zeros would unpack to 1 GiB and 16 GiB (bad_alloc) and decode
+  // as an all-default record; the unpacked size is now checked before anything is allocated.
+  for (const std::size_t mib : {1, 16}) {
+    for (const RecordKind kind : {RecordKind::value, RecordKind::history, RecordKind::run}) {
+      const std::string rec = d::seal_record(kind, zero_payload(mib << 20));
+      std::string msg;
+      const std::int64_t peak = peak_allocation([&] { msg = decode_error(kind, rec); });
+      EXPECT_NE(msg.find("corrupt record at key \"flux:{r1}:h:7\": implausible size: the "),
+                std::string::npos)
+          << msg;
+      EXPECT_NE(msg.find("bytes, more than the " +
+                         std::to_string(std::max(d::k_read_memory_floor,
+                                                 d::k_read_memory_ratio * (rec.size() - 16))) +
+                         " bytes a record of that size may use when read"),
+                std::string::npos)
+          << msg;
+      EXPECT_LE(peak, 64 << 10) << msg;
+      std::printf(
+          "[ forged   ] %2zu MiB of zeros as a %-7s record: refused, %lld bytes allocated\n", mib,
+          d::to_string(kind), static_cast<long long>(peak));
+    }
+  }
+}
+
+TEST(RecordCodec, ClaimedListLengthsAreCheckedBeforeAllocating) {
+  // A list of 2 million zero-size elements costs Cap'n Proto one word of traversal each, and
+  // 24 MB of packed zeros (24 KB on the wire) pay for that; but 2 million flux::Values would
+  // need 112 MB. Refused when the list is reached, before reserving it.
+  for (const RecordKind kind : {RecordKind::history, RecordKind::run}) {
+    for (const bool map : {false, true}) {
+      const std::string rec = claim_record(kind, 2'000'000, map, 24'000'000);
+      std::string msg;
+      const std::int64_t peak =
+          peak_allocation([&] { msg = decode_error(kind, rec, kKey, kSampleRunId, kSampleSeq); });
+      EXPECT_NE(
+          msg.find(map ? "implausible size: a map of 2000000 entries would need 2000000 * "
+                       : "implausible size: a list of 2000000 elements would need 2000000 * "),
+          std::string::npos)
+          << msg;
+      EXPECT_LE(peak, allowed_peak(rec.size() - 16)) << msg;
+      std::printf("[ forged   ] %-7s record of %zu bytes claiming a %s of 2e6: %lld bytes peak\n",
+                  d::to_string(kind), rec.size(), map ? "map " : "list",
+                  static_cast<long long>(peak));
+    }
+  }
+  // Without the padding Cap'n Proto's traversal limit (the unpacked size) refuses the claim.
+  const std::string tiny = claim_record(RecordKind::value, (1u << 29) - 1, false, 0);
+  std::string msg;
+  const std::int64_t peak = peak_allocation([&] { msg = decode_error(RecordKind::value, tiny); });
+  EXPECT_NE(msg.find("corrupt record at key \"flux:{r1}:h:7\": undecodable: "), std::string::npos)
+      << msg;
+  EXPECT_LE(peak, 64 << 10);
+}
+
+TEST(RecordCodec, AllDefaultRecordsAreRefused) {
+  capnp::MallocMessageBuilder run;
+  run.initRoot<w::RunRecord>();
+  EXPECT_CORRUPT(RecordKind::run, d::seal_record(RecordKind::run, packed_payload(run)),
+                 "invalid content: the run id is empty");
+  EXPECT_CORRUPT(RecordKind::run, d::seal_record(RecordKind::run, zero_payload(64)),
+                 "invalid content: the run id is empty");
+  capnp::MallocMessageBuilder history;
+  history.initRoot<w::HistoryEntry>();
+  EXPECT_NE(
+      decode_error(RecordKind::history,
+                   d::seal_record(RecordKind::history, packed_payload(history)), kKey, kRunId, 3)
+          .find("invalid content: the entry says it is number 0 of its run's history but "
+                "is stored as number 3"),
+      std::string::npos);
+  // encode refuses what decode would refuse.
+  try {
+    d::encode_run(RunInfo{});
+    ADD_FAILURE() << "encoded a run without an id";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_argument);
+    EXPECT_STREQ(e.what(), "cannot encode run record: the run id is empty");
+  }
+}
+
+TEST(RecordCodec, AnotherRunsRecordUnderThisRunsKeyIsRefused) {
+  // Run B's valid record stored under run A's key: reading A must not return B (resuming A
+  // would then write into B).
+  RunInfo b = sample_run(false);
+  b.id = "B";
+  const std::string rec = d::encode_run(b);
+  EXPECT_EQ(d::decode_run(rec, "flux:{B}:run", "B"), b);
+  const std::string msg = decode_error(RecordKind::run, rec, "flux:{A}:run", "A");
+  EXPECT_EQ(msg,
+            "corrupt record at key \"flux:{A}:run\": invalid content: run id mismatch (the record "
+            "is run \"B\"'s; the key is run \"A\"'s)");
+  // A history entry moved to another position of the history.
+  const std::string entry = d::encode_history(sample_history(false));
+  EXPECT_NE(decode_error(RecordKind::history, entry, kKey, kRunId, 41)
+                .find("the entry says it is number 42 of its run's history but is stored as "
+                      "number 41"),
+            std::string::npos);
+}
+
+TEST(RecordCodec, RecordsTooCompressibleToReadBackAreRefusedAtWriteTime) {
+  // 2 million nulls: a 47 KB record that would take 160 MB to read. A reader refuses that (a
+  // forged record could do the same), so the writer does, with the reason.
+  try {
+    d::encode_value(Value(Value::List(2'000'000)));
+    ADD_FAILURE() << "encoded a record that cannot be read back";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::invalid_argument);
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("cannot encode value record: reading its "), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the value is mostly nulls or zero bytes"), std::string::npos) << msg;
+  }
+  // What real data looks like stays far below the ratio, also beyond the floor.
+  Value::List ints;
+  for (std::int64_t i = 0; i < 1'000'000; ++i) ints.emplace_back(i % 100 == 0 ? 0 : i);
+  expect_value_round_trip(Value(std::move(ints)));
+  expect_value_round_trip(Value(Value::List(500'000, Value(false))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -702,7 +945,8 @@ struct FuzzStats {
 };
 
 // Every input either decodes or is rejected with Error(storage) naming the key; anything
-// decoded re-encodes deterministically.
+// decoded re-encodes deterministically. History entries are expected at position 42 and run
+// records to be run kSampleRunId's, as the seeds are.
 void fuzz_one(RecordKind kind, std::string_view bytes, FuzzStats& stats, const char* what,
               std::size_t index) {
   ++stats.inputs;
@@ -721,26 +965,27 @@ void fuzz_one(RecordKind kind, std::string_view bytes, FuzzStats& stats, const c
         break;
       }
       case RecordKind::history: {
-        const HistoryEntry h = d::decode_history(bytes, kKey);
+        const HistoryEntry h = d::decode_history(bytes, kKey, kSampleSeq);
         try {
           again = d::encode_history(h);
         } catch (const Error& e) {
           EXPECT_EQ(e.code(), Errc::invalid_argument) << e.what();
           break;
         }
-        EXPECT_EQ(d::encode_history(d::decode_history(again, kKey)), again)
+        EXPECT_EQ(d::encode_history(d::decode_history(again, kKey, kSampleSeq)), again)
             << what << " #" << index;
         break;
       }
       case RecordKind::run: {
-        const RunInfo r = d::decode_run(bytes, kKey);
+        const RunInfo r = d::decode_run(bytes, kKey, kSampleRunId);
         try {
           again = d::encode_run(r);
         } catch (const Error& e) {
           EXPECT_EQ(e.code(), Errc::invalid_argument) << e.what();
           break;
         }
-        EXPECT_EQ(d::encode_run(d::decode_run(again, kKey)), again) << what << " #" << index;
+        EXPECT_EQ(d::encode_run(d::decode_run(again, kKey, kSampleRunId)), again)
+            << what << " #" << index;
         break;
       }
     }
@@ -895,6 +1140,71 @@ TEST(RecordCodec, FuzzedInputsDecodeOrFailCleanly) {
     fuzz_one(seed.kind, d::seal_record(seed.kind, p), stats["valid envelope, mutated payload"],
              "valid envelope, mutated payload", i);
   }
+
+  // 6. Forged: a valid envelope and CRC around content crafted to exhaust memory or to pass
+  //    for another record -- packed zeros, huge claimed list/map lengths (with and without
+  //    zero padding that raises the traversal limit), all-default records, another run's
+  //    record, an entry at another position. Every one is refused, and no decode allocates
+  //    more than a record of its size may use.
+  std::int64_t worst_peak = 0;
+  std::size_t worst_size = 0;
+  const std::size_t kForged = 60 * RECORD_CODEC_FUZZ_SCALE;
+  for (std::size_t i = 0; i < kForged; ++i) {
+    RecordKind k = kinds[uniform(3)];
+    std::string rec;
+    switch (i % 5) {
+      case 0:  // packed zeros; as a value record only where it is too big (a null is valid)
+        if (k == RecordKind::value) {
+          rec = d::seal_record(k, zero_payload((64 << 10) + uniform(2 << 20)));
+        } else {
+          rec = d::seal_record(k, zero_payload(16 + uniform(i % 2 == 0 ? 4096 : 2 << 20)));
+        }
+        break;
+      case 1: {
+        const std::size_t pads[] = {0, 1 << 20, 8 << 20, 24'000'000};
+        k = i % 2 == 0 ? RecordKind::history : RecordKind::run;
+        rec = claim_record(k, static_cast<unsigned>((1 << 16) + uniform((1u << 29) - (1 << 16))),
+                           rng() % 2 == 0, pads[uniform(4)]);
+        break;
+      }
+      case 2: {  // all defaults, but for a few random bytes of zero-heavy payload
+        k = k == RecordKind::value ? RecordKind::run : k;
+        capnp::MallocMessageBuilder mb;
+        if (k == RecordKind::run) {
+          mb.initRoot<w::RunRecord>().setOwner(std::string(uniform(8), 'x').c_str());
+        } else {
+          mb.initRoot<w::HistoryEntry>().setAttempt(static_cast<std::uint32_t>(rng()));
+        }
+        rec = d::seal_record(k, packed_payload(mb));
+        break;
+      }
+      case 3: {  // another run's valid record
+        k = RecordKind::run;
+        RunInfo other = sample_run(i % 2 == 0);
+        other.id = "run-" + std::to_string(rng());
+        rec = d::encode_run(other);
+        break;
+      }
+      default: {  // a valid entry at another position
+        k = RecordKind::history;
+        HistoryEntry h = sample_history(i % 2 == 0);
+        h.seq = kSampleSeq + 1 + uniform(1000);
+        rec = d::encode_history(h);
+        break;
+      }
+    }
+    const std::int64_t peak = peak_allocation(
+        [&] { fuzz_one(k, rec, stats["forged, valid CRC"], "forged, valid CRC", i); });
+    EXPECT_LE(peak, allowed_peak(rec.size() - d::k_envelope_size))
+        << "forged #" << i << ": " << rec.size() << "-byte record";
+    if (peak > worst_peak) {
+      worst_peak = peak;
+      worst_size = rec.size();
+    }
+  }
+  std::printf("[ fuzz     ] forged: largest decode allocation %lld bytes (a %zu-byte record)\n",
+              static_cast<long long>(worst_peak), worst_size);
+  EXPECT_EQ(stats["forged, valid CRC"].decoded, 0u);
 
   std::size_t total = 0;
   for (const auto& [name, s] : stats) {

@@ -12,8 +12,11 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <optional>
+#include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "flux/error.hpp"
 #include "schema/flux.capnp.h"
@@ -188,28 +191,105 @@ std::uint64_t unpacked_words(std::string_view p) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Encoding
+// The memory a read may use (see "memory" in record_codec.hpp)
 
-// True if `v` has more than `budget` levels of nested lists/maps. Recurses at most budget+1 deep.
-bool deeper_than(const Value& v, int budget) {
-  if (v.is_list()) {
-    if (budget == 0) return true;
-    for (const Value& e : v.as_list())
-      if (deeper_than(e, budget - 1)) return true;
-  } else if (v.is_map()) {
-    if (budget == 0) return true;
-    for (const auto& [k, e] : v.as_map())
-      if (deeper_than(e, budget - 1)) return true;
-  }
-  return false;
+// Words of slack in the traversal limit over the unpacked size (a multi-segment message from
+// another writer may count a landing pad or two more than it holds).
+constexpr std::uint64_t k_traversal_slack_words = 64;
+
+// What reading a list element, a map entry, a string or bytes value costs, charged before it
+// is allocated: the C++ objects it becomes (a map entry is a tree node holding key and value).
+constexpr std::uint64_t k_list_element_cost = sizeof(Value);
+constexpr std::uint64_t k_map_entry_cost = sizeof(std::string) + sizeof(Value) + 4 * sizeof(void*);
+
+std::uint64_t read_memory_limit(std::size_t payload_size) {
+  return std::max<std::uint64_t>(k_read_memory_floor,
+                                 std::uint64_t{k_read_memory_ratio} * payload_size);
 }
 
+// The traversal limit for a payload that unpacks to `words`; Cap'n Proto allocates at most
+// this many words for the message.
+std::uint64_t traversal_limit(std::uint64_t words) { return words + k_traversal_slack_words; }
+
+// What is left of a read's memory limit once the unpacked message is in memory; each charge
+// is made before the allocation it stands for.
+class ReadBudget {
+ public:
+  ReadBudget(std::string_view key, std::size_t payload_size, std::uint64_t message_bytes)
+      : key_(key), payload_size_(payload_size), limit_(read_memory_limit(payload_size)) {
+    if (message_bytes > limit_) {
+      throw corrupt(key_, "implausible size: the " + std::to_string(payload_size) +
+                              "-byte payload unpacks to " + std::to_string(message_bytes) +
+                              " bytes, more than the " + std::to_string(limit_) +
+                              " bytes a record of that size may use when read");
+    }
+    left_ = limit_ - message_bytes;
+  }
+
+  // `count` items of `unit` bytes each, described by `what` (e.g. "a list of 9 elements").
+  template <class What>
+  void charge(std::uint64_t count, std::uint64_t unit, const What& what) {
+    if (count > left_ / unit) {  // count * unit > left_, without overflow
+      throw corrupt(key_, "implausible size: " + what() + " would need " + std::to_string(count) +
+                              " * " + std::to_string(unit) + " bytes, more than the " +
+                              std::to_string(left_) + " bytes left of the " +
+                              std::to_string(limit_) + " a record of " +
+                              std::to_string(payload_size_) + " payload bytes may use when read");
+    }
+    left_ -= count * unit;
+  }
+
+  std::string_view key() const { return key_; }
+
+ private:
+  std::string_view key_;
+  std::size_t payload_size_;
+  std::uint64_t limit_;
+  std::uint64_t left_;
+};
+
+// What reading `v` back costs beyond its root (which is a field of the record): the same
+// charges `from_wire` makes, so that encode can refuse what decode would. Iterative.
+std::uint64_t read_cost(const Value& root) {
+  std::uint64_t cost = 0;
+  std::vector<const Value*> todo{&root};
+  while (!todo.empty()) {
+    const Value& v = *todo.back();
+    todo.pop_back();
+    switch (v.kind()) {
+      case Kind::string:
+        cost += v.as_string().size();
+        break;
+      case Kind::bytes:
+        cost += v.as_bytes().size();
+        break;
+      case Kind::list:
+        cost += v.as_list().size() * k_list_element_cost;
+        for (const Value& e : v.as_list()) todo.push_back(&e);
+        break;
+      case Kind::map:
+        cost += v.as_map().size() * k_map_entry_cost;
+        for (const auto& [k, e] : v.as_map()) {
+          cost += k.size();
+          todo.push_back(&e);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return cost;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
 void check_depth(const Value& v, const char* what, const std::string& record) {
-  if (deeper_than(v, k_max_value_depth)) {
+  if (const std::size_t depth = v.depth(); depth > k_max_value_depth) {
     throw Error(Errc::invalid_argument,
-                "cannot encode " + record + ": " + what + " is nested more than " +
-                    std::to_string(k_max_value_depth) + " levels deep (lists/maps); the limit is " +
-                    std::to_string(k_max_value_depth));
+                "cannot encode " + record + ": " + what + " is nested " + std::to_string(depth) +
+                    " levels deep (lists/maps); the limit is " + std::to_string(k_max_value_depth) +
+                    " (flux::k_max_value_depth)");
   }
 }
 
@@ -289,8 +369,9 @@ class StringOutput final : public kj::OutputStream {
   std::string& s_;
 };
 
+// `content_cost` is what reading the record's strings and Values back costs (read_cost).
 template <class Root, class Fill>
-std::string encode(RecordKind kind, Fill&& fill) try {
+std::string encode(RecordKind kind, std::uint64_t content_cost, Fill&& fill) try {
   capnp::MallocMessageBuilder mb;
   auto root = mb.initRoot<Root>();
   fill(root);
@@ -307,6 +388,22 @@ std::string encode(RecordKind kind, Fill&& fill) try {
   std::string out(k_envelope_size, '\0');
   StringOutput stream(out);
   capnp::writePackedMessage(stream, *msg);
+  // Refuse what a reader would refuse as implausible (see "memory" in record_codec.hpp), so
+  // that every record written can be read back.
+  const std::size_t payload_size = out.size() - k_envelope_size;
+  const std::uint64_t need =
+      8 * traversal_limit(unpacked_words(std::string_view(out).substr(k_envelope_size))) +
+      content_cost;
+  if (need > read_memory_limit(payload_size)) {
+    throw Error(Errc::invalid_argument,
+                std::string("cannot encode ") + to_string(kind) + " record: reading its " +
+                    std::to_string(payload_size) + " bytes back would need " +
+                    std::to_string(need) + " bytes, more than the " +
+                    std::to_string(read_memory_limit(payload_size)) +
+                    " a record of that size may use (" + std::to_string(k_read_memory_ratio) +
+                    " times its size, at least " + std::to_string(k_read_memory_floor >> 20) +
+                    " MiB); the value is mostly nulls or zero bytes -- store such data compactly");
+  }
   finish_envelope(out, kind);
   return out;
 } catch (const kj::Exception& e) {  // a Cap'n Proto limit not checked above
@@ -317,9 +414,14 @@ std::string encode(RecordKind kind, Fill&& fill) try {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-std::string str(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+std::string str(capnp::Text::Reader t, ReadBudget& budget) {
+  budget.charge(t.size(), 1, [&] { return "a string of " + std::to_string(t.size()) + " bytes"; });
+  return std::string(t.begin(), t.size());
+}
 
-Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
+// Recursion is bounded: a Value deeper than k_max_value_depth is refused.
+Value from_wire(w::Value::Reader r, ReadBudget& budget, std::size_t depth = 0) {
+  const std::string_view key = budget.key();
   const auto enter = [&] {
     if (depth == k_max_value_depth) {
       throw corrupt(key, "invalid content: a Value is nested more than " +
@@ -336,9 +438,10 @@ Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
     case w::Value::FLOAT64:
       return Value(r.getFloat64());
     case w::Value::TEXT:
-      return Value(str(r.getText()));
+      return Value(str(r.getText(), budget));
     case w::Value::DATA: {
       auto d = r.getData();
+      budget.charge(d.size(), 1, [&] { return "bytes of " + std::to_string(d.size()); });
       Bytes b(d.size());
       if (d.size() != 0) std::memcpy(b.data(), d.begin(), d.size());
       return Value(std::move(b));
@@ -346,19 +449,24 @@ Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
     case w::Value::LIST: {
       enter();
       auto l = r.getList();
+      budget.charge(l.size(), k_list_element_cost,
+                    [&] { return "a list of " + std::to_string(l.size()) + " elements"; });
       Value::List out;
       out.reserve(l.size());
-      for (auto e : l) out.push_back(from_wire(e, key, depth + 1));
+      for (auto e : l) out.push_back(from_wire(e, budget, depth + 1));
       return Value(std::move(out));
     }
     case w::Value::MAP: {
       enter();
+      auto entries = r.getMap();
+      budget.charge(entries.size(), k_map_entry_cost,
+                    [&] { return "a map of " + std::to_string(entries.size()) + " entries"; });
       Value::Map out;
-      for (auto e : r.getMap()) {
-        auto [it, inserted] = out.emplace(str(e.getKey()), Value());
+      for (auto e : entries) {
+        auto [it, inserted] = out.emplace(str(e.getKey(), budget), Value());
         if (!inserted)
           throw corrupt(key, "invalid content: map has duplicate key " + quote(it->first));
-        it->second = from_wire(e.getValue(), key, depth + 1);
+        it->second = from_wire(e.getValue(), budget, depth + 1);
       }
       return Value(std::move(out));
     }
@@ -370,8 +478,12 @@ Value from_wire(w::Value::Reader r, std::string_view key, int depth = 0) {
 template <class Root, class Convert>
 auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Convert&& convert) {
   const std::string_view payload = open_envelope(bytes, key, kind);
+  // Before Cap'n Proto allocates anything: how big the message really is, and whether a
+  // record of this size may be that big.
+  const std::uint64_t words = traversal_limit(unpacked_words(payload));
+  ReadBudget budget(key, payload.size(), 8 * words);
   capnp::ReaderOptions options;
-  options.traversalLimitInWords = std::max<std::uint64_t>(1024, 8 * unpacked_words(payload));
+  options.traversalLimitInWords = words;
   options.nestingLimit = k_nesting_limit;
   kj::ArrayInputStream in(
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size()));
@@ -380,7 +492,7 @@ auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Conve
     // skips unread segments) happens inside the try.
     auto result = [&] {
       capnp::PackedMessageReader reader(in, options);
-      return convert(reader.getRoot<Root>());
+      return convert(reader.getRoot<Root>(), budget);
     }();
     if (const auto rest = in.tryGetReadBuffer().size(); rest != 0) {
       throw corrupt(
@@ -389,6 +501,11 @@ auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Conve
     return result;
   } catch (const kj::Exception& e) {
     throw corrupt(key, std::string("undecodable: ") + e.getDescription().cStr());
+  } catch (const std::bad_alloc&) {  // the budget should prevent it; never let it escape
+    throw corrupt(key, "undecodable: out of memory while reading a " +
+                           std::to_string(payload.size()) + "-byte payload");
+  } catch (const std::length_error& e) {
+    throw corrupt(key, std::string("undecodable: ") + e.what());
   }
 }
 
@@ -396,17 +513,21 @@ auto decode(std::string_view bytes, std::string_view key, RecordKind kind, Conve
 
 std::string encode_value(const Value& value) {
   check_depth(value, "value", "value record");
-  return encode<w::Value>(RecordKind::value, [&](w::Value::Builder b) { to_wire(b, value); });
+  return encode<w::Value>(RecordKind::value, read_cost(value),
+                          [&](w::Value::Builder b) { to_wire(b, value); });
 }
 
 std::string encode_history(const HistoryEntry& e) {
-  if (deeper_than(e.input, k_max_value_depth) || deeper_than(e.output, k_max_value_depth)) {
+  if (e.input.depth() > k_max_value_depth || e.output.depth() > k_max_value_depth) {
     const std::string record = "history entry " + std::to_string(e.seq) + " (node " +
                                quote(e.node) + ", step " + quote(e.step) + ")";
     check_depth(e.input, "its input", record);
     check_depth(e.output, "its output", record);
   }
-  return encode<w::HistoryEntry>(RecordKind::history, [&](w::HistoryEntry::Builder b) {
+  std::uint64_t cost = e.node.size() + e.step.size() + (e.error ? e.error->size() : 0) +
+                       read_cost(e.input) + read_cost(e.output);
+  for (const std::string& child : e.children) cost += sizeof(std::string) + child.size();
+  return encode<w::HistoryEntry>(RecordKind::history, cost, [&](w::HistoryEntry::Builder b) {
     b.setSeq(e.seq);
     switch (e.type) {
       case HistoryEntry::Type::node:
@@ -440,12 +561,20 @@ std::string encode_history(const HistoryEntry& e) {
 }
 
 std::string encode_run(const RunInfo& r) {
-  if (deeper_than(r.input, k_max_value_depth) || deeper_than(r.output, k_max_value_depth)) {
+  if (r.id.empty()) {
+    // A reader refuses a run record without an id (it cannot be the record its key is for).
+    throw Error(Errc::invalid_argument, "cannot encode run record: the run id is empty");
+  }
+  if (r.input.depth() > k_max_value_depth || r.output.depth() > k_max_value_depth) {
     const std::string record = "run " + quote(r.id);
     check_depth(r.input, "its input", record);
     check_depth(r.output, "its output", record);
   }
-  return encode<w::RunRecord>(RecordKind::run, [&](w::RunRecord::Builder b) {
+  std::uint64_t cost = r.id.size() + r.pipeline.size() + r.fingerprint.size() + r.owner.size() +
+                       r.parent_run_id.size() + r.parent_step.size() + read_cost(r.input) +
+                       read_cost(r.output);
+  if (r.error) cost += r.error->node.size() + r.error->step.size() + r.error->message.size();
+  return encode<w::RunRecord>(RecordKind::run, cost, [&](w::RunRecord::Builder b) {
     b.setId(text(r.id));
     b.setPipeline(text(r.pipeline));
     b.setFingerprint(text(r.fingerprint));
@@ -492,114 +621,138 @@ std::string encode_run(const RunInfo& r) {
 }
 
 Value decode_value(std::string_view bytes, std::string_view key) {
-  return decode<w::Value>(bytes, key, RecordKind::value,
-                          [&](w::Value::Reader r) { return from_wire(r, key); });
+  return decode<w::Value>(
+      bytes, key, RecordKind::value,
+      [&](w::Value::Reader r, ReadBudget& budget) { return from_wire(r, budget); });
 }
 
-HistoryEntry decode_history(std::string_view bytes, std::string_view key) {
-  return decode<w::HistoryEntry>(bytes, key, RecordKind::history, [&](w::HistoryEntry::Reader r) {
-    HistoryEntry e;
-    e.seq = r.getSeq();
-    switch (r.getType()) {
-      case w::HistoryEntry::Type::NODE:
-        e.type = HistoryEntry::Type::node;
-        break;
-      case w::HistoryEntry::Type::PARALLEL:
-        e.type = HistoryEntry::Type::parallel;
-        break;
-      case w::HistoryEntry::Type::RESUME:
-        e.type = HistoryEntry::Type::resume;
-        break;
-      default:
-        throw corrupt(key, "unknown history entry type " +
-                               std::to_string(static_cast<unsigned>(r.getType())) +
-                               " (written by a newer Flux?)");
-    }
-    e.node = str(r.getNode());
-    e.step = str(r.getStep());
-    e.attempt = r.getAttempt();
-    e.start = at_ns(r.getStartNs());
-    e.end = at_ns(r.getEndNs());
-    e.duration = std::chrono::nanoseconds(r.getDurationNs());
-    e.input = from_wire(r.getInput(), key);
-    e.output = from_wire(r.getOutput(), key);
-    auto err = r.getError();
-    switch (err.which()) {
-      case w::HistoryEntry::Error::NONE:
-        break;
-      case w::HistoryEntry::Error::MESSAGE:
-        e.error = str(err.getMessage());
-        break;
-      default:
-        throw corrupt(key, "unknown history error case " +
-                               std::to_string(static_cast<unsigned>(err.which())) +
-                               " (written by a newer Flux?)");
-    }
-    for (auto child : r.getChildren()) e.children.push_back(str(child));
-    return e;
-  });
+HistoryEntry decode_history(std::string_view bytes, std::string_view key,
+                            std::uint64_t expected_seq) {
+  return decode<w::HistoryEntry>(
+      bytes, key, RecordKind::history, [&](w::HistoryEntry::Reader r, ReadBudget& budget) {
+        HistoryEntry e;
+        e.seq = r.getSeq();
+        if (e.seq != expected_seq) {
+          throw corrupt(key, "invalid content: the entry says it is number " +
+                                 std::to_string(e.seq) +
+                                 " of its run's history but is stored as number " +
+                                 std::to_string(expected_seq));
+        }
+        switch (r.getType()) {
+          case w::HistoryEntry::Type::NODE:
+            e.type = HistoryEntry::Type::node;
+            break;
+          case w::HistoryEntry::Type::PARALLEL:
+            e.type = HistoryEntry::Type::parallel;
+            break;
+          case w::HistoryEntry::Type::RESUME:
+            e.type = HistoryEntry::Type::resume;
+            break;
+          default:
+            throw corrupt(key, "unknown history entry type " +
+                                   std::to_string(static_cast<unsigned>(r.getType())) +
+                                   " (written by a newer Flux?)");
+        }
+        e.node = str(r.getNode(), budget);
+        e.step = str(r.getStep(), budget);
+        e.attempt = r.getAttempt();
+        e.start = at_ns(r.getStartNs());
+        e.end = at_ns(r.getEndNs());
+        e.duration = std::chrono::nanoseconds(r.getDurationNs());
+        e.input = from_wire(r.getInput(), budget);
+        e.output = from_wire(r.getOutput(), budget);
+        auto err = r.getError();
+        switch (err.which()) {
+          case w::HistoryEntry::Error::NONE:
+            break;
+          case w::HistoryEntry::Error::MESSAGE:
+            e.error = str(err.getMessage(), budget);
+            break;
+          default:
+            throw corrupt(key, "unknown history error case " +
+                                   std::to_string(static_cast<unsigned>(err.which())) +
+                                   " (written by a newer Flux?)");
+        }
+        auto children = r.getChildren();
+        budget.charge(children.size(), sizeof(std::string), [&] {
+          return "a list of " + std::to_string(children.size()) + " child run ids";
+        });
+        e.children.reserve(children.size());
+        for (auto child : children) e.children.push_back(str(child, budget));
+        return e;
+      });
 }
 
-RunInfo decode_run(std::string_view bytes, std::string_view key) {
-  return decode<w::RunRecord>(bytes, key, RecordKind::run, [&](w::RunRecord::Reader r) {
-    RunInfo info;
-    info.id = str(r.getId());
-    info.pipeline = str(r.getPipeline());
-    info.fingerprint = str(r.getFingerprint());
-    switch (r.getStatus()) {
-      case w::RunRecord::Status::RUNNING:
-        info.status = RunStatus::running;
-        break;
-      case w::RunRecord::Status::COMPLETED:
-        info.status = RunStatus::completed;
-        break;
-      case w::RunRecord::Status::FAILED:
-        info.status = RunStatus::failed;
-        break;
-      default:
-        throw corrupt(key, "unknown run status " +
-                               std::to_string(static_cast<unsigned>(r.getStatus())) +
-                               " (written by a newer Flux?)");
-    }
-    info.created = at_ns(r.getCreatedNs());
-    info.updated = at_ns(r.getUpdatedNs());
-    if (r.getHasFinished()) info.finished = at_ns(r.getFinishedNs());
-    info.input = from_wire(r.getInput(), key);
-    info.output = from_wire(r.getOutput(), key);
-    info.owner = str(r.getOwner());
-    info.parent_run_id = str(r.getParentRunId());
-    info.parent_step = str(r.getParentStep());
-    switch (r.getHistoryValues()) {
-      case w::RunRecord::HistoryValues::FULL:
-        info.history_values = HistoryValues::full;
-        break;
-      case w::RunRecord::HistoryValues::NONE:
-        info.history_values = HistoryValues::none;
-        break;
-      case w::RunRecord::HistoryValues::TRUNCATED:
-        info.history_values = HistoryValues::truncated;
-        break;
-      default:
-        throw corrupt(key, "unknown history value policy " +
-                               std::to_string(static_cast<unsigned>(r.getHistoryValues())) +
-                               " (written by a newer Flux?)");
-    }
-    auto failure = r.getFailure();
-    switch (failure.which()) {
-      case w::RunRecord::Failure::NONE:
-        break;
-      case w::RunRecord::Failure::FAILED: {
-        auto f = failure.getFailed();
-        info.error = RunFailure{str(f.getNode()), str(f.getStep()), str(f.getMessage())};
-        break;
-      }
-      default:
-        throw corrupt(key, "unknown run failure case " +
-                               std::to_string(static_cast<unsigned>(failure.which())) +
-                               " (written by a newer Flux?)");
-    }
-    return info;
-  });
+RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_view expected_run_id) {
+  return decode<w::RunRecord>(
+      bytes, key, RecordKind::run, [&](w::RunRecord::Reader r, ReadBudget& budget) {
+        RunInfo info;
+        info.id = str(r.getId(), budget);
+        // A valid envelope does not prove the record is this run's: refuse another run's record
+        // (resuming it would write into that run) and an all-default one.
+        if (info.id.empty()) throw corrupt(key, "invalid content: the run id is empty");
+        if (info.id != expected_run_id) {
+          throw corrupt(key, "invalid content: run id mismatch (the record is run " +
+                                 quote(info.id) + "'s; the key is run " + quote(expected_run_id) +
+                                 "'s)");
+        }
+        info.pipeline = str(r.getPipeline(), budget);
+        info.fingerprint = str(r.getFingerprint(), budget);
+        switch (r.getStatus()) {
+          case w::RunRecord::Status::RUNNING:
+            info.status = RunStatus::running;
+            break;
+          case w::RunRecord::Status::COMPLETED:
+            info.status = RunStatus::completed;
+            break;
+          case w::RunRecord::Status::FAILED:
+            info.status = RunStatus::failed;
+            break;
+          default:
+            throw corrupt(key, "unknown run status " +
+                                   std::to_string(static_cast<unsigned>(r.getStatus())) +
+                                   " (written by a newer Flux?)");
+        }
+        info.created = at_ns(r.getCreatedNs());
+        info.updated = at_ns(r.getUpdatedNs());
+        if (r.getHasFinished()) info.finished = at_ns(r.getFinishedNs());
+        info.input = from_wire(r.getInput(), budget);
+        info.output = from_wire(r.getOutput(), budget);
+        info.owner = str(r.getOwner(), budget);
+        info.parent_run_id = str(r.getParentRunId(), budget);
+        info.parent_step = str(r.getParentStep(), budget);
+        switch (r.getHistoryValues()) {
+          case w::RunRecord::HistoryValues::FULL:
+            info.history_values = HistoryValues::full;
+            break;
+          case w::RunRecord::HistoryValues::NONE:
+            info.history_values = HistoryValues::none;
+            break;
+          case w::RunRecord::HistoryValues::TRUNCATED:
+            info.history_values = HistoryValues::truncated;
+            break;
+          default:
+            throw corrupt(key, "unknown history value policy " +
+                                   std::to_string(static_cast<unsigned>(r.getHistoryValues())) +
+                                   " (written by a newer Flux?)");
+        }
+        auto failure = r.getFailure();
+        switch (failure.which()) {
+          case w::RunRecord::Failure::NONE:
+            break;
+          case w::RunRecord::Failure::FAILED: {
+            auto f = failure.getFailed();
+            info.error = RunFailure{str(f.getNode(), budget), str(f.getStep(), budget),
+                                    str(f.getMessage(), budget)};
+            break;
+          }
+          default:
+            throw corrupt(key, "unknown run failure case " +
+                                   std::to_string(static_cast<unsigned>(failure.which())) +
+                                   " (written by a newer Flux?)");
+        }
+        return info;
+      });
 }
 
 std::string seal_record(RecordKind kind, std::string_view payload) {

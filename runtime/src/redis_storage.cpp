@@ -608,7 +608,7 @@ std::optional<RunInfo> RedisStorage::get_run(std::string_view run_id) const {
   std::string key = run_key(run_id);
   auto replies = read({{"GET", key}});
   if (replies[0].type != RedisReply::Type::string) return std::nullopt;
-  return decode_run(replies[0].str, key);
+  return decode_run(replies[0].str, key, run_id);
 }
 
 std::vector<RunInfo> RedisStorage::list_runs(const RunFilter& filter) const {
@@ -684,7 +684,7 @@ RunPage RedisStorage::list_runs_page(const RunFilter& filter) const {
       continue;
     }
     try {
-      RunInfo run = decode_run(records[i].str, gets[i][1]);
+      RunInfo run = decode_run(records[i].str, gets[i][1], id);
       if (filter.status && run.status != *filter.status) {
         repair(id, {"reindex", records[i].str, to_string(run.status), score_of(run)});
         continue;
@@ -729,8 +729,8 @@ std::vector<HistoryEntry> RedisStorage::history(std::string_view run_id, std::si
   std::vector<HistoryEntry> out;
   out.reserve(replies[0].elements.size());
   for (std::size_t i = 0; i < replies[0].elements.size(); ++i) {
-    out.push_back(
-        decode_history(replies[0].elements[i].str, key + "[" + std::to_string(from + i) + "]"));
+    out.push_back(decode_history(replies[0].elements[i].str,
+                                 key + "[" + std::to_string(from + i) + "]", from + i));
   }
   return out;
 }
