@@ -62,6 +62,17 @@ caf::error current_failure(const Execution& ex) {
 /// the output or reports the failure.
 void finish(Execution& ex, caf::expected<Value> outcome) {
   const RunJob& job = ex.job();
+  // An output too deep to store fails its step here, naming it, rather than the run later
+  // when the store refuses the history entry.
+  if (outcome) {
+    if (const std::size_t depth = outcome->depth(); depth > k_max_value_depth) {
+      outcome = make_failure(flux_errc::node_failed, ex.step->label, ex.step->id,
+                             "node '" + ex.step->label + "' (step " + ex.step->id +
+                                 ") returned a value nested " + std::to_string(depth) +
+                                 " levels deep (lists/maps); the limit is " +
+                                 std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+    }
+  }
   HistoryEntry e;
   e.type = HistoryEntry::Type::node;
   e.node = ex.step->label;

@@ -99,6 +99,16 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
     g->concluded = true;
     const RunJob& job = *at.job;
     const PlanStep& step = at.step();
+    // The list of the branches' outputs is one level deeper than the deepest of them.
+    if (out) {
+      if (const std::size_t depth = out->depth(); depth > k_max_value_depth) {
+        out = make_failure(flux_errc::node_failed, k_parallel_name, step.id,
+                           "parallel (step " + step.id + ") gathered its branches' outputs " +
+                               "into a list nested " + std::to_string(depth) +
+                               " levels deep (lists/maps); the limit is " +
+                               std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+      }
+    }
     HistoryEntry e;
     e.type = HistoryEntry::Type::parallel;
     e.node = k_parallel_name;

@@ -4,6 +4,21 @@
 
 namespace flux {
 namespace detail {
+namespace {
+
+// What a node stores must be storable: refused here, in the node that stores it, rather than
+// when the persistence actor writes it (after the run may have moved on).
+void check_depth(Scope scope, std::string_view key, const Value& value) {
+  if (const std::size_t depth = value.depth(); depth > k_max_value_depth) {
+    throw Error(Errc::invalid_argument,
+                std::string(scope == Scope::kv ? "kv" : "shared") + " key \"" + std::string(key) +
+                    "\": the value is nested " + std::to_string(depth) +
+                    " levels deep (lists/maps); the limit is " + std::to_string(k_max_value_depth) +
+                    " (flux::k_max_value_depth)");
+  }
+}
+
+}  // namespace
 
 namespace {
 thread_local const Context* t_executing = nullptr;
@@ -16,6 +31,7 @@ ExecutingNode::ExecutingNode(const Context& ctx) noexcept : outer_(t_executing) 
 ExecutingNode::~ExecutingNode() { t_executing = outer_; }
 
 void RunState::put(Scope scope, std::string_view key, Value value) {
+  check_depth(scope, key, value);
   std::lock_guard lock(mu_);
   auto& m = space(scope);
   auto it = m.find(key);
@@ -48,6 +64,7 @@ Value RunState::update(Scope scope, std::string_view key,
   auto& m = space(scope);
   auto it = m.find(key);
   Value next = fn(it == m.end() ? Value{} : it->second);  // may throw: nothing changed then
+  check_depth(scope, key, next);
   if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
   it->second = next;
   journal(Write{Write::PutKey{run_id_, scope, std::string(key), next}});

@@ -74,6 +74,8 @@ class SharedState {
  public:
   explicit SharedState(detail::RunState& run) noexcept : run_(&run) {}
 
+  /// Throws Error(invalid_argument) naming the key if `value` nests deeper than
+  /// `flux::k_max_value_depth`; nothing is stored then. So does `update` for its result.
   void set(std::string_view key, Value value);
   template <class T>
   void set(std::string_view key, const T& value) {
@@ -113,7 +115,8 @@ class Context {
   const std::string& step_id() const noexcept { return *step_; }
   std::uint32_t attempt() const noexcept { return attempt_; }
 
-  /// Per-run key/value store.
+  /// Per-run key/value store. Throws Error(invalid_argument) naming the key if `value` nests
+  /// deeper than `flux::k_max_value_depth`; nothing is stored then.
   void save(std::string_view key, Value value);
   template <class T>
   void save(std::string_view key, const T& value) {

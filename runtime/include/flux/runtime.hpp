@@ -150,6 +150,8 @@ class Runtime {
 
   /// Runs `pipeline` and waits for it. The input is `input` for one argument, a list of the
   /// arguments for several (spread over the first node's parameters), null for none.
+  /// An input nested deeper than `flux::k_max_value_depth` throws Error(invalid_argument)
+  /// naming its depth and the limit; nothing runs or is stored then (also for `start`).
   template <class... In>
   RunResult run(const Pipeline& pipeline, const In&... input) {
     return start(pipeline, input...).wait();
