@@ -281,6 +281,15 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
 std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input,
                                              const std::string& parent_run,
                                              const std::string& parent_step) {
+  // Refused here -- for Runtime::start and for a child started with ctx.start alike -- before
+  // anything runs or is written: a too-deep input would otherwise run every node and fail
+  // only when the store refuses it.
+  if (const std::size_t depth = input.depth(); depth > k_max_value_depth) {
+    throw Error(Errc::invalid_argument,
+                "pipeline '" + pipeline.name() + "': the run input is nested " +
+                    std::to_string(depth) + " levels deep (lists/maps); the limit is " +
+                    std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+  }
   auto job = std::make_shared<RunJob>();
   job->plan = impl_->plan_for(pipeline);
   job->services = impl_->services.get();

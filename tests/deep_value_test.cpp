@@ -130,6 +130,25 @@ TEST_P(DeepValues, ARunInputDeeperThanTheLimitIsRefusedBeforeAnythingRuns) {
   EXPECT_EQ(rt.run(id, 7).output, Value(7));
 }
 
+TEST_P(DeepValues, AChildRunInputDeeperThanTheLimitFailsTheNodeThatStartsIt) {
+  flux::Runtime rt(config());
+  std::atomic<int> calls{0};
+  const flux::Pipeline child = flux::Pipeline(flux::node("id", [&](Value x) {
+                                 ++calls;
+                                 return x;
+                               })).named("child");
+  auto spawn = flux::node("spawn", [&](flux::Context& ctx) {
+    return ctx.start_value(child, nested_lists(kLimit + 1));
+  });
+  const auto r = rt.run(spawn);
+  ASSERT_EQ(r.status, flux::RunStatus::failed);
+  EXPECT_EQ(r.error->node, "spawn");
+  EXPECT_EQ(r.error->message,
+            "node 'spawn' (step 0) failed: pipeline 'child': the run input is nested 61 levels "
+            "deep (lists/maps); the limit is 60 (flux::k_max_value_depth)");
+  EXPECT_EQ(calls.load(), 0);
+}
+
 TEST_P(DeepValues, ValuesAtTheLimitWorkEndToEnd) {
   flux::Runtime rt(config());
   // Lists and maps, at the limit as input, node output, kv and shared state.

@@ -66,15 +66,6 @@ Runtime::Runtime(Config config) : engine_(std::make_unique<detail::Engine>(std::
 Runtime::~Runtime() = default;
 
 RunHandle Runtime::start_value(const Pipeline& pipeline, Value input) {
-  // Refused here, before anything runs or is written: a too-deep input would otherwise run
-  // every node and then fail only when the store is written (or, copied deep into the
-  // engine, overflow a thread's stack).
-  if (const std::size_t depth = input.depth(); depth > k_max_value_depth) {
-    throw Error(Errc::invalid_argument,
-                "pipeline '" + pipeline.name() + "': the run input is nested " +
-                    std::to_string(depth) + " levels deep (lists/maps); the limit is " +
-                    std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
-  }
   return RunHandle(engine_->start(pipeline, std::move(input)));
 }
 
