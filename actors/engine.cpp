@@ -237,9 +237,11 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->journal->attach(impl_->persistence);
   // The keeper's rounds also push out records that wait in the journal (see journal.hpp),
   // and wait for them: a lease is renewed only once its claim is stored.
-  impl_->services->leases = std::make_unique<LeaseKeeper>(
-      *impl_->storage, config.lease_ttl,
-      [journal = impl_->journal.get(), bound = config.lease_ttl / 3] { journal->flush(bound); });
+  impl_->services->leases =
+      std::make_unique<LeaseKeeper>(*impl_->storage, config.lease_ttl,
+                                    [journal = impl_->journal.get(), bound = config.lease_ttl / 3] {
+                                      return journal->flush(bound);
+                                    });
 }
 
 Engine::~Engine() {

@@ -58,8 +58,9 @@ struct Plan {
 class LeaseKeeper {
  public:
   /// `flush` is called at every renewal round (every third of `ttl`), before renewing: it
-  /// must return once the writes queued so far (the leases' claims) are in the store.
-  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<void()> flush);
+  /// returns true once the writes queued so far (the leases' claims) are in the store, false
+  /// if that took too long (the round is then skipped).
+  LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<bool()> flush);
   ~LeaseKeeper();  // stops renewing
   void add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run);
   void remove(const std::string& run_id);
@@ -76,7 +77,7 @@ class LeaseKeeper {
     Lease lease;
     std::weak_ptr<RunState> run;
   };
-  std::function<void()> flush_;
+  std::function<bool()> flush_;
   std::unordered_map<std::string, Held> held_;
   std::thread thread_;
 };

@@ -10,7 +10,7 @@
 namespace flux::detail {
 
 LeaseKeeper::LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl,
-                         std::function<void()> flush)
+                         std::function<bool()> flush)
     : storage_(storage), ttl_(ttl), flush_(std::move(flush)), thread_([this] { loop(); }) {}
 
 LeaseKeeper::~LeaseKeeper() {
@@ -52,7 +52,12 @@ void LeaseKeeper::loop() {
     // flushed first, and only leases held before the flush began are renewed.
     auto held = held_;  // renew without holding the lock: runs come and go meanwhile
     lock.unlock();
-    if (flush_) flush_();
+    if (flush_ && !flush_()) {
+      // The store did not take the queue in time: a claim may still be queued. Renew next
+      // round rather than mistake our own unstored claim for a lease lost to someone else.
+      lock.lock();
+      continue;
+    }
     for (auto& [id, h] : held) {
       bool kept = false;
       try {
