@@ -4,29 +4,37 @@
 
 namespace flux::detail {
 
-NodeExecutors::NodeExecutors(caf::actor_system& system, const NodeDef* def, std::size_t count) {
-  count = std::max<std::size_t>(count, 1);
-  actors_.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    actors_.push_back(system.spawn(node_actor, def, this, i));
-    idle_.push_back(count - 1 - i);  // executor 0 first: a quiet node keeps to one actor
-  }
+NodeExecutors::NodeExecutors(caf::actor_system& system, const NodeDef* def, std::size_t count)
+    : system_(system), def_(def), max_executors_(std::max<std::size_t>(count, 1)) {
+  std::lock_guard lock(mu_);
+  spawn_executor();
+  idle_.push_back(0);
+}
+
+caf::actor NodeExecutors::spawn_executor() {
+  actors_.push_back(system_.spawn(node_actor, def_, this, actors_.size()));
+  return actors_.back();
 }
 
 NodeExecutors::~NodeExecutors() {
+  std::lock_guard lock(mu_);
   for (auto& a : actors_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 void NodeExecutors::submit(ExecRequest req) {
   std::unique_lock lock(mu_);
-  if (idle_.empty()) {
+  caf::actor target;
+  if (!idle_.empty()) {
+    target = actors_[idle_.back()];
+    idle_.pop_back();
+  } else if (actors_.size() < max_executors_) {
+    target = spawn_executor();  // busy: one more executor, up to the limit
+  } else {
     queue_.push_back(std::move(req));
     return;
   }
-  const std::size_t index = idle_.back();
-  idle_.pop_back();
   lock.unlock();
-  caf::anon_send(actors_[index], exec_atom::value, std::move(req));
+  caf::anon_send(target, exec_atom::value, std::move(req));
 }
 
 void NodeExecutors::finished(std::size_t index) {
@@ -37,10 +45,11 @@ void NodeExecutors::finished(std::size_t index) {
   }
   ExecRequest next = std::move(queue_.front());
   queue_.pop_front();
+  caf::actor self = actors_[index];
   lock.unlock();
   // Through the mailbox rather than a loop: the scheduler thread gets to run other actors
   // between two executions.
-  caf::anon_send(actors_[index], exec_atom::value, std::move(next));
+  caf::anon_send(self, exec_atom::value, std::move(next));
 }
 
 }  // namespace flux::detail

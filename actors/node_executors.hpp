@@ -24,7 +24,9 @@ namespace flux::detail {
 
 class NodeExecutors {
  public:
-  /// Spawns `count` (at least 1) executor actors for `def`, all idle.
+  /// Up to `count` (at least 1) executor actors for `def`. One is spawned now; the others
+  /// when a request finds every executor busy — a pipeline of thousands of nodes that runs
+  /// one step at a time keeps one actor per node.
   NodeExecutors(caf::actor_system& system, const NodeDef* def, std::size_t count);
   /// Stops the executors (an execution in progress finishes first).
   ~NodeExecutors();
@@ -38,8 +40,13 @@ class NodeExecutors {
   void finished(std::size_t index);
 
  private:
+  caf::actor spawn_executor();  // called with mu_ held
+
+  caf::actor_system& system_;
+  const NodeDef* const def_;
+  const std::size_t max_executors_;
+  std::mutex mu_;  // guards actors_, queue_ and idle_
   std::vector<caf::actor> actors_;
-  std::mutex mu_;  // guards queue_ and idle_
   std::deque<ExecRequest> queue_;
   std::vector<std::size_t> idle_;  // executors with nothing to do, used most recently last
 };

@@ -8,7 +8,9 @@
 //   - load: from the resume() call until the first node executes again (the target:
 //     "loads and continues in <= 100 ms");
 //   - resume and finish: until resume() returns the run's result;
-//   - re-executed: nodes recorded before the kill that ran again (must be 0).
+//   - re-executed: nodes recorded before the kill that ran again (must be 0);
+//   - unrecorded: nodes executed before the kill whose records had not reached the store
+//     (they run again: the durability window of Config::durability).
 // Baseline, same sitting and store: a fresh run of the remaining 5,000-node chain — the
 // work the resume has to do anyway — so the ratio is what loading and replay cost.
 //
@@ -45,6 +47,13 @@ const Result k_reexec{"W5",      "W5 completed nodes re-executed",
                       "flux",    "nodes recorded before the kill that ran again",
                       "nodes",   "lower",
                       "value<=0"};
+
+// The durability window (Config::durability, default slow_steps: this chain's sync steps
+// are batched, bounded by the journal at 2,048 steps per process).
+const Result k_unrecorded{"W5",   "W5 steps executed before the kill but not recorded",
+                          "flux", "run again on resume (default durability, sync chain)",
+                          "steps", "lower",
+                          "value<=2048"};
 
 std::atomic<int> g_kill_at{-1};
 std::atomic<bool> g_first_seen{false};
@@ -152,6 +161,8 @@ int main(int argc, char** argv) try {
         .num("executed_on_resume", static_cast<double>(g_executed.size()))
         .emit();
     result_line(k_reexec, rep, reexecuted).emit();
+    // Nodes 0..kill_at executed (the last one is where the driver died).
+    result_line(k_unrecorded, rep, static_cast<double>(kill_at + 1 - recorded.size())).emit();
 
     // Baseline: the remaining work as a fresh run, on the same store.
     const flux::Pipeline rest = chain(nodes - kill_at);
