@@ -87,8 +87,9 @@ struct Config {
   /// (per-thread queues, idle threads steal). See bench/README.md for the measurements
   /// behind the default.
   enum class Scheduler : std::uint8_t { sharing, stealing } scheduler = Scheduler::sharing;
-  /// Executor actors per node: how many executions of one node (for different runs, or
-  /// parallel branches) proceed at the same time; 0 means one per scheduler thread. A sync
+  /// Executor actors per node (spawned as needed): how many executions of one node (for
+  /// different runs, or parallel branches) proceed at the same time; 0 means one per
+  /// scheduler thread. A sync
   /// node occupies a scheduler thread while it runs, so a sync node that blocks for long
   /// delays other runs by the threads it holds: mark such nodes `.blocking()`, or raise
   /// `threads` to the number of such executions you expect at once plus one per core.
