@@ -89,10 +89,10 @@ struct Config {
   enum class Scheduler : std::uint8_t { sharing, stealing } scheduler = Scheduler::sharing;
   /// Executor actors per node (spawned as needed): how many executions of one node (for
   /// different runs, or parallel branches) proceed at the same time; 0 means one per
-  /// scheduler thread. A sync
-  /// node occupies a scheduler thread while it runs, so a sync node that blocks for long
-  /// delays other runs by the threads it holds: mark such nodes `.blocking()`, or raise
-  /// `threads` to the number of such executions you expect at once plus one per core.
+  /// scheduler thread. A sync node occupies a scheduler thread while it runs, so a sync
+  /// node that blocks for long delays other runs by the threads it holds: mark such nodes
+  /// `.blocking()`, or raise `threads` to the number of such executions you expect at once
+  /// plus one per core.
   std::size_t node_executors = 0;
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
   std::size_t blocking_threads = 64;
