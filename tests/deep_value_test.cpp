@@ -87,15 +87,9 @@ TEST(DeepValue, AMillionNestedMapsAndAWideDeepTreeAreDestroyed) {
 // ---------------------------------------------------------------------------------------------
 // Where values enter Flux, in every store
 
-flux::test::RedisServer& redis() {
-  static flux::test::RedisServer server;
-  return server;
-}
+flux::test::RedisServer& redis() { return flux::test::shared_redis(); }
 
-std::string next_prefix() {
-  static std::atomic<int> n{0};
-  return "deep" + std::to_string(n++);
-}
+std::string next_prefix() { return flux::test::unique_prefix("deep"); }
 
 class DeepValues : public ::testing::TestWithParam<std::string> {
  protected:

@@ -20,15 +20,9 @@ using namespace std::chrono_literals;
   return s.find(part) != std::string::npos;
 }
 
-flux::test::RedisServer& redis() {
-  static flux::test::RedisServer server;
-  return server;
-}
+flux::test::RedisServer& redis() { return flux::test::shared_redis(); }
 
-std::string next_prefix() {
-  static std::atomic<int> n{0};
-  return "robust" + std::to_string(n++);
-}
+std::string next_prefix() { return flux::test::unique_prefix("robust"); }
 
 flux::Config redis_config(std::chrono::milliseconds lease_ttl) {
   flux::Config config;

@@ -24,15 +24,9 @@ bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;
 }
 
-flux::test::RedisServer& redis() {
-  static flux::test::RedisServer server;
-  return server;
-}
+flux::test::RedisServer& redis() { return flux::test::shared_redis(); }
 
-std::string next_prefix() {
-  static std::atomic<int> n{0};
-  return "resume" + std::to_string(n++);
-}
+std::string next_prefix() { return flux::test::unique_prefix("resume"); }
 
 /// Counts executions per node name and fails chosen nodes while `failing` says so.
 struct Script {

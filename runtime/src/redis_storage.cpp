@@ -229,11 +229,21 @@ std::string score_of(const RunInfo& run) {
   return std::to_string(us.count());
 }
 
-/// The error a script or command reply stands for, naming the run and its key. `what`
-/// says what was written ("write to <key>", "ZADD <index>").
+/// What a command wrote or read, for messages: "write to <run key>" for a script call,
+/// else the command and its key ("ZADD flux:runs").
+std::string describe(const RedisCommand& cmd) {
+  if (cmd.empty()) return "";
+  if (cmd[0] == "EVAL" || cmd[0] == "EVALSHA") {
+    return cmd.size() > 4 ? "write to " + cmd[4] : cmd[0];
+  }
+  return cmd.size() > 1 ? cmd[0] + " " + cmd[1] : cmd[0];
+}
+
+/// The error a reply stands for, naming the run (if known) and what was written or read.
 Error reply_error(const RedisAddress& address, const std::string& run_id, const std::string& what,
                   const std::string& error) {
-  const std::string where = "redis at " + address.display() + ": run " + run_id + ": " + what;
+  const std::string where = "redis at " + address.display() + ": " +
+                            (run_id.empty() ? "" : "run " + run_id + ": ") + what;
   if (error.rfind("FENCED ", 0) == 0) {
     return Error(Errc::run_owned, where + " refused: " + error.substr(7));
   }
@@ -249,18 +259,6 @@ Error reply_error(const RedisAddress& address, const std::string& run_id, const 
                      "'s history (restarted from an older snapshot?): " + error.substr(4));
   }
   return Error(Errc::storage, where + ": " + error);
-}
-
-[[noreturn]] void throw_reply_error(const RedisConnection& c, const RedisCommand& cmd,
-                                    const std::string& error) {
-  std::string what = cmd.empty() ? "" : cmd[0];
-  if (cmd.size() > 1 && what != "EVAL" && what != "EVALSHA") what += " " + cmd[1];
-  if ((what == "EVAL" || what == "EVALSHA") && cmd.size() > 4) what = "write to " + cmd[4];
-  if (error.rfind("FENCED ", 0) == 0) {
-    throw Error(Errc::run_owned,
-                "redis at " + c.address().display() + ": " + what + " refused: " + error.substr(7));
-  }
-  throw Error(Errc::storage, "redis at " + c.address().display() + ": " + what + ": " + error);
 }
 
 }  // namespace
@@ -350,7 +348,7 @@ std::vector<RedisReply> RedisStorage::write(const std::vector<RedisCommand>& com
   }
   for (std::size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].type == RedisReply::Type::error) {
-      throw_reply_error(*writer_, commands[i], replies[i].str);
+      throw reply_error(writer_->address(), "", describe(commands[i]), replies[i].str);
     }
   }
   return replies;
@@ -360,7 +358,7 @@ std::vector<RedisReply> RedisStorage::read(const std::vector<RedisCommand>& comm
   auto replies = reader_->execute(commands);
   for (std::size_t i = 0; i < replies.size(); ++i) {
     if (replies[i].type == RedisReply::Type::error) {
-      throw_reply_error(*reader_, commands[i], replies[i].str);
+      throw reply_error(reader_->address(), "", describe(commands[i]), replies[i].str);
     }
   }
   return replies;
@@ -539,12 +537,10 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
   for (const Group& g : groups) {
     for (std::size_t i = g.first_command; i < g.first_command + g.commands; ++i) {
       if (replies[i].type != RedisReply::Type::error) continue;
-      const RedisCommand& c = cmds[i];
-      std::string what = c[0] == "EVALSHA" ? "write to " + c[4] : c[0] + " " + c[1];
       const Write& first = *g.writes.front();
-      refused.push_back(
-          RunRefusal{first.run_id(), first.fence,
-                     reply_error(writer_->address(), first.run_id(), what, replies[i].str)});
+      refused.push_back(RunRefusal{
+          first.run_id(), first.fence,
+          reply_error(writer_->address(), first.run_id(), describe(cmds[i]), replies[i].str)});
       break;
     }
   }

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -141,5 +142,18 @@ class RedisServer {
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+/// One private server for a whole test program, started on first use.
+inline RedisServer& shared_redis() {
+  static RedisServer server;
+  return server;
+}
+
+/// A key prefix no other test of the program uses (`stem` plus a counter), so that tests
+/// sharing one server never see each other's runs.
+inline std::string unique_prefix(const std::string& stem) {
+  static std::atomic<int> n{0};
+  return stem + std::to_string(n++);
+}
 
 }  // namespace flux::test
