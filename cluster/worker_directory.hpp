@@ -1,0 +1,71 @@
+#pragma once
+// Internal: who the workers of a cluster are, kept in the store (Redis).
+//
+// Each worker announces a card — id, address, the nodes it hosts with their signatures,
+// capacity and protocol version — that expires unless refreshed (a worker that dies or
+// hangs drops out after its TTL); drivers read the live cards every discovery interval.
+// Keys (with the configured prefix): `<prefix>:worker:<id>` holds the card (Cap'n Proto
+// WorkerCard, sealed like every record) with a TTL; the set `<prefix>:workers` indexes the
+// ids, and readers remove ids whose card has expired.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flux/record.hpp"
+
+namespace flux::detail {
+
+/// The protocol drivers and workers speak (also CAF's `middleman.app-identifiers`): bumped
+/// whenever the wire messages change.
+inline constexpr const char* k_wire_protocol = "flux-wire-1";
+
+struct WorkerCard {
+  std::string id;
+  std::string host;  ///< where drivers connect
+  std::uint16_t port = 0;
+  std::uint32_t capacity = 0;
+  std::string protocol = k_wire_protocol;
+  bool tls = false;
+  std::int64_t pid = 0;
+  Timestamp started{};
+  /// (node name, signature), ascending by name.
+  std::vector<std::pair<std::string, std::string>> nodes;
+
+  friend bool operator==(const WorkerCard&, const WorkerCard&) = default;
+};
+
+/// Encodes / decodes a card as a sealed record (record_codec.hpp); decoding throws
+/// Error(storage) naming `key` for bytes that are not a card.
+std::string encode_worker_card(const WorkerCard& card);
+WorkerCard decode_worker_card(std::string_view bytes, std::string_view key);
+
+class RedisConnection;
+
+/// Reads and writes worker cards. Not thread-safe: one per thread (it owns a connection).
+class WorkerDirectory {
+ public:
+  /// Connects to `redis_url` (as RedisStorage does: password from the URL or
+  /// FLUX_REDIS_PASSWORD); throws Error(storage) naming the address if it cannot.
+  WorkerDirectory(const std::string& redis_url, std::string key_prefix);
+  ~WorkerDirectory();
+
+  /// Writes `card` with `ttl` and indexes it.
+  void announce(const WorkerCard& card, std::chrono::milliseconds ttl);
+  /// Extends the card's TTL; false if it had expired (announce again then).
+  bool refresh(const std::string& id, std::chrono::milliseconds ttl);
+  /// Removes the card at once (a draining worker).
+  void withdraw(const std::string& id);
+  /// The cards alive now, ascending by id. Ids whose card expired are dropped from the
+  /// index; a card that cannot be decoded is skipped and its key reported in `corrupt`.
+  std::vector<WorkerCard> live(std::vector<std::string>* corrupt = nullptr);
+
+ private:
+  std::unique_ptr<RedisConnection> redis_;
+  std::string prefix_;
+};
+
+}  // namespace flux::detail
