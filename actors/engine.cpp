@@ -6,11 +6,14 @@
 #include <atomic>
 #include <cstdio>
 #include <random>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
+#include "dispatcher.hpp"
 #include "internal.hpp"
 #include "node_executors.hpp"
+#include "wire.hpp"
 
 namespace flux::detail {
 
@@ -145,6 +148,10 @@ struct Engine::Impl {
   std::unique_ptr<Services> services;
   std::shared_ptr<ActorJournal> journal;
   caf::actor persistence;
+  // Cluster drivers: node steps not in `local_nodes` go to workers through the dispatcher.
+  bool cluster = false;
+  std::set<std::string> local_nodes;
+  std::unique_ptr<Dispatcher> dispatcher;
 
   std::mutex cache_mu;  // guards plans and nodes
   std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
@@ -164,16 +171,19 @@ struct Engine::Impl {
   }
 
   PlanStep compile_sequence(const PipelineDef& seq, const std::string& prefix) {
-    PlanStep out{PipelineDef::Type::sequence, prefix, "", nullptr, {}, {}};
+    PlanStep out{PipelineDef::Type::sequence, prefix, "", nullptr, {}, false, {}};
     out.children.reserve(seq.children.size());
     for (std::size_t i = 0; i < seq.children.size(); ++i) {
       const PipelineDef& d = *seq.children[i];
       std::string id = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
-      if (d.type == PipelineDef::Type::node) {
+      if (d.type == PipelineDef::Type::node && cluster && !local_nodes.count(d.label)) {
         out.children.push_back(
-            PlanStep{d.type, std::move(id), d.label, d.node.get(), executors_for(d.node), {}});
+            PlanStep{d.type, std::move(id), d.label, d.node.get(), nullptr, true, {}});
+      } else if (d.type == PipelineDef::Type::node) {
+        out.children.push_back(PlanStep{
+            d.type, std::move(id), d.label, d.node.get(), executors_for(d.node), false, {}});
       } else {
-        PlanStep par{d.type, id, d.label, nullptr, {}, {}};
+        PlanStep par{d.type, id, d.label, nullptr, {}, false, {}};
         for (std::size_t b = 0; b < d.children.size(); ++b) {
           par.children.push_back(compile_sequence(*d.children[b], id + "." + std::to_string(b)));
         }
@@ -220,11 +230,23 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->caf_config.set("scheduler.policy", config.scheduler == Config::Scheduler::sharing
                                                 ? caf::atom("sharing")
                                                 : caf::atom("stealing"));
+  impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
+  std::string store_url;
+  if (config.cluster.enabled) {
+    store_url = resolve_store_url(config.store);
+    if (config.storage || store_url.rfind("redis://", 0) != 0) {
+      throw Error(Errc::invalid_argument,
+                  "Config::cluster is enabled, which needs a Redis store (Config::store = "
+                  "\"redis://...\"): workers announce themselves there");
+    }
+    wire::configure_network(impl_->caf_config, config.cluster.network, "driver " + impl_->owner);
+    impl_->cluster = true;
+    impl_->local_nodes = config.cluster.local_nodes;
+  }
   impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
   impl_->node_executors = config.node_executors ? config.node_executors : threads ? threads : 2;
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
-  impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
   impl_->lease_ttl = config.lease_ttl;
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
@@ -235,6 +257,11 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->persistence =
       impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage, impl_->journal);
   impl_->journal->attach(impl_->persistence);
+  if (impl_->cluster) {
+    impl_->dispatcher = std::make_unique<Dispatcher>(*impl_->system, config.cluster, store_url,
+                                                     config.key_prefix, impl_->owner);
+    impl_->services->remote = impl_->dispatcher.get();
+  }
   // The keeper's rounds also push out records that wait in the journal (see journal.hpp),
   // and wait for them: a lease is renewed only once its claim is stored.
   impl_->services->leases =
@@ -248,6 +275,7 @@ Engine::~Engine() {
   impl_->services->runs.wait_idle();
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   impl_->services->leases.reset();
+  impl_->dispatcher.reset();
   impl_->nodes.clear();  // stops the executors
   impl_->plans.clear();
   {

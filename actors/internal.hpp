@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -38,7 +39,28 @@ caf::error make_failure(flux_errc code, const std::string& node, const std::stri
 RunFailure failure_of(const caf::error& e);
 bool is_cancelled(const caf::error& e);
 
+/// What produced a step's input, for messages: "the run input", "the output of 'inc'".
+std::string source_text(const std::string* source);
+/// The failure that the exception in flight stands for, thrown by node `node` at `step`
+/// whose input is described by `source` (a type mismatch for an InputError). Call in a catch.
+caf::error current_node_failure(const std::string& node, const std::string& step,
+                                const std::string& source);
+/// The failure of a node whose output nests deeper than a store can keep, if it does.
+std::optional<caf::error> check_output_depth(const std::string& node, const std::string& step,
+                                             const Value& output);
+
 class NodeExecutors;
+struct ExecRequest;
+
+/// Executes node steps somewhere else than in this process: the cluster's dispatcher
+/// (cluster/dispatcher.hpp) behind an interface, so that the engine does not depend on it.
+class RemoteSteps {
+ public:
+  virtual ~RemoteSteps() = default;
+  /// Places the node step of `req` on a worker; once it ends there, records it and continues
+  /// the run (record_step) as a node actor does. Any thread.
+  virtual void submit(ExecRequest req) = 0;
+};
 
 /// A pipeline compiled for one Engine: step ids computed and node executors resolved.
 struct PlanStep {
@@ -46,7 +68,8 @@ struct PlanStep {
   std::string id;     ///< step id ("" for the root sequence and branch sequences)
   std::string label;  ///< node name or parallel label
   const NodeDef* node = nullptr;
-  std::shared_ptr<NodeExecutors> executors;  ///< the node's executor actors, for node steps
+  std::shared_ptr<NodeExecutors> executors;  ///< the node's executor actors, for local node steps
+  bool remote = false;  ///< a node step executed by a cluster worker (Services::remote)
   std::vector<PlanStep> children;
 };
 struct Plan {
@@ -120,6 +143,7 @@ struct Services {
   HistoryValues history_values = HistoryValues::full;
   std::size_t history_value_limit = 0;
   Config::Durability durability = Config::Durability::slow_steps;
+  RemoteSteps* remote = nullptr;  ///< where remote node steps go (cluster drivers only)
 
   /// Whether a step's record must be acknowledged before its branch goes on.
   bool waits_for_store(bool slow_step) const {
@@ -207,6 +231,13 @@ void advance(Cursor at, Value input, const std::string* source);
 void advance_when_stored(Cursor at, Value input, const std::string* source, bool wait_for_store);
 /// Reports that the sequence of `at` failed with `error`.
 void fail(const Cursor& at, caf::error error);
+
+/// Records the execution of the node step at `at` — `entry` filled in but for its input,
+/// output and error — notifies observers, ends the step's hold on the run, then continues
+/// the run with the output or fails the sequence. `slow`: the step did slow work (its record
+/// may have to be stored before the run goes on, Config::durability).
+void record_step(const Cursor& at, HistoryEntry entry, Value input, caf::expected<Value> outcome,
+                 bool slow);
 
 /// One executor of `def` (see node_executors.hpp); tells `executors` when it is free again.
 caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,

@@ -74,7 +74,7 @@ void LeaseKeeper::loop() {
         if (auto holder = holder_of(id)) why += " (" + *holder + ")";
         why += "; stopped so that two owners never run it at once";
         std::fprintf(stderr, "flux: %s\n", why.c_str());
-        if (auto run = h.run.lock()) run->stop(std::move(why));
+        if (auto run = h.run.lock()) run->lose_lease(std::move(why));
       }
     }
     lock.lock();

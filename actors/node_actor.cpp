@@ -35,44 +35,12 @@ struct Execution {
   std::chrono::steady_clock::time_point started;
 };
 
-std::string source_text(const std::string* source) {
-  return source == &k_run_input ? "the run input" : "the output of '" + *source + "'";
-}
-
-/// Turns the exception in flight into the failure it stands for.
 caf::error current_failure(const Execution& ex) {
-  const std::string& node = ex.step->label;
-  const std::string& step = ex.step->id;
-  std::string where = "node '" + node + "' (step " + step + ")";
-  try {
-    throw;
-  } catch (const InputError& e) {
-    return make_failure(
-        flux_errc::type_mismatch, node, step,
-        "type mismatch: " + where + " cannot take " + source_text(ex.req.source) + ": " + e.what());
-  } catch (const std::exception& e) {
-    return make_failure(flux_errc::node_failed, node, step, where + " failed: " + e.what());
-  } catch (...) {
-    return make_failure(flux_errc::node_failed, node, step,
-                        where + " failed: unknown exception (not derived from std::exception)");
-  }
+  return current_node_failure(ex.step->label, ex.step->id, source_text(ex.req.source));
 }
 
-/// Appends the history entry for `ex`, notifies observers, then continues the run with
-/// the output or reports the failure.
+/// Records `ex` and continues the run (record_step).
 void finish(Execution& ex, caf::expected<Value> outcome) {
-  const RunJob& job = ex.job();
-  // An output too deep to store fails its step here, naming it, rather than the run later
-  // when the store refuses the history entry.
-  if (outcome) {
-    if (const std::size_t depth = outcome->depth(); depth > k_max_value_depth) {
-      outcome = make_failure(flux_errc::node_failed, ex.step->label, ex.step->id,
-                             "node '" + ex.step->label + "' (step " + ex.step->id +
-                                 ") returned a value nested " + std::to_string(depth) +
-                                 " levels deep (lists/maps); the limit is " +
-                                 std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
-    }
-  }
   HistoryEntry e;
   e.type = HistoryEntry::Type::node;
   e.node = ex.step->label;
@@ -82,36 +50,9 @@ void finish(Execution& ex, caf::expected<Value> outcome) {
   e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::steady_clock::now() - ex.started);
   e.end = e.start + e.duration;
-  e.input = job.services->for_history(std::move(ex.req.input));  // the call is done with it
   e.children = ex.ctx.children();
-  if (outcome) {
-    e.output = job.services->for_history(*outcome);
-  } else {
-    e.error = failure_of(outcome.error()).message;
-    job.run->failing = true;
-  }
-  const bool ok = e.ok();
-  if (job.services->observers.empty()) {
-    job.run->append(std::move(e));
-  } else {
-    job.run->append(e);
-    job.services->notify([&](Observer& o) {
-      if (ok) {
-        o.on_node_end(ex.event(), e);
-      } else {
-        o.on_node_error(ex.event(), e);
-      }
-    });
-  }
-  job.run->end_step();
-  if (outcome) {
-    Cursor next = ex.req.at;
-    ++next.index;
-    advance_when_stored(std::move(next), std::move(*outcome), &ex.step->label,
-                        job.services->waits_for_store(ex.step->node->mode != NodeMode::sync));
-  } else {
-    fail(ex.req.at, std::move(outcome.error()));
-  }
+  record_step(ex.req.at, std::move(e), std::move(ex.req.input), std::move(outcome),
+              ex.step->node->mode != NodeMode::sync);
 }
 
 caf::expected<Value> call_sync(const NodeDef& def, Execution& ex) {
@@ -199,6 +140,78 @@ void execute(const NodeDef* def, ExecRequest req) {
 }
 
 }  // namespace
+
+void record_step(const Cursor& at, HistoryEntry e, Value input, caf::expected<Value> outcome,
+                 bool slow) {
+  const RunJob& job = *at.job;
+  // An output too deep to store fails its step here, naming it, rather than the run later
+  // when the store refuses the history entry.
+  if (outcome) {
+    if (auto too_deep = check_output_depth(e.node, e.step, *outcome)) outcome = *too_deep;
+  }
+  e.input = job.services->for_history(std::move(input));  // the call is done with it
+  if (outcome) {
+    e.output = job.services->for_history(*outcome);
+  } else {
+    e.error = failure_of(outcome.error()).message;
+    job.run->failing = true;
+  }
+  const bool ok = e.ok();
+  if (job.services->observers.empty()) {
+    job.run->append(std::move(e));
+  } else {
+    const NodeEvent event{job.run->run_id(), e.node, e.step, e.attempt};
+    job.run->append(e);
+    job.services->notify([&](Observer& o) {
+      if (ok) {
+        o.on_node_end(event, e);
+      } else {
+        o.on_node_error(event, e);
+      }
+    });
+  }
+  job.run->end_step();
+  if (outcome) {
+    Cursor next = at;
+    ++next.index;
+    const std::string* label = &at.step().label;
+    advance_when_stored(std::move(next), std::move(*outcome), label,
+                        job.services->waits_for_store(slow));
+  } else {
+    fail(at, std::move(outcome.error()));
+  }
+}
+
+std::string source_text(const std::string* source) {
+  return source == &k_run_input ? "the run input" : "the output of '" + *source + "'";
+}
+
+caf::error current_node_failure(const std::string& node, const std::string& step,
+                                const std::string& source) {
+  std::string where = "node '" + node + "' (step " + step + ")";
+  try {
+    throw;
+  } catch (const InputError& e) {
+    return make_failure(flux_errc::type_mismatch, node, step,
+                        "type mismatch: " + where + " cannot take " + source + ": " + e.what());
+  } catch (const std::exception& e) {
+    return make_failure(flux_errc::node_failed, node, step, where + " failed: " + e.what());
+  } catch (...) {
+    return make_failure(flux_errc::node_failed, node, step,
+                        where + " failed: unknown exception (not derived from std::exception)");
+  }
+}
+
+std::optional<caf::error> check_output_depth(const std::string& node, const std::string& step,
+                                             const Value& output) {
+  if (const std::size_t depth = output.depth(); depth > k_max_value_depth) {
+    return make_failure(flux_errc::node_failed, node, step,
+                        "node '" + node + "' (step " + step + ") returned a value nested " +
+                            std::to_string(depth) + " levels deep (lists/maps); the limit is " +
+                            std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+  }
+  return std::nullopt;
+}
 
 caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
                          std::size_t index) {

@@ -40,7 +40,9 @@ void advance(Cursor at, Value input, const std::string* source) {
     return;
   }
   const PlanStep& step = at.step();
-  if (step.type == PipelineDef::Type::node) {
+  if (step.type == PipelineDef::Type::node && step.remote) {
+    job.services->remote->submit(ExecRequest{std::move(at), std::move(input), source});
+  } else if (step.type == PipelineDef::Type::node) {
     NodeExecutors& executors = *step.executors;
     executors.submit(ExecRequest{std::move(at), std::move(input), source});
   } else {  // a coordinator per parallel execution

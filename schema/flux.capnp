@@ -90,6 +90,7 @@ struct HistoryEntry {
   }
 
   children @12 :List(Text);    # ids of the child runs the execution started, in order
+  worker @13 :Text;            # the worker that executed the step; empty: the run's owner
 }
 
 # A run's metadata (flux::RunInfo without its history, which is stored as

@@ -4,7 +4,6 @@
 
 namespace flux {
 namespace detail {
-namespace {
 
 // What a node stores must be storable: refused here, in the node that stores it, rather than
 // when the persistence actor writes it (after the run may have moved on).
@@ -17,8 +16,6 @@ void check_depth(Scope scope, std::string_view key, const Value& value) {
                     " (flux::k_max_value_depth)");
   }
 }
-
-}  // namespace
 
 namespace {
 thread_local const Context* t_executing = nullptr;
@@ -71,6 +68,24 @@ Value RunState::update(Scope scope, std::string_view key,
   return next;
 }
 
+std::optional<std::optional<Value>> RunState::compare_and_set(Scope scope, std::string_view key,
+                                                              const std::optional<Value>& expected,
+                                                              Value value) {
+  check_depth(scope, key, value);
+  std::lock_guard lock(mu_);
+  auto& m = space(scope);
+  auto it = m.find(key);
+  const bool matches = it == m.end() ? !expected : expected && *expected == it->second;
+  if (!matches) {
+    return std::optional<std::optional<Value>>(it == m.end() ? std::nullopt
+                                                             : std::optional<Value>(it->second));
+  }
+  if (it == m.end()) it = m.emplace(std::string(key), Value{}).first;
+  it->second = value;
+  journal(Write{Write::PutKey{run_id_, scope, std::string(key), std::move(value)}});
+  return std::nullopt;
+}
+
 Value::Map RunState::snapshot(Scope scope) const {
   std::lock_guard lock(mu_);
   return space(scope);
@@ -116,7 +131,7 @@ ChildRun Context::start_value(const Pipeline& pipeline, Value input) {
   return child;
 }
 
-Context::Context(std::shared_ptr<detail::RunState> run, const std::string& node,
+Context::Context(std::shared_ptr<detail::RunAccess> run, const std::string& node,
                  const std::string& step, std::uint32_t attempt) noexcept
     : run_(std::move(run)), node_(&node), step_(&step), attempt_(attempt), shared_(*run_) {}
 

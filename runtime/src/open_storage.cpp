@@ -26,13 +26,15 @@ std::string shown(std::string_view store) {
 
 }  // namespace
 
+std::string resolve_store_url(const std::string& store) {
+  if (!store.empty()) return store;
+  const char* env = std::getenv("FLUX_STORE");
+  return env && *env ? env : "memory";
+}
+
 std::shared_ptr<Storage> open_storage(const Config& config) {
   if (config.storage) return config.storage;
-  std::string store = config.store;
-  if (store.empty()) {
-    const char* env = std::getenv("FLUX_STORE");
-    store = env && *env ? env : "memory";
-  }
+  const std::string store = resolve_store_url(config.store);
   if (store == "memory" || store == "memory://") {
     return std::make_shared<MemoryStorage>(
         config.retention.value_or(MemoryStorage::k_default_retention));

@@ -524,7 +524,8 @@ std::string encode_history(const HistoryEntry& e) {
     check_depth(e.input, "its input", record);
     check_depth(e.output, "its output", record);
   }
-  std::uint64_t cost = e.node.size() + e.step.size() + (e.error ? e.error->size() : 0) +
+  std::uint64_t cost = e.node.size() + e.step.size() + e.worker.size() +
+                       (e.error ? e.error->size() : 0) +
                        read_cost(e.input) + read_cost(e.output);
   for (const std::string& child : e.children) cost += sizeof(std::string) + child.size();
   return encode<w::HistoryEntry>(RecordKind::history, cost, [&](w::HistoryEntry::Builder b) {
@@ -557,6 +558,7 @@ std::string encode_history(const HistoryEntry& e) {
       auto children = b.initChildren(static_cast<unsigned>(e.children.size()));
       for (unsigned i = 0; i < e.children.size(); ++i) children.set(i, text(e.children[i]));
     }
+    if (!e.worker.empty()) b.setWorker(text(e.worker));
   });
 }
 
@@ -679,6 +681,7 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key,
         });
         e.children.reserve(children.size());
         for (auto child : children) e.children.push_back(str(child, budget));
+        e.worker = str(r.getWorker(), budget);
         return e;
       });
 }

@@ -41,6 +41,10 @@ class ExecutingNode {
   const Context* outer_;
 };
 
+/// Throws Error(invalid_argument) naming the key if `value` nests deeper than
+/// k_max_value_depth: what a node stores must be storable.
+void check_depth(Scope scope, std::string_view key, const Value& value);
+
 /// Where a run's writes go, in order. Implemented by the persistence actor's client;
 /// `write` must not block (it enqueues).
 class Journal {
@@ -49,10 +53,30 @@ class Journal {
   virtual void write(Write w) = 0;
 };
 
+/// What a node's Context reaches of its run: the run's kv store, shared state and history.
+/// On the run's owner it is the RunState itself; on a worker, calls to the owner
+/// (cluster/remote_run.hpp). Thread-safe; every call is atomic.
+class RunAccess {
+ public:
+  virtual ~RunAccess() = default;
+  virtual const std::string& run_id() const noexcept = 0;
+  virtual void put(Scope scope, std::string_view key, Value value) = 0;
+  virtual std::optional<Value> get(Scope scope, std::string_view key) const = 0;
+  virtual bool erase(Scope scope, std::string_view key) = 0;
+  /// Replaces the value at `key` by `fn(old)` atomically. A remote run may call `fn` more
+  /// than once (optimistic: retried when another write came first).
+  virtual Value update(Scope scope, std::string_view key,
+                       const std::function<Value(const Value&)>& fn) = 0;
+  virtual Value::Map snapshot(Scope scope) const = 0;
+  virtual std::vector<HistoryEntry> history() const = 0;
+  /// Who starts the run's child runs; nullptr where children cannot be started.
+  virtual ChildStarter* child_starter() const noexcept = 0;
+};
+
 /// The live view of a run: kv, shared state and history as this process has written
 /// them. Every mutation is applied here and forwarded to the journal under one lock,
 /// so the store sees the run's writes in the order nodes observed them.
-class RunState {
+class RunState final : public RunAccess {
  public:
   /// `fence`: the fencing token every write of this run carries (0: unfenced). The other
   /// arguments restore a resumed run's state as stored.
@@ -65,16 +89,22 @@ class RunState {
         shared_(std::move(shared)),
         history_(std::move(history)) {}
 
-  const std::string& run_id() const noexcept { return run_id_; }
+  const std::string& run_id() const noexcept override { return run_id_; }
   /// Who starts the run's child runs (set once, before the run starts).
   void set_child_starter(ChildStarter* starter) noexcept { child_starter_ = starter; }
-  ChildStarter* child_starter() const noexcept { return child_starter_; }
+  ChildStarter* child_starter() const noexcept override { return child_starter_; }
 
-  void put(Scope scope, std::string_view key, Value value);
-  std::optional<Value> get(Scope scope, std::string_view key) const;
-  bool erase(Scope scope, std::string_view key);
-  Value update(Scope scope, std::string_view key, const std::function<Value(const Value&)>& fn);
-  Value::Map snapshot(Scope scope) const;
+  void put(Scope scope, std::string_view key, Value value) override;
+  std::optional<Value> get(Scope scope, std::string_view key) const override;
+  bool erase(Scope scope, std::string_view key) override;
+  Value update(Scope scope, std::string_view key,
+               const std::function<Value(const Value&)>& fn) override;
+  Value::Map snapshot(Scope scope) const override;
+  /// Stores `value` at `key` if the value there equals `expected` (nullopt: absent); returns
+  /// the value there now otherwise. What a remote `update` commits with.
+  std::optional<std::optional<Value>> compare_and_set(Scope scope, std::string_view key,
+                                                      const std::optional<Value>& expected,
+                                                      Value value);
 
   /// Journals the run's metadata, ordered with the run's other writes.
   void journal_run(const RunInfo& info);
@@ -94,7 +124,7 @@ class RunState {
 
   /// Assigns the entry its sequence number, keeps it and journals it.
   void append(HistoryEntry entry);
-  std::vector<HistoryEntry> history() const;
+  std::vector<HistoryEntry> history() const override;
 
   /// Set once any step fails, so that parallel branches stop starting new steps.
   std::atomic<bool> failing{false};
@@ -107,6 +137,13 @@ class RunState {
     }
     failing = true;
   }
+  /// The run's lease went to another owner: stops it (as `stop`), and from now on results
+  /// of its steps that arrive from workers are dropped, never recorded (fencing).
+  void lose_lease(std::string why) {
+    lease_lost_ = true;
+    stop(std::move(why));
+  }
+  bool lease_lost() const noexcept { return lease_lost_; }
   /// Why the run stopped starting steps: the reason given to `stop`, or that a step failed.
   std::string stop_reason() const {
     std::lock_guard lock(mu_);
@@ -132,6 +169,7 @@ class RunState {
   }
 
   std::atomic<bool> released_{false};
+  std::atomic<bool> lease_lost_{false};
   ChildStarter* child_starter_ = nullptr;
 
   std::atomic<int> holds_{1};  // the run itself + each step executing

@@ -43,6 +43,8 @@ const char* to_string(Errc code) noexcept {
       return "storage";
     case Errc::run_owned:
       return "run_owned";
+    case Errc::unavailable:
+      return "unavailable";
   }
   return "unknown";
 }

@@ -35,9 +35,7 @@ struct TlsConfig {
   std::string key{};          ///< PEM private key of `certificate`
   std::string ca_file{};      ///< PEM CA certificate(s) a peer's certificate must be signed by
   std::string passphrase{};   ///< for an encrypted `key`; empty: FLUX_TLS_PASSPHRASE, if set
-  bool enabled() const noexcept {
-    return !certificate.empty() || !key.empty() || !ca_file.empty();
-  }
+  bool enabled() const noexcept { return !certificate.empty() || !key.empty() || !ca_file.empty(); }
 };
 
 /// How cluster processes talk: failure detection and transport security. Drivers and workers

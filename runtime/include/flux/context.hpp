@@ -36,7 +36,7 @@ namespace flux {
 
 class Pipeline;
 namespace detail {
-class RunState;
+class RunAccess;
 struct RunCompletion;
 }  // namespace detail
 
@@ -72,7 +72,7 @@ class ChildRun {
 /// State shared by every node of one run. Each call is atomic.
 class SharedState {
  public:
-  explicit SharedState(detail::RunState& run) noexcept : run_(&run) {}
+  explicit SharedState(detail::RunAccess& run) noexcept : run_(&run) {}
 
   /// Throws Error(invalid_argument) naming the key if `value` nests deeper than
   /// `flux::k_max_value_depth`; nothing is stored then. So does `update` for its result.
@@ -98,14 +98,14 @@ class SharedState {
   Value::Map snapshot() const;
 
  private:
-  detail::RunState* run_;
+  detail::RunAccess* run_;
 };
 
 class Context {
  public:
   /// Made by Flux for each node execution; users receive it by reference. `node` and
   /// `step` must outlive the Context (they belong to the compiled pipeline).
-  Context(std::shared_ptr<detail::RunState> run, const std::string& node, const std::string& step,
+  Context(std::shared_ptr<detail::RunAccess> run, const std::string& node, const std::string& step,
           std::uint32_t attempt) noexcept;
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
@@ -158,7 +158,7 @@ class Context {
   const std::vector<std::string>& children() const noexcept { return children_; }
 
  private:
-  std::shared_ptr<detail::RunState> run_;
+  std::shared_ptr<detail::RunAccess> run_;
   const std::string* node_;
   const std::string* step_;
   std::uint32_t attempt_;

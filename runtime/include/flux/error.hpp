@@ -20,6 +20,7 @@ enum class Errc {
   not_found,         ///< a run id (or key) that the store does not know
   storage,           ///< the store failed or holds data that cannot be read
   run_owned,         ///< another live process owns the run; retry after its lease expires
+  unavailable,       ///< a cluster peer did not answer in time; retry later
 };
 
 /// Returns a stable lower-case name for `code`, e.g. "type_mismatch".

@@ -10,6 +10,7 @@
 /// std::int64_t y = rt.run(inc | dbl, 3).value<std::int64_t>();   // 8
 /// ```
 
+#include "flux/cluster.hpp"   // IWYU pragma: export
 #include "flux/codec.hpp"     // IWYU pragma: export
 #include "flux/context.hpp"   // IWYU pragma: export
 #include "flux/error.hpp"     // IWYU pragma: export
@@ -17,6 +18,7 @@
 #include "flux/observer.hpp"  // IWYU pragma: export
 #include "flux/pipeline.hpp"  // IWYU pragma: export
 #include "flux/record.hpp"    // IWYU pragma: export
+#include "flux/registry.hpp"  // IWYU pragma: export
 #include "flux/runtime.hpp"   // IWYU pragma: export
 #include "flux/storage.hpp"   // IWYU pragma: export
 #include "flux/value.hpp"     // IWYU pragma: export

@@ -48,6 +48,8 @@ struct HistoryEntry {
   std::optional<std::string> error;  ///< the failure message, if the step failed
   /// The child runs this execution started (Context::start), in order.
   std::vector<std::string> children;
+  /// The id of the cluster worker that executed the step; empty when the run's owner did.
+  std::string worker;
 
   bool ok() const noexcept { return !error.has_value(); }
   friend bool operator==(const HistoryEntry&, const HistoryEntry&) = default;

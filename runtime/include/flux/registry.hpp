@@ -30,6 +30,9 @@ namespace flux {
 /// "(list<string>, int64) -> map<string, float64>". Two nodes of one name must have the
 /// same signature to stand for each other.
 std::string signature(const Node& node);
+namespace detail {
+std::string signature(const NodeDef& def);
+}
 
 class Registry {
  public:

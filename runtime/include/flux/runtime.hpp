@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "flux/cluster.hpp"
 #include "flux/codec.hpp"
 #include "flux/observer.hpp"
 #include "flux/pipeline.hpp"
@@ -96,8 +97,11 @@ struct Config {
   std::size_t node_executors = 0;
   /// Upper bound on threads running `.blocking()` nodes and awaiting async nodes' futures.
   std::size_t blocking_threads = 64;
-  /// Notified of run and node events, in order of registration.
+  /// Notified of run and node events, in order of registration (also of steps executed by
+  /// cluster workers).
   std::vector<std::shared_ptr<Observer>> observers{};
+  /// Makes this Runtime a cluster driver: node steps go to workers (README, "Cluster").
+  ClusterConfig cluster{};
 };
 
 /// The outcome of a run.
