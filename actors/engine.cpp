@@ -152,6 +152,13 @@ struct Engine::Impl {
   bool cluster = false;
   std::set<std::string> local_nodes;
   std::unique_ptr<Dispatcher> dispatcher;
+  // Adopting orphans (Config::cluster.adopt): a thread that resumes them.
+  std::optional<Registry> adopt;
+  std::chrono::milliseconds adopt_interval{1000};
+  std::thread adopter;
+  std::mutex adopter_mu;  // guards stop_adopting
+  std::condition_variable adopter_cv;
+  bool stop_adopting = false;
 
   std::mutex cache_mu;  // guards plans and nodes
   std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
@@ -262,6 +269,11 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
                                                      config.key_prefix, impl_->owner);
     impl_->services->remote = impl_->dispatcher.get();
   }
+  if (config.cluster.adopt) {
+    impl_->adopt = std::move(config.cluster.adopt);
+    impl_->adopt_interval = config.cluster.adopt_interval;
+    impl_->adopter = std::thread([this] { adopt_orphans(); });
+  }
   // The keeper's rounds also push out records that wait in the journal (see journal.hpp),
   // and wait for them: a lease is renewed only once its claim is stored.
   impl_->services->leases =
@@ -272,6 +284,14 @@ Engine::Engine(Config config) : impl_(std::make_unique<Impl>()) {
 }
 
 Engine::~Engine() {
+  if (impl_->adopter.joinable()) {
+    {
+      std::lock_guard lock(impl_->adopter_mu);
+      impl_->stop_adopting = true;
+    }
+    impl_->adopter_cv.notify_all();
+    impl_->adopter.join();
+  }
   impl_->services->runs.wait_idle();
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   impl_->services->leases.reset();
@@ -439,6 +459,55 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->run->set_child_starter(this);
   job->run->append(std::move(mark));  // before any step of the resumed run
   return launch(std::move(job));
+}
+
+void Engine::adopt_orphans() {
+  std::set<std::string> reported;  // orphans whose pipeline is not registered: said once
+  std::string last_error;
+  std::unique_lock lock(impl_->adopter_mu);
+  while (!impl_->adopter_cv.wait_for(lock, impl_->adopt_interval,
+                                     [this] { return impl_->stop_adopting; })) {
+    lock.unlock();
+    try {
+      RunFilter filter;
+      filter.limit = 100;
+      do {
+        RunPage page = list_orphans(filter);
+        for (const RunInfo& orphan : page.runs) {
+          const Pipeline* pipeline = impl_->adopt->pipeline(orphan.pipeline);
+          if (!pipeline) {
+            if (reported.insert(orphan.id).second) {
+              std::fprintf(stderr,
+                           "flux: driver %s does not adopt run %s: its pipeline '%s' is not in "
+                           "Config::cluster.adopt\n",
+                           impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+            }
+            continue;
+          }
+          try {
+            resume(orphan.id, *pipeline);
+            std::fprintf(stderr, "flux: driver %s adopted run %s (pipeline '%s')\n",
+                         impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+          } catch (const Error& e) {
+            // Another driver took it first (run_owned), or it cannot be resumed: said once.
+            if (e.code() != Errc::run_owned && reported.insert(orphan.id).second) {
+              std::fprintf(stderr, "flux: driver %s cannot adopt run %s: %s\n",
+                           impl_->owner.c_str(), orphan.id.c_str(), e.what());
+            }
+          }
+        }
+        filter.cursor = page.next_cursor;
+      } while (!filter.cursor.empty());
+      last_error.clear();
+    } catch (const std::exception& e) {
+      if (last_error != e.what()) {
+        last_error = e.what();
+        std::fprintf(stderr, "flux: driver %s could not look for orphans: %s\n",
+                     impl_->owner.c_str(), e.what());
+      }
+    }
+    lock.lock();
+  }
 }
 
 RunPage Engine::list_orphans(const RunFilter& filter) const {

@@ -58,6 +58,8 @@ class Engine final : public ChildStarter {
                                        const std::string& parent_run,
                                        const std::string& parent_step);
   std::shared_ptr<RunCompletion> launch(std::shared_ptr<RunJob> job);
+  /// Config::cluster.adopt: resumes orphans whose pipeline is registered, until destroyed.
+  void adopt_orphans();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -65,6 +66,12 @@ struct ClusterConfig {
   /// How often the store is asked which workers are alive.
   std::chrono::milliseconds discovery_interval{100};
   NetworkConfig network{};
+  /// Adopt orphans: when set, this driver resumes every run whose owner died (its lease
+  /// expired; see `Runtime::list_orphans`) and whose pipeline is registered here by the name
+  /// it was started with. Checked every `adopt_interval`; when several drivers adopt, the
+  /// store's lease gives each orphan to exactly one of them.
+  std::optional<Registry> adopt{};
+  std::chrono::milliseconds adopt_interval{1000};
 };
 
 /// What a Worker serves and where.
