@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,10 +39,15 @@ struct WorkerCard {
   friend bool operator==(const WorkerCard&, const WorkerCard&) = default;
 };
 
-/// Encodes / decodes a card as a sealed record (record_codec.hpp); decoding throws
-/// Error(storage) naming `key` for bytes that are not a card.
+/// Encodes / decodes a card as a sealed record (implemented in record_codec.cpp, the only
+/// user of Cap'n Proto, with the same envelope, checksum and read limits as every record).
+/// Encoding throws Error(invalid_argument) for an empty id or nodes not strictly ascending
+/// by name. Decoding throws Error(storage) naming `key` for bytes that are not a card, and
+/// for a card whose id is empty or not `expected_id` (the worker its key is for: a valid
+/// card copied under another worker's key would send drivers to the wrong process).
 std::string encode_worker_card(const WorkerCard& card);
-WorkerCard decode_worker_card(std::string_view bytes, std::string_view key);
+WorkerCard decode_worker_card(std::string_view bytes, std::string_view key,
+                              std::string_view expected_id);
 
 class RedisConnection;
 
@@ -49,18 +55,23 @@ class RedisConnection;
 class WorkerDirectory {
  public:
   /// Connects to `redis_url` (as RedisStorage does: password from the URL or
-  /// FLUX_REDIS_PASSWORD); throws Error(storage) naming the address if it cannot.
+  /// FLUX_REDIS_PASSWORD); throws Error(storage) naming the address if it cannot, and
+  /// Error(invalid_argument) for a malformed URL or an empty prefix. Every call gives up
+  /// with Error(storage) within a few seconds (1 s I/O timeout, retried for 2 s after the
+  /// first failure): a discovery poll or heartbeat must not hang on a dead store.
   WorkerDirectory(const std::string& redis_url, std::string key_prefix);
   ~WorkerDirectory();
 
-  /// Writes `card` with `ttl` and indexes it.
+  /// Writes `card` with `ttl` (positive, else Error(invalid_argument)) and indexes it.
   void announce(const WorkerCard& card, std::chrono::milliseconds ttl);
   /// Extends the card's TTL; false if it had expired (announce again then).
   bool refresh(const std::string& id, std::chrono::milliseconds ttl);
   /// Removes the card at once (a draining worker).
   void withdraw(const std::string& id);
   /// The cards alive now, ascending by id. Ids whose card expired are dropped from the
-  /// index; a card that cannot be decoded is skipped and its key reported in `corrupt`.
+  /// index (only if the card is still missing when the drop runs, so a worker announcing
+  /// meanwhile stays indexed); a card that cannot be decoded is skipped and its key
+  /// reported in `corrupt` (cleared first). A corrupt card stays indexed until it expires.
   std::vector<WorkerCard> live(std::vector<std::string>* corrupt = nullptr);
 
  private:

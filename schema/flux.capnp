@@ -1,7 +1,7 @@
 # Flux durable record format: the Cap'n Proto schema of what Flux stores.
 #
 # Every stored record is one of the root structs below (Value, HistoryEntry,
-# RunRecord), serialized as a *packed* Cap'n Proto message and wrapped in the
+# RunRecord, WorkerCard), serialized as a *packed* Cap'n Proto message and wrapped in the
 # 16-byte Flux envelope (magic "FLUX", format version, record kind, reserved,
 # payload length, CRC-32C of the payload) -- see runtime/src/record_codec.hpp.
 # The envelope is verified before any byte of the message is interpreted.
@@ -136,4 +136,24 @@ struct RunFailure {
   node @0 :Text;               # empty if the failure is not a node's (e.g. the store)
   step @1 :Text;
   message @2 :Text;
+}
+
+# A worker's card in the cluster's worker directory (cluster/worker_directory.hpp): who it
+# is, where drivers connect, and the nodes it hosts. Stored under the worker's key with a
+# TTL that the worker keeps refreshing.
+struct WorkerCard {
+  id @0 :Text;                 # the worker's id; equal to the one its key is for, never empty
+  host @1 :Text;               # where drivers connect
+  port @2 :UInt16;
+  capacity @3 :UInt32;         # how much work it takes at once
+  protocol @4 :Text;           # the wire protocol it speaks, e.g. "flux-wire-1"
+  tls @5 :Bool;                # whether connections to it use TLS
+  pid @6 :Int64;               # its process id (for operators)
+  startedNs @7 :Int64;         # when it started: ns since the Unix epoch
+  nodes @8 :List(NodeSignature);  # strictly ascending by name
+
+  struct NodeSignature {
+    name @0 :Text;
+    signature @1 :Text;
+  }
 }

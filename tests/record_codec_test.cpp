@@ -210,6 +210,9 @@ std::string decode_error(RecordKind kind, std::string_view bytes, std::string_vi
       case RecordKind::run:
         (void)d::decode_run(bytes, key, run_id);
         break;
+      case RecordKind::worker_card:  // worker cards are tested in worker_directory_test.cpp
+        ADD_FAILURE() << "no worker cards here";
+        break;
     }
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::storage) << e.what();
@@ -768,6 +771,9 @@ std::string claim_record(RecordKind kind, unsigned n, bool map, std::size_t pad_
       if (pad_bytes != 0) r.initOutput().initData(static_cast<unsigned>(pad_bytes));
       break;
     }
+    case RecordKind::worker_card:  // worker cards are tested in worker_directory_test.cpp
+      ADD_FAILURE() << "no worker cards here";
+      break;
   }
   return d::seal_record(kind, packed_payload(mb));
 }
@@ -988,6 +994,9 @@ void fuzz_one(RecordKind kind, std::string_view bytes, FuzzStats& stats, const c
             << what << " #" << index;
         break;
       }
+      case RecordKind::worker_card:  // worker cards are tested in worker_directory_test.cpp
+        ADD_FAILURE() << "no worker cards here";
+        break;
     }
     ++stats.decoded;
   } catch (const Error& e) {

@@ -20,6 +20,7 @@
 
 #include "flux/error.hpp"
 #include "schema/flux.capnp.h"
+#include "worker_directory.hpp"  // WorkerCard: its encoding lives here, with Cap'n Proto
 
 namespace flux::detail {
 
@@ -33,6 +34,8 @@ const char* to_string(RecordKind kind) noexcept {
       return "history";
     case RecordKind::run:
       return "run";
+    case RecordKind::worker_card:
+      return "worker card";
   }
   return "unknown";
 }
@@ -755,6 +758,91 @@ RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_vie
                                    " (written by a newer Flux?)");
         }
         return info;
+      });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker cards (cluster/worker_directory.hpp)
+
+namespace {
+
+// What reading one node of a card costs beyond its strings.
+constexpr std::uint64_t k_card_node_cost = sizeof(std::pair<std::string, std::string>);
+
+}  // namespace
+
+std::string encode_worker_card(const WorkerCard& card) {
+  if (card.id.empty()) {
+    // A reader refuses a card without an id (it cannot be the card its key is for).
+    throw Error(Errc::invalid_argument, "cannot encode worker card: the worker id is empty");
+  }
+  std::uint64_t cost = card.id.size() + card.host.size() + card.protocol.size();
+  for (std::size_t i = 0; i < card.nodes.size(); ++i) {
+    const auto& [name, signature] = card.nodes[i];
+    if (i > 0 && !(card.nodes[i - 1].first < name)) {
+      // A reader refuses such a card (see decode_worker_card), so it is never written.
+      throw Error(Errc::invalid_argument, "cannot encode worker card " + quote(card.id) +
+                                              ": its nodes are not strictly ascending by name (" +
+                                              quote(card.nodes[i - 1].first) + " comes before " +
+                                              quote(name) + ")");
+    }
+    cost += k_card_node_cost + name.size() + signature.size();
+  }
+  return encode<w::WorkerCard>(RecordKind::worker_card, cost, [&](w::WorkerCard::Builder b) {
+    b.setId(text(card.id));
+    b.setHost(text(card.host));
+    b.setPort(card.port);
+    b.setCapacity(card.capacity);
+    b.setProtocol(text(card.protocol));
+    b.setTls(card.tls);
+    b.setPid(card.pid);
+    b.setStartedNs(ns(card.started));
+    if (!card.nodes.empty()) {
+      auto nodes =
+          b.initNodes(checked_size(card.nodes.size(), k_max_list_elements, "list of nodes"));
+      for (unsigned i = 0; i < card.nodes.size(); ++i) {
+        nodes[i].setName(text(card.nodes[i].first));
+        nodes[i].setSignature(text(card.nodes[i].second));
+      }
+    }
+  });
+}
+
+WorkerCard decode_worker_card(std::string_view bytes, std::string_view key,
+                              std::string_view expected_id) {
+  return decode<w::WorkerCard>(
+      bytes, key, RecordKind::worker_card, [&](w::WorkerCard::Reader r, ReadBudget& budget) {
+        WorkerCard card;
+        card.id = str(r.getId(), budget);
+        // A valid envelope does not prove the card is this worker's: refuse another worker's
+        // card (drivers would reach the wrong process under this id) and an all-default one.
+        if (card.id.empty()) throw corrupt(key, "invalid content: the worker id is empty");
+        if (card.id != expected_id) {
+          throw corrupt(key, "invalid content: worker id mismatch (the card is worker " +
+                                 quote(card.id) + "'s; the key is worker " + quote(expected_id) +
+                                 "'s)");
+        }
+        card.host = str(r.getHost(), budget);
+        card.port = r.getPort();
+        card.capacity = r.getCapacity();
+        card.protocol = str(r.getProtocol(), budget);
+        card.tls = r.getTls();
+        card.pid = r.getPid();
+        card.started = at_ns(r.getStartedNs());
+        auto nodes = r.getNodes();
+        budget.charge(nodes.size(), k_card_node_cost,
+                      [&] { return "a list of " + std::to_string(nodes.size()) + " nodes"; });
+        card.nodes.reserve(nodes.size());
+        for (auto n : nodes) {
+          std::string name = str(n.getName(), budget);
+          if (!card.nodes.empty() && !(card.nodes.back().first < name)) {
+            throw corrupt(key, "invalid content: the nodes are not strictly ascending by name (" +
+                                   quote(card.nodes.back().first) + " comes before " + quote(name) +
+                                   ")");
+          }
+          card.nodes.emplace_back(std::move(name), str(n.getSignature(), budget));
+        }
+        return card;
       });
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// The durable record format (internal): how a `Value`, a `HistoryEntry` and a
-/// `RunInfo` become bytes in a store (Redis) and back.
+/// The durable record format (internal): how a `Value`, a `HistoryEntry`, a
+/// `RunInfo` and a worker's card become bytes in a store (Redis) and back.
 ///
 /// Every record is an envelope followed by a payload:
 ///
@@ -15,8 +15,12 @@
 /// |     12 |    4 | CRC-32C (Castagnoli) of the payload, little endian    |
 /// |     16 |    n | payload: one Cap'n Proto message, packed encoding     |
 ///
-/// The payload's root struct is `flux::wire::Value`, `HistoryEntry` or
-/// `RunRecord` (schema/flux.capnp, which documents the evolution rules).
+/// The payload's root struct is `flux::wire::Value`, `HistoryEntry`, `RunRecord` or
+/// `WorkerCard` (schema/flux.capnp, which documents the evolution rules).
+///
+/// Worker cards are encoded here too (this file is the only user of Cap'n Proto), by
+/// `encode_worker_card` / `decode_worker_card`, declared beside `WorkerCard` in
+/// cluster/worker_directory.hpp and held to the same rules as the records below.
 ///
 /// Decoding verifies the whole envelope (size, magic, version, kind, reserved,
 /// length, checksum) before it looks at the payload. A valid envelope proves only that the
@@ -52,7 +56,8 @@
 ///    the run's history. Other fields (pipeline, fingerprint, node, step) may be empty: the
 ///    Storage contract lets a store hold such records, and whatever a store accepts must
 ///    read back. A history entry carries no run id, so one copied from another run to the
-///    same position is not detected.
+///    same position is not detected. A worker card must carry the non-empty id its key is
+///    for, and its nodes strictly ascending by name.
 ///
 /// Every decoding failure throws `flux::Error(Errc::storage, ...)` whose message
 /// starts with `corrupt record at key "<key>": ` and names the cause (too short,
@@ -73,9 +78,10 @@
 
 namespace flux::detail {
 
-enum class RecordKind : std::uint8_t { value = 1, history = 2, run = 3 };
+/// Kinds are only appended, never renumbered: stored records carry them.
+enum class RecordKind : std::uint8_t { value = 1, history = 2, run = 3, worker_card = 4 };
 
-/// "value", "history", "run", or "unknown".
+/// "value", "history", "run", "worker card", or "unknown".
 const char* to_string(RecordKind kind) noexcept;
 
 inline constexpr char k_record_magic[4] = {'F', 'L', 'U', 'X'};
