@@ -30,6 +30,7 @@ struct Dispatcher::Shared {
   std::deque<std::pair<WorkerCard, caf::actor>> joined;  // connected by discovery
   std::vector<std::string> departed;                     // cards no longer announced
   std::set<std::string> lost;                            // connections the actor saw go
+  std::map<std::string, std::string> unusable;           // announced workers not connected, and why
 };
 
 namespace {
@@ -440,6 +441,14 @@ class Placement {
         seen += " (nodes: " + (names.empty() ? std::string("none") : names) + ")";
       }
     }
+    {
+      std::lock_guard lock(shared_->mu);
+      for (const auto& [id, why] : shared_->unusable) {
+        if (workers_.count(id)) continue;
+        if (!seen.empty()) seen += "; ";
+        seen += id + " (not connected: " + why + ")";
+      }
+    }
     HistoryEntry e;
     e.node = step.label;
     e.step = step.id;
@@ -560,14 +569,19 @@ void Dispatcher::discover() {
     for (const WorkerCard& card : cards) {
       live.insert(card.id);
       if (connected.count(card.id)) continue;
+      const std::string where = card.host + ":" + std::to_string(card.port);
+      auto unusable = [&](std::string why) {
+        std::lock_guard guard(shared_->mu);
+        shared_->unusable[card.id] = std::move(why);
+      };
       if (card.protocol != k_wire_protocol || card.tls != tls) {
+        std::string why = "at " + where + ", it speaks " + card.protocol +
+                          (card.tls ? " over TLS" : " in plaintext") + ", this driver " +
+                          k_wire_protocol + (tls ? " over TLS" : " in plaintext");
         if (refused.insert(card.id).second) {
-          std::fprintf(stderr,
-                       "flux: worker %s at %s:%u not used: it speaks %s%s, this driver %s%s\n",
-                       card.id.c_str(), card.host.c_str(), card.port, card.protocol.c_str(),
-                       card.tls ? " over TLS" : " in plaintext", k_wire_protocol,
-                       tls ? " over TLS" : " in plaintext");
+          std::fprintf(stderr, "flux: worker %s not used: %s\n", card.id.c_str(), why.c_str());
         }
+        unusable(std::move(why));
         continue;
       }
       auto r = retry.find(card.id);
@@ -577,10 +591,10 @@ void Dispatcher::discover() {
           std::max(std::chrono::milliseconds(2000), config_.network.connection_timeout * 2));
       if (!handle) {
         Retry& next = retry[card.id];
-        std::fprintf(
-            stderr, "flux: cannot connect to worker %s at %s:%u: %s; retrying in %lld ms\n",
-            card.id.c_str(), card.host.c_str(), card.port, system_.render(handle.error()).c_str(),
-            static_cast<long long>(next.backoff.count()));
+        std::string why = "cannot connect to " + where + ": " + system_.render(handle.error());
+        std::fprintf(stderr, "flux: worker %s: %s; retrying in %lld ms\n", card.id.c_str(),
+                     why.c_str(), static_cast<long long>(next.backoff.count()));
+        unusable(std::move(why));
         next.next = clock::now() + next.backoff;
         next.backoff = std::min(next.backoff * 2, std::chrono::milliseconds(5000));
         continue;
@@ -588,6 +602,7 @@ void Dispatcher::discover() {
       retry.erase(card.id);
       connected.insert(card.id);
       std::lock_guard guard(shared_->mu);
+      shared_->unusable.erase(card.id);
       shared_->joined.emplace_back(card, *handle);
       joined = true;
     }
@@ -601,6 +616,10 @@ void Dispatcher::discover() {
       }
     }
     lock.lock();
+    for (auto it = shared_->unusable.begin(); it != shared_->unusable.end();) {
+      it = live.count(it->first) || !last_error.empty() ? std::next(it)
+                                                        : shared_->unusable.erase(it);
+    }
     if (joined || !departed.empty()) {
       for (auto& id : departed) shared_->departed.push_back(std::move(id));
       caf::anon_send(actor_, poke_atom::value);

@@ -202,6 +202,8 @@ class WorkerImpl {
     auto open = std::make_shared<Open>();
     return {
         [self, w, open](wire::StepRequest& req) {
+          // Before make_response_promise, which takes the sender over from the message.
+          auto owner = caf::actor_cast<caf::actor>(self->current_sender());
           auto rp = self->make_response_promise();
           if (auto why = w->refusal(req)) {
             rp.deliver(refused(req, std::move(*why)));
@@ -209,7 +211,6 @@ class WorkerImpl {
           }
           const std::uint64_t local = ++open->next;
           open->promises.emplace(local, rp);
-          auto owner = caf::actor_cast<caf::actor>(self->current_sender());
           auto me = caf::actor_cast<caf::actor>(self);
           w->pool_->submit([w, req = std::move(req), owner, me, local]() mutable {
             wire::StepResult result = w->execute(req, owner);

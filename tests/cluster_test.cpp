@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 #include <chrono>
 #include <flux/flux.hpp>
 #include <map>
@@ -11,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "support/certs.hpp"
 #include "support/cluster_nodes.hpp"
 #include "support/redis_server.hpp"
 #include "support/worker_process.hpp"
@@ -115,7 +119,9 @@ TEST_F(Cluster, SharedStateIsAtomicAcrossWorkers) {
   ASSERT_TRUE(shared.count("counter"));
   EXPECT_EQ(shared.at("counter").as_int(), 1000);
   std::set<std::string> workers;
-  for (const auto& e : rt.get_run(r.run_id)->history) {
+  auto info = rt.get_run(r.run_id);
+  ASSERT_TRUE(info);
+  for (const auto& e : info->history) {
     if (e.type == flux::HistoryEntry::Type::node) workers.insert(e.worker);
   }
   EXPECT_EQ(workers, (std::set<std::string>{"A", "B"}));
@@ -139,12 +145,12 @@ TEST_F(Cluster, ANodeThatNoWorkerHostsFailsTheRunNamingTheNodeAndTheWorkersSeen)
   flux::Runtime rt(config);
   wait_for_workers(rt, {"A"});
   const auto started = std::chrono::steady_clock::now();
-  auto r = rt.run(flux::test::inc_node() | flux::test::sum_node(), 1);
+  auto r = rt.run(flux::test::inc_node() | flux::test::times_node(2), 1);
   const auto took = std::chrono::steady_clock::now() - started;
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error->node, "sum");
+  EXPECT_EQ(r.error->node, "times2");
   EXPECT_EQ(r.error->message,
-            "no worker hosts node 'sum' (step 1, signature (list<int64>) -> int64): waited "
+            "no worker hosts node 'times2' (step 1, signature (int64) -> int64): waited "
             "0.700 s; workers seen: A (nodes: inc, where)");
   EXPECT_GE(took, 700ms);
   EXPECT_LT(took, 10s);
@@ -269,6 +275,122 @@ TEST_F(Cluster, ADrainingWorkerFinishesItsStepAndGetsNoMoreWork) {
   ASSERT_EQ(info->history.size(), 1u);
   EXPECT_EQ(info->history[0].worker, "A");
   EXPECT_EQ(info->history[0].attempt, 1u);
+}
+
+class ClusterTls : public Cluster {
+ protected:
+  flux::test::TestCerts certs;
+
+  std::unique_ptr<WorkerProcess> start_tls_worker(const std::string& name) {
+    std::vector<std::string> args{
+        "--store", shared_redis().url(), "--prefix",       prefix,         "--id", name,
+        "--tls",   certs.peer_cert(),    certs.peer_key(), certs.ca_cert()};
+    return std::make_unique<WorkerProcess>(FLUX_CLUSTER_NODE, name, args);
+  }
+  flux::Config tls_driver(const std::string& cert, const std::string& key, const std::string& ca) {
+    flux::Config config = driver_config();
+    config.cluster.placement_timeout = 1500ms;
+    config.cluster.network.tls = {cert, key, ca, ""};
+    return config;
+  }
+};
+
+TEST_F(ClusterTls, MutualTlsBetweenDriverAndWorkers) {
+  auto a = start_tls_worker("A");
+  auto b = start_tls_worker("B");
+  flux::Runtime rt(tls_driver(certs.peer2_cert(), certs.peer2_key(), certs.ca_cert()));
+  auto r = rt.run(flux::test::w2_pipeline(), 2);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.output.as_int(), 165);
+}
+
+TEST_F(ClusterTls, ADriverWithACertificateOfAnotherCaIsRejected) {
+  auto a = start_tls_worker("A");
+  flux::Runtime rt(tls_driver(certs.other_cert(), certs.other_key(), certs.other_ca_cert()));
+  auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error->message.find("workers seen: A (not connected: cannot connect to 127.0.0.1:" +
+                                  std::to_string(a->port())),
+            std::string::npos)
+      << r.error->message;
+}
+
+/// What a client that is not Flux (no checks of its own) gets from a TLS worker: plain CAF
+/// with the TLS module and the given files (empty: not set).
+std::string raw_tls_connect(int port, const std::string& cert, const std::string& key,
+                            const std::string& ca) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.load<caf::openssl::manager>();
+  if (!cert.empty()) cfg.set("openssl.certificate", cert);
+  if (!key.empty()) cfg.set("openssl.key", key);
+  if (!ca.empty()) cfg.set("openssl.cafile", ca);
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-1"});
+  caf::actor_system sys{cfg};
+  std::string outcome = "connected";
+  caf::scoped_actor self{sys};
+  self->request(sys.openssl_manager().actor_handle(), std::chrono::seconds(5),
+                caf::connect_atom::value, std::string("127.0.0.1"),
+                static_cast<std::uint16_t>(port))
+      .receive([](const caf::node_id&, caf::strong_actor_ptr&, const std::set<std::string>&) {},
+               [&](caf::error& e) { outcome = sys.render(e); });
+  return outcome;
+}
+
+TEST_F(ClusterTls, ClientsWithoutAValidCertificateAreRejectedByTheWorker) {
+  auto a = start_tls_worker("A");
+  // The worker's own CA and a certificate it signed: accepted (the control).
+  EXPECT_EQ(raw_tls_connect(a->port(), certs.peer2_cert(), certs.peer2_key(), certs.ca_cert()),
+            "connected");
+  // No certificate (anonymous TLS), a self-signed one, one of another CA: refused.
+  EXPECT_EQ(raw_tls_connect(a->port(), "", "", ""), "system_error(disconnect_during_handshake)");
+  EXPECT_EQ(raw_tls_connect(a->port(), certs.self_signed_cert(), certs.self_signed_key(),
+                            certs.ca_cert()),
+            "system_error(disconnect_during_handshake)");
+  EXPECT_EQ(raw_tls_connect(a->port(), certs.other_cert(), certs.other_key(), certs.ca_cert()),
+            "system_error(disconnect_during_handshake)");
+  // The worker is still serving.
+  flux::Runtime rt(tls_driver(certs.peer2_cert(), certs.peer2_key(), certs.ca_cert()));
+  auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.output.as_string(), "A");
+}
+
+TEST_F(ClusterTls, ADriverRefusesASelfSignedCertificateOfItsOwn) {
+  try {
+    flux::Runtime rt(
+        tls_driver(certs.self_signed_cert(), certs.self_signed_key(), certs.ca_cert()));
+    FAIL() << "a self-signed certificate was accepted";
+  } catch (const flux::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is not signed by a CA in tls.ca_file"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(ClusterTls, APlaintextDriverDoesNotUseATlsWorker) {
+  auto a = start_tls_worker("A");
+  auto config = driver_config();
+  config.cluster.placement_timeout = 800ms;
+  flux::Runtime rt(config);
+  auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error->message.find("A (not connected: at 127.0.0.1:" + std::to_string(a->port()) +
+                                  ", it speaks flux-wire-1 over TLS, this driver flux-wire-1 in "
+                                  "plaintext)"),
+            std::string::npos)
+      << r.error->message;
+}
+
+TEST_F(ClusterTls, ABadKeyIsRefusedBeforeAnythingStarts) {
+  auto config = driver_config();
+  config.cluster.network.tls = {certs.peer_cert(), certs.peer2_key(), certs.ca_cert(), ""};
+  try {
+    flux::Runtime rt(config);
+    FAIL() << "a key of another certificate was accepted";
+  } catch (const flux::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not belong to the certificate"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(ClusterConfig, ADriverNeedsARedisStore) {
