@@ -277,6 +277,55 @@ TEST_F(Cluster, ADrainingWorkerFinishesItsStepAndGetsNoMoreWork) {
   EXPECT_EQ(info->history[0].attempt, 1u);
 }
 
+TEST_F(Cluster, AKilledDriversRunIsAdoptedByAnotherDriverWhileTheWorkersKeepServing) {
+  auto a = start_worker("A", "", {"FLUX_TEST_SLOW_MS=600"});
+  auto b = start_worker("B", "", {"FLUX_TEST_SLOW_MS=600"});
+  WorkerProcess first(FLUX_CLUSTER_NODE, "D1",
+                      {"driver", "--store", shared_redis().url(), "--prefix", prefix, "--pipeline",
+                       "slow3", "--input", "1", "--lease-ttl-ms", "1000"});
+  const std::string line = first.read_line(10s);
+  ASSERT_EQ(line.rfind("run ", 0), 0u) << line;
+  const std::string run_id = line.substr(4);
+  // Kill the driver once the first step is recorded.
+  flux::Config reader;
+  reader.store = shared_redis().url();
+  reader.key_prefix = prefix;
+  flux::Runtime store(reader);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (store.history(run_id).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_FALSE(store.history(run_id).empty()) << "the first step was not recorded in 10 s";
+  first.kill();
+
+  auto config = driver_config();
+  config.lease_ttl = 1000ms;
+  config.cluster.adopt = flux::test::cluster_pipelines();
+  config.cluster.adopt_interval = 200ms;
+  flux::Runtime second(config);
+  std::optional<flux::RunInfo> info;
+  deadline = std::chrono::steady_clock::now() + 20s;
+  do {
+    std::this_thread::sleep_for(50ms);
+    info = second.get_run(run_id);
+  } while ((!info || info->status == flux::RunStatus::running) &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_TRUE(info);
+  ASSERT_EQ(info->status, flux::RunStatus::completed) << (info->error ? info->error->message : "");
+  EXPECT_EQ(info->output.as_int(), 4);
+  EXPECT_EQ(info->owner, second.owner_id());
+  int resumes = 0, first_step_runs = 0;
+  for (const auto& e : info->history) {
+    resumes += e.type == flux::HistoryEntry::Type::resume;
+    first_step_runs += e.step == "0" && e.ok();
+    if (e.type == flux::HistoryEntry::Type::node) {
+      EXPECT_TRUE(e.worker == "A" || e.worker == "B") << e.step << " ran on " << e.worker;
+    }
+  }
+  EXPECT_EQ(resumes, 1);
+  EXPECT_EQ(first_step_runs, 1);  // a recorded step is never executed again
+}
+
 class ClusterTls : public Cluster {
  protected:
   flux::test::TestCerts certs;
@@ -423,8 +472,11 @@ TEST(ClusterConfig, AWorkerRefusesPlaintextOnANonLoopbackAddress) {
 TEST(ClusterConfig, TheRegistryRefusesADifferentNodeUnderATakenName) {
   flux::Registry r;
   auto inc = flux::test::inc_node();
-  r.add(inc).add(inc);  // the same node again: nothing changes
+  r.add(inc).add(inc);            // the same node again: nothing changes
+  r.add(flux::test::inc_node());  // built again by the same code: the first one stays
   EXPECT_EQ(r.node_names(), std::vector<std::string>{"inc"});
+  EXPECT_EQ(r.node("inc")->def(), inc.def());
+  EXPECT_THROW(r.add(inc.blocking()), flux::Error);  // another kind
   auto other = flux::node("inc", [](const std::string& s) { return s; });
   try {
     r.add(other);

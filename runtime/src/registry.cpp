@@ -31,7 +31,12 @@ void collect_nodes(const detail::PipelineDef& def, std::vector<Node>& out) {
 Registry& Registry::add(const Node& node) {
   auto it = nodes_.find(node.name());
   if (it != nodes_.end()) {
-    if (it->second.def() == node.def()) return *this;
+    // The same node, or one built again the same way (pipelines made by functions that each
+    // call flux::node): the first registered serves the name.
+    if (it->second.def() == node.def() ||
+        (signature(it->second) == signature(node) && it->second.def()->mode == node.def()->mode)) {
+      return *this;
+    }
     throw Error(Errc::invalid_argument,
                 "registry: a different node named '" + node.name() +
                     "' is already registered (registered: " + signature(it->second) +

@@ -79,6 +79,19 @@ inline Pipeline w2_pipeline() {
   return (inc_node() | parallel(branches) | sum_node()).named("w2");
 }
 
+/// slow | inc | slow: long enough to kill its driver between the steps. Input 1 gives 4.
+inline Pipeline slow3_pipeline() {
+  auto slow = slow_node();
+  return (slow | inc_node() | slow).named("slow3");
+}
+
+/// The pipelines a driver of the tests knows by name (for `cluster_node driver` and adoption).
+inline Registry cluster_pipelines() {
+  Registry r;
+  r.add(w2_pipeline()).add(slow3_pipeline());
+  return r;
+}
+
 /// Every node above (a worker may host a subset: FLUX_TEST_NODES="inc,slow").
 inline Registry cluster_registry(const std::string& only = {}) {
   std::vector<Node> all{inc_node(),    sum_node(),    slow_node(), count_node(),

@@ -60,11 +60,34 @@ class WorkerProcess {
       }
       line.append(buf, static_cast<std::size_t>(n));
     }
+    buffer_ = line.substr(line.find('\n') + 1);
+    line.resize(line.find('\n'));
     if (line.rfind("ready ", 0) != 0) {
       kill();
       throw std::runtime_error("worker " + name + " said: " + line);
     }
     port_ = std::stoi(line.substr(6));
+  }
+
+  /// The next line the process prints on stdout (without the newline), waiting at most
+  /// `bound`; throws if none comes.
+  std::string read_line(std::chrono::milliseconds bound) {
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    while (buffer_.find('\n') == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd p{out_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+        throw std::runtime_error("no line within " + std::to_string(bound.count()) + " ms");
+      }
+      char buf[256];
+      ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) throw std::runtime_error("the process closed its output");
+      buffer_.append(buf, static_cast<std::size_t>(n));
+    }
+    std::string line = buffer_.substr(0, buffer_.find('\n'));
+    buffer_.erase(0, line.size() + 1);
+    return line;
   }
   ~WorkerProcess() { kill(); }
   WorkerProcess(const WorkerProcess&) = delete;
@@ -107,6 +130,7 @@ class WorkerProcess {
   pid_t pid_ = -1;
   int out_ = -1;
   int port_ = 0;
+  std::string buffer_;  // what was read past the last line returned
 };
 
 }  // namespace flux::test

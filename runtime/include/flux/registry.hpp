@@ -36,9 +36,11 @@ std::string signature(const NodeDef& def);
 
 class Registry {
  public:
-  /// Registers `node` under its name. Adding the same node again is a no-op; a *different*
-  /// node under a name already taken throws Error(invalid_argument) naming the name and
-  /// both signatures.
+  /// Registers `node` under its name. Adding the same node again is a no-op, and so is a
+  /// node of the same name, signature and kind (sync, async, blocking) — built again by the
+  /// same code, as pipelines made by functions are: the first one registered serves the name.
+  /// A node under a taken name with another signature or kind throws Error(invalid_argument)
+  /// naming the name and both signatures.
   Registry& add(const Node& node);
   /// Registers `pipeline` under its name (`Pipeline::named`) and every node in it. A different
   /// pipeline (another fingerprint) under a taken name throws Error(invalid_argument); so does
