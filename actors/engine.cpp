@@ -13,12 +13,18 @@
 #include "dispatcher.hpp"
 #include "internal.hpp"
 #include "node_executors.hpp"
+#include "record_codec.hpp"
 #include "wire.hpp"
 
 namespace flux::detail {
 
 const std::string k_run_input = "run input";
 const std::string k_parallel_name = "parallel";
+
+std::string encode_value_for_message(const Value& v) { return encode_value(v); }
+Value decode_value_from_message(const std::string& bytes) {
+  return decode_value(bytes, "a Value in an actor message");
+}
 
 Timestamp wall_now() {
   return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());

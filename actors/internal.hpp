@@ -258,10 +258,36 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
 /// Wall-clock now, in the resolution history records.
 Timestamp wall_now();
 
+/// A Value as the sealed record bytes a message carries (record_codec), and back.
+std::string encode_value_for_message(const Value& v);
+Value decode_value_from_message(const std::string& bytes);
+
 }  // namespace flux::detail
 
-// Local-only message types for now: an ExecRequest carries pointers into this process's
-// plan and run state. Running nodes on other machines (DESIGN.md contract 1) needs a
-// serializable request (run id, step id, Value as Cap'n Proto bytes) and a remote proxy.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::Value)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flux::detail::ExecRequest)
+namespace flux {
+
+/// A Value in a CAF message is serialized (when it leaves the process, or is printed) as the
+/// sealed Cap'n Proto record the store keeps: one encoding for store and wire, and no
+/// `CAF_ALLOW_UNSAFE_MESSAGE_TYPE`, under which CAF would silently send a Value as nothing
+/// (notes/distribution.md §1). Found by ADL; declared here, where Flux's messages are sent,
+/// so that the public header stays free of CAF.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Value& x) {
+  if constexpr (Inspector::reads_state) {
+    std::string bytes = detail::encode_value_for_message(x);
+    return f(caf::meta::type_name("flux.Value"), bytes);
+  } else {
+    std::string bytes;
+    auto load = caf::meta::load_callback([&]() -> caf::error {
+      try {
+        x = detail::decode_value_from_message(bytes);
+      } catch (const std::exception& e) {
+        return caf::make_error(caf::sec::invalid_argument, e.what());
+      }
+      return caf::none;
+    });
+    return f(caf::meta::type_name("flux.Value"), bytes, load);
+  }
+}
+
+}  // namespace flux

@@ -217,7 +217,8 @@ caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeE
                          std::size_t index) {
   self->set_default_handler(caf::drop);
   return {
-      [def, executors, index](exec_atom, ExecRequest& req) {
+      [def, executors, index](exec_atom) {
+        ExecRequest req = executors->take(index);
         // The plan owns `executors`; the request may hold its last reference.
         std::shared_ptr<const Plan> keep = req.at.job->plan;
         execute(def, std::move(req));

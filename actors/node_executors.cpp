@@ -13,6 +13,7 @@ NodeExecutors::NodeExecutors(caf::actor_system& system, const NodeDef* def, std:
 
 caf::actor NodeExecutors::spawn_executor() {
   actors_.push_back(system_.spawn(node_actor, def_, this, actors_.size()));
+  handed_.emplace_back();
   return actors_.back();
 }
 
@@ -23,18 +24,28 @@ NodeExecutors::~NodeExecutors() {
 
 void NodeExecutors::submit(ExecRequest req) {
   std::unique_lock lock(mu_);
-  caf::actor target;
+  std::size_t index;
   if (!idle_.empty()) {
-    target = actors_[idle_.back()];
+    index = idle_.back();
     idle_.pop_back();
   } else if (actors_.size() < max_executors_) {
-    target = spawn_executor();  // busy: one more executor, up to the limit
+    index = actors_.size();
+    spawn_executor();  // busy: one more executor, up to the limit
   } else {
     queue_.push_back(std::move(req));
     return;
   }
+  handed_[index] = std::move(req);
+  caf::actor target = actors_[index];
   lock.unlock();
-  caf::anon_send(target, exec_atom::value, std::move(req));
+  caf::anon_send(target, exec_atom::value);
+}
+
+ExecRequest NodeExecutors::take(std::size_t index) {
+  std::lock_guard lock(mu_);
+  ExecRequest req = std::move(*handed_[index]);
+  handed_[index].reset();
+  return req;
 }
 
 void NodeExecutors::finished(std::size_t index) {
@@ -43,13 +54,13 @@ void NodeExecutors::finished(std::size_t index) {
     idle_.push_back(index);
     return;
   }
-  ExecRequest next = std::move(queue_.front());
+  handed_[index] = std::move(queue_.front());
   queue_.pop_front();
   caf::actor self = actors_[index];
   lock.unlock();
   // Through the mailbox rather than a loop: the scheduler thread gets to run other actors
   // between two executions.
-  caf::anon_send(self, exec_atom::value, std::move(next));
+  caf::anon_send(self, exec_atom::value);
 }
 
 }  // namespace flux::detail

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "internal.hpp"
@@ -35,9 +36,13 @@ class NodeExecutors {
 
   /// Hands `req` to an idle executor, or queues it until one is free. Any thread.
   void submit(ExecRequest req);
-  /// Called by executor `index` when it is done with a request: the next queued request,
-  /// which it receives as a message, or it becomes idle.
+  /// Called by executor `index` when it is done with a request: it is handed the next queued
+  /// request, or it becomes idle.
   void finished(std::size_t index);
+  /// The request handed to executor `index`, which its (exec_atom) message announced. The
+  /// request stays here rather than in the message: it holds this process's pointers, and a
+  /// message holds only values (what CAF could serialize).
+  ExecRequest take(std::size_t index);
 
  private:
   caf::actor spawn_executor();  // called with mu_ held
@@ -45,8 +50,9 @@ class NodeExecutors {
   caf::actor_system& system_;
   const NodeDef* const def_;
   const std::size_t max_executors_;
-  std::mutex mu_;  // guards actors_, queue_ and idle_
+  std::mutex mu_;  // guards actors_, handed_, queue_ and idle_
   std::vector<caf::actor> actors_;
+  std::vector<std::optional<ExecRequest>> handed_;  // per executor: its next request
   std::deque<ExecRequest> queue_;
   std::vector<std::size_t> idle_;  // executors with nothing to do, used most recently last
 };
