@@ -68,7 +68,16 @@ caf::expected<caf::actor> connect_to(caf::actor_system& sys, const NetworkConfig
                                     host + ":" + std::to_string(port));
             }
           },
-          [&](caf::error& e) { out = std::move(e); });
+          [&](caf::error& e) {
+            if (e == caf::sec::incompatible_application_ids) {
+              // Checked by CAF in the handshake: say what it means here.
+              out = caf::make_error(caf::sec::incompatible_application_ids,
+                                    std::string("the peer speaks another protocol than ") +
+                                        k_wire_protocol + " (refused at connect)");
+            } else {
+              out = std::move(e);
+            }
+          });
   return out;
 }
 
