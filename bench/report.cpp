@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
   std::size_t reps = 0;
   for (const Row& r : rows) {
     if (r.flux) reps = std::max(reps, r.flux->values.size());
+    if (r.baseline) reps = std::max(reps, r.baseline->values.size());
   }
   t << "\nRepetitions per figure: up to " << reps << ". Sides:\n";
   for (const Row& r : rows) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark workload (W1–W5, C1) against Flux and its baseline in one sitting,
+# Runs every benchmark workload (W1–W6, C1) against Flux and its baseline in one sitting,
 # prints a table (workload | Flux | baseline | ratio, medians with min–max over the
 # repetitions) and writes the same as JSON to build/bench/results.json.
 #
@@ -21,11 +21,11 @@ workloads=()
 for w in "$@"; do
   w=${w^^}
   case $w in
-    W1 | W2 | W3 | W4 | W5 | C1) workloads+=("$w") ;;
-    *) echo "usage: bench/run.sh [W1 W2 W3 W4 W5 C1]... (unknown workload '$w')" >&2; exit 2 ;;
+    W1 | W2 | W3 | W4 | W5 | W6 | C1) workloads+=("$w") ;;
+    *) echo "usage: bench/run.sh [W1 W2 W3 W4 W5 W6 C1]... (unknown workload '$w')" >&2; exit 2 ;;
   esac
 done
-((${#workloads[@]})) || workloads=(W1 W2 W3 W4 W5 C1)
+((${#workloads[@]})) || workloads=(W1 W2 W3 W4 W5 W6 C1)
 wants() { local w; for w in "${workloads[@]}"; do [[ $w == "$1" ]] && return 0; done; return 1; }
 
 ./tools/install-deps.sh --test  # idempotent: installs only what is missing (redis-server, redis-tools)
@@ -44,7 +44,8 @@ cleanup() {
     kill "$redis_pid" 2>/dev/null || true
     wait "$redis_pid" 2>/dev/null || true
   fi
-  [[ -n $redis_dir ]] && rm -rf "$redis_dir"
+  # An `if`, not `[[ ]] &&`: as the trap's last command, a false test would be the exit status.
+  if [[ -n $redis_dir ]]; then rm -rf "$redis_dir"; fi
 }
 trap cleanup EXIT
 
@@ -110,6 +111,8 @@ ensure_redis() { [[ -n $redis_pid ]] || start_redis; }
     ensure_redis
     run W5 "$bin/bench_w5_resume" --reps "$reps" --port "$redis_port" ${FLUX_BENCH_W5_ARGS:-}
   fi
+  # W6 starts (and always stops) its own worker processes on loopback.
+  wants W6 && run W6 "$bin/bench_w6_cluster" --reps "$reps" ${FLUX_BENCH_W6_ARGS:-}
   wants C1 && run C1 "$bin/bench_compose" --reps "$reps" ${FLUX_BENCH_C1_ARGS:-}
   true
 }
