@@ -28,7 +28,11 @@
 // whether the program ends normally or by an error; they also get SIGTERM if the driver dies
 // (PR_SET_PDEATHSIG). Their stdout goes to stderr, so that stdout keeps only result lines.
 //
-// Flux side (side "flux"): not in this file yet — see "FLUX HALF" below for where it goes.
+// Flux side (side "flux"): the same pipeline as a Flux cluster — a driver (cluster-enabled
+// flux::Runtime, inc and sum in ClusterConfig::local_nodes) and two worker processes (this
+// program as `--serve-flux PORTFILE --store URL --prefix P`, a flux::Worker serving b1..b10),
+// discovered through Redis (--port: bench/run.sh's private redis-server), every step recorded
+// there. Latency: Runtime::run one at a time; throughput: --window RunHandles in flight.
 //
 // Options: --reps N (5) --runs N (1000) --warmup N (200) --tp-runs N (5000)
 //          --tp-warmup N (500) --window N (64) --timeout-ms N (10000, per remote request)
@@ -46,10 +50,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <flux/flux.hpp>
 #include <fstream>
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,7 +91,15 @@ const Sides k_raw{
     {"W6", k_row_runs, "baseline", "raw CAF remote, one pump actor keeping 64 runs in flight",
      "runs/s", "higher", ""},
 };
-// FLUX HALF: `const Sides k_flux{...}` goes here: the same rows, side "flux", targets.
+const Sides k_flux{
+    {"W6", k_row_latency, "flux",
+     "Flux cluster driver: inc and sum local (ClusterConfig::local_nodes), 10 branches placed "
+     "on 2 flux::Worker processes, every step recorded in Redis",
+     "us/run", "lower", "ratio<=2"},
+    {"W6", k_row_p99, "flux", "Flux cluster, p99 of the per-run latencies", "us/run", "lower", ""},
+    {"W6", k_row_runs, "flux", "Flux cluster, 64 runs in flight (RunHandles)", "runs/s", "higher",
+     "value>=2000"},
+};
 
 std::int64_t expected(std::int64_t x) { return (x + 1) * (k_branches * (k_branches + 1) / 2); }
 
@@ -456,10 +471,97 @@ Measurement measure_raw(const std::vector<std::uint16_t>& ports, const Options& 
   return m;
 }
 
-// FLUX HALF: `Measurement measure_flux(...)` goes here, next to measure_raw: the same pipeline
-// as W2 (inc and sum in ClusterConfig::local_nodes, b1..b10 registered on two flux::Worker
-// processes started by WorkerProcesses in a "--serve-flux" mode), the same two loops (run()
-// one at a time over o.warmup + o.runs; o.window runs in flight over o.tp_warmup + o.tp_runs).
+// ---- the Flux side ------------------------------------------------------------------------
+
+/// Branch i of W2 (x -> x * i), defined once for the driver and the workers: they agree on it
+/// by name and signature.
+std::vector<flux::Node> branch_nodes() {
+  std::vector<flux::Node> out;
+  for (int i = 1; i <= k_branches; ++i) {
+    out.push_back(flux::node("b" + std::to_string(i), [i](std::int64_t x) { return x * i; }));
+  }
+  return out;
+}
+
+flux::Pipeline flux_w6_pipeline() {
+  auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });
+  auto sum = flux::node("sum", [](const std::vector<std::int64_t>& xs) {
+    return std::accumulate(xs.begin(), xs.end(), std::int64_t{0});
+  });
+  std::vector<flux::Pipeline> branches;
+  for (const auto& b : branch_nodes()) branches.emplace_back(b);
+  return (inc | flux::parallel(branches) | sum).named("w6");
+}
+
+/// --serve-flux PORTFILE --store URL --prefix P: a flux::Worker serving b1..b10.
+int serve_flux(const Args& args) {
+  const std::string port_file = args.str("serve-flux", "");
+  if (port_file.empty() || port_file == "1") throw std::invalid_argument("--serve-flux PORTFILE");
+  flux::Registry registry;
+  for (const auto& b : branch_nodes()) registry.add(b);
+  flux::WorkerConfig config;
+  config.store = args.str("store", "");
+  config.key_prefix = args.str("prefix", "flux-w6");
+  config.id = args.str("id", "");
+  flux::Worker worker(registry, config);
+  write_port_file(port_file, worker.port());
+  worker.serve_until_signal();
+  return 0;
+}
+
+Measurement measure_flux(const std::string& store, const std::string& prefix, const Options& o) {
+  flux::Config config;
+  config.store = store;
+  config.key_prefix = prefix;
+  config.threads = o.threads;
+  config.scheduler =
+      o.policy == "stealing" ? flux::Config::Scheduler::stealing : flux::Config::Scheduler::sharing;
+  config.cluster.enabled = true;
+  config.cluster.local_nodes = {"inc", "sum"};
+  config.retention = flux::Retention{std::nullopt, 2000};  // keep Redis small across reps
+  flux::Runtime rt(config);
+  const flux::Pipeline pipeline = flux_w6_pipeline();
+  // Both workers known before measuring: run until both have executed a branch.
+  std::set<std::string> seen;
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (seen.size() < k_workers && Clock::now() < deadline) {
+    auto r = rt.run(pipeline, std::int64_t{0});
+    if (!r.ok()) throw std::runtime_error("W6 flux: " + r.error->message);
+    for (const auto& e : rt.history(r.run_id)) {
+      if (!e.worker.empty()) seen.insert(e.worker);
+    }
+  }
+  if (seen.size() < k_workers) throw std::runtime_error("W6 flux: the workers did not join");
+  Measurement m;
+  for (int i = 0; i < o.warmup + o.runs; ++i) {
+    auto t0 = Clock::now();
+    auto r = rt.run(pipeline, std::int64_t{i});
+    auto t1 = Clock::now();
+    if (!r.ok()) throw std::runtime_error("W6 flux: " + r.error->message);
+    if (r.output.as_int() != expected(i)) throw std::runtime_error("W6 flux: wrong result");
+    if (i >= o.warmup) m.latency_us.push_back(micros_between(t0, t1));
+  }
+  auto go = [&](int total) {
+    std::deque<std::pair<std::int64_t, flux::RunHandle>> window;
+    auto t0 = Clock::now();
+    auto finish_oldest = [&] {
+      auto [x, h] = window.front();
+      window.pop_front();
+      auto r = h.wait();
+      if (!r.ok()) throw std::runtime_error("W6 flux: " + r.error->message);
+      if (r.output.as_int() != expected(x)) throw std::runtime_error("W6 flux: wrong result");
+    };
+    for (std::int64_t x = 0; x < total; ++x) {
+      if (static_cast<int>(window.size()) >= o.window) finish_oldest();
+      window.emplace_back(x, rt.start(pipeline, x));
+    }
+    while (!window.empty()) finish_oldest();
+    return seconds_since(t0);
+  };
+  go(o.tp_warmup);
+  m.runs_per_s = o.tp_runs / go(o.tp_runs);
+  return m;
+}
 
 void emit(const Sides& s, int rep, const Measurement& m, const Options& o) {
   const auto& v = m.latency_us;
@@ -487,8 +589,7 @@ void emit(const Sides& s, int rep, const Measurement& m, const Options& o) {
 int main(int argc, char** argv) try {
   Args args(argc, argv);
   if (args.has("serve-raw")) return serve_raw(args);
-  // FLUX HALF: `if (args.has("serve-flux")) return serve_flux(args);` (a flux::Worker serving
-  // b1..b10 until SIGTERM, its port written to the file like serve_raw's).
+  if (args.has("serve-flux")) return serve_flux(args);
 
   Options o;
   o.runs = static_cast<int>(args.num("runs", 1000));
@@ -511,15 +612,22 @@ int main(int argc, char** argv) try {
   std::optional<WorkerProcesses> raw_workers;
   if (args.side_enabled("baseline"))
     raw_workers.emplace("--serve-raw", k_workers, worker_args, start_timeout, stop_timeout);
-  // FLUX HALF: the Flux workers, `WorkerProcesses flux_workers("--serve-flux", ...)` when
-  // args.side_enabled("flux").
+  // The Flux side needs the store its workers announce themselves in (bench/run.sh: --port).
+  const std::string store = "redis://127.0.0.1:" + std::to_string(args.num("port", 6379));
+  const std::string prefix = "flux-w6-" + std::to_string(::getpid());
+  std::optional<WorkerProcesses> flux_workers;
+  if (args.side_enabled("flux")) {
+    std::vector<std::string> flux_args{"--store", store, "--prefix", prefix};
+    flux_workers.emplace("--serve-flux", k_workers, flux_args, start_timeout, stop_timeout);
+  }
 
   for (int rep = 1; rep <= reps; ++rep) {
-    // FLUX HALF: `if (args.side_enabled("flux")) emit(k_flux, rep, measure_flux(...), o);`
+    if (flux_workers) emit(k_flux, rep, measure_flux(store, prefix, o), o);
     if (raw_workers) emit(k_raw, rep, measure_raw(raw_workers->ports(), o), o);
     note("W6 repetition %d/%d done", rep, reps);
   }
   if (raw_workers) raw_workers->stop();
+  if (flux_workers) flux_workers->stop();
   return 0;
 } catch (const std::exception& e) {
   // The workers are already stopped: locals are destroyed before this handler runs.
