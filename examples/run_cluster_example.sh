@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Runs examples/cluster.cpp as a real cluster of separate processes (ctest: example.cluster):
+# a private redis-server on a free loopback port, `cluster worker` in the background, then
+# `cluster driver --runs 3`, whose outputs and worker ids are checked; finally the worker is
+# stopped with SIGTERM and must drain and exit 0. Every wait is bounded; whatever was started
+# is stopped on any exit (trap).
+#
+#   run_cluster_example.sh PATH/TO/cluster
+set -euo pipefail
+
+cluster=${1:?usage: run_cluster_example.sh PATH/TO/cluster}
+command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
+command -v redis-cli >/dev/null || { echo "redis-cli is not installed" >&2; exit 1; }
+
+dir=$(mktemp -d /tmp/flux-cluster-example-XXXXXX)
+redis_pid=
+worker_pid=
+
+cleanup() {
+  local status=$?
+  [[ -n $worker_pid ]] && kill -KILL "$worker_pid" 2>/dev/null || true
+  [[ -n $redis_pid ]] && kill -KILL "$redis_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if ((status != 0)); then
+    for log in worker.out worker.err driver.out driver.err redis.log; do
+      [[ -s $dir/$log ]] && { echo "--- $log (end)"; tail -n 30 "$dir/$log"; } >&2
+    done
+  fi
+  rm -rf "$dir"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Polls `condition` (a command) every 0.1 s for at most $1 seconds.
+wait_until() {
+  local seconds=$1
+  shift
+  local tries=$((seconds * 10))
+  until "$@"; do
+    ((--tries > 0)) || return 1
+    sleep 0.1
+  done
+}
+
+# A private redis-server. A port picked at random may be taken: then try another. The server
+# that answers must be ours (its directory is $dir), not one that already held the port.
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 40000))
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    --logfile "$dir/redis.log" &
+  redis_pid=$!
+  if wait_until 5 redis-cli -p "$port" ping >/dev/null 2>&1 &&
+    kill -0 "$redis_pid" 2>/dev/null &&
+    redis-cli -p "$port" config get dir | grep -qxF "$dir"; then
+    break
+  fi
+  kill -KILL "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  redis_pid=
+done
+store="redis://127.0.0.1:$port"
+
+# The worker, in its own process; it prints "worker <id> serving ..." once announced.
+"$cluster" worker --store "$store" --id example-worker >"$dir/worker.out" 2>"$dir/worker.err" &
+worker_pid=$!
+worker_up() {
+  grep -q '^worker example-worker serving' "$dir/worker.out" && return 0
+  kill -0 "$worker_pid" 2>/dev/null || fail "the worker exited before it announced itself"
+  return 1
+}
+wait_until 10 worker_up || fail "the worker did not announce itself within 10 s"
+
+# The driver: three runs, placed on the worker. FLUX_STORE is how it finds the store here.
+FLUX_STORE=$store timeout 60 "$cluster" driver --runs 3 >"$dir/driver.out" 2>"$dir/driver.err" ||
+  fail "the driver failed (exit $?)"
+cat "$dir/driver.out"
+
+for output in "4 words, 16 letters: the quick brown fox" \
+  "5 words, 19 letters: jumps over the lazy dog" \
+  "6 words, 27 letters: flux runs pipelines on a cluster"; do
+  grep -qF ": $output" "$dir/driver.out" || fail "no run printed '$output'"
+done
+for node in tokenize count_words count_chars; do
+  n=$(grep -cE "^  step [0-9.]+ +$node +attempt 1 on worker example-worker$" "$dir/driver.out" || true)
+  ((n == 3)) || fail "$node ran on worker example-worker in $n of 3 runs"
+done
+n=$(grep -cE '^  step [0-9.]+ +report +attempt 1 on the driver$' "$dir/driver.out" || true)
+((n == 3)) || fail "report (a local node) ran on the driver in $n of 3 runs"
+
+# SIGTERM: the worker drains and exits 0.
+kill -TERM "$worker_pid"
+for ((tries = 100; tries > 0; --tries)); do
+  kill -0 "$worker_pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$worker_pid" 2>/dev/null && fail "the worker did not exit within 10 s of SIGTERM"
+status=0
+wait "$worker_pid" || status=$?
+worker_pid=
+((status == 0)) || fail "the worker exited with $status after SIGTERM"
+grep -q '^worker example-worker drained$' "$dir/worker.out" || fail "the worker did not say it drained"
+echo "example.cluster: 3 runs on worker example-worker; the worker drained and exited 0"
