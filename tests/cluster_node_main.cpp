@@ -2,13 +2,15 @@
 // or a driver.
 //
 //   cluster_node [worker] --store URL --prefix P --id ID [--nodes a,b] [--listen HOST]
-//                [--advertise HOST] [--capacity N] [--tls CERT KEY CA]
+//                [--advertise HOST] [--capacity N] [--tls CERT KEY CA] [--allow-plaintext]
 //     Prints "ready <port>" once announced in the store; serves until SIGTERM (drains).
 //   cluster_node driver --store URL --prefix P [--pipeline NAME --input N] [--adopt]
-//                [--lease-ttl-ms MS] [--tls CERT KEY CA]
+//                [--lease-ttl-ms MS] [--tls CERT KEY CA] [--allow-plaintext]
 //     With --pipeline: starts a run of it, prints "run <id>", waits for it and prints
 //     "output <value>" (exit 0) or "failed <message>" (exit 1). With --adopt alone: prints
 //     "ready 0" and adopts orphans of the registered pipelines until SIGTERM.
+//   --allow-plaintext sets network.allow_plaintext (a worker listening in plaintext on a
+//   non-loopback address, as in the virtual hosts of tests/cluster_netns_test.cpp).
 
 #include <signal.h>
 #include <unistd.h>
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
       input = std::atoll(argv[++i]);
     } else if (is("--lease-ttl-ms")) {
       config.lease_ttl = std::chrono::milliseconds(std::atoll(argv[++i]));
+    } else if (std::strcmp(argv[i], "--allow-plaintext") == 0) {
+      worker.network.allow_plaintext = config.cluster.network.allow_plaintext = true;
     } else if (std::strcmp(argv[i], "--adopt") == 0) {
       adopt = true;
     } else if (is("--tls", 3)) {

@@ -3,6 +3,7 @@
 // directory, stopped (and the directory removed) when the object is destroyed —
 // the hiredis test.sh model, so that every test binary owns its server.
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,12 +22,15 @@
 
 namespace flux::test {
 
-/// A port the kernel considers free right now.
-inline int free_port() {
+/// A port the kernel considers free right now on `host` (an IPv4 address).
+inline int free_port(const std::string& host = "127.0.0.1") {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    throw std::runtime_error("free_port: not an IPv4 address: " + host);
+  }
   addr.sin_port = 0;
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
@@ -54,12 +58,16 @@ class RedisServer {
  public:
   /// `durable`: append-only file with fsync on every write, so that data survives a
   /// SIGKILL and restart (for fault tests); otherwise nothing is written to disk.
-  explicit RedisServer(std::string password = {}, bool durable = false)
-      : password_(std::move(password)), durable_(durable) {
+  /// `bind`: the address to listen on. Anything but 127.0.0.1 (e.g. the gateway address of
+  /// tests/support/netns.hpp, for workers in other network namespaces) turns protected mode
+  /// off, without which Redis refuses clients from other addresses when it has no password.
+  explicit RedisServer(std::string password = {}, bool durable = false,
+                       std::string bind = "127.0.0.1")
+      : password_(std::move(password)), durable_(durable), bind_(std::move(bind)) {
     char tmpl[] = "/tmp/flux-redis-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    port_ = free_port();
+    port_ = free_port(bind_);
     start();
   }
   ~RedisServer() {
@@ -71,11 +79,13 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   int port() const { return port_; }
-  /// redis://127.0.0.1:<port> (with the password, if any).
+  /// redis://<bind address>:<port> (with the password, if any).
   std::string url() const {
-    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") +
-           "127.0.0.1:" + std::to_string(port_);
+    return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") + bind_ + ":" +
+           std::to_string(port_);
   }
+  /// The address it listens on.
+  const std::string& bind_address() const { return bind_; }
 
   void start() {
     if (pid_ > 0) return;
@@ -83,7 +93,7 @@ class RedisServer {
                                   "--port",
                                   std::to_string(port_),
                                   "--bind",
-                                  "127.0.0.1",
+                                  bind_,
                                   "--dir",
                                   dir_,
                                   "--save",
@@ -95,6 +105,10 @@ class RedisServer {
     if (durable_) {
       args.push_back("--appendfsync");
       args.push_back("always");
+    }
+    if (bind_ != "127.0.0.1") {
+      args.push_back("--protected-mode");
+      args.push_back("no");
     }
     if (!password_.empty()) {
       args.push_back("--requirepass");
@@ -132,12 +146,14 @@ class RedisServer {
   /// Runs redis-cli against this server with `args` (shell-quoted by the caller).
   std::string cli(const std::string& args) const {
     std::string auth = password_.empty() ? "" : " -a '" + password_ + "' --no-auth-warning";
-    return shell("redis-cli -p " + std::to_string(port_) + auth + " " + args + " 2>&1");
+    return shell("redis-cli -h " + bind_ + " -p " + std::to_string(port_) + auth + " " + args +
+                 " 2>&1");
   }
 
  private:
   std::string password_;
   bool durable_ = false;
+  std::string bind_;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;
