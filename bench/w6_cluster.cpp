@@ -518,7 +518,7 @@ Measurement measure_flux(const std::string& store, const std::string& prefix, co
       o.policy == "stealing" ? flux::Config::Scheduler::stealing : flux::Config::Scheduler::sharing;
   config.cluster.enabled = true;
   config.cluster.local_nodes = {"inc", "sum"};
-  config.retention = flux::Retention{std::nullopt, 2000};  // keep Redis small across reps
+  config.retention = flux::Retention{std::chrono::milliseconds{0}, 2000};  // keep Redis small across reps
   flux::Runtime rt(config);
   const flux::Pipeline pipeline = flux_w6_pipeline();
   // Both workers known before measuring: run until both have executed a branch.

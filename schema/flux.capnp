@@ -3,7 +3,7 @@
 # Every stored record is one of the root structs below (Value, HistoryEntry,
 # RunRecord, WorkerCard), serialized as a *packed* Cap'n Proto message and wrapped in the
 # 16-byte Flux envelope (magic "FLUX", format version, record kind, reserved,
-# payload length, CRC-32C of the payload) -- see runtime/src/record_codec.hpp.
+# payload length, CRC-32C of the payload) -- see src/format/record_codec.hpp.
 # The envelope is verified before any byte of the message is interpreted.
 #
 # SCHEMA EVOLUTION RULES. Records outlive processes and binaries: a record

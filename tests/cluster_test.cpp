@@ -22,7 +22,7 @@
 #include "support/cluster_nodes.hpp"
 #include "support/redis_server.hpp"
 #include "support/worker_process.hpp"
-#include "worker_directory.hpp"
+#include "cluster/worker_directory.hpp"
 
 namespace {
 

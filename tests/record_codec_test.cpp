@@ -1,10 +1,10 @@
-// The durable record format (runtime/src/record_codec.hpp): exact round trips of Values,
+// The durable record format (src/format/record_codec.hpp): exact round trips of Values,
 // history entries and run records; every way a record can be corrupt is a flux::Error(storage)
 // naming the key and the cause; records from a newer writer (unknown union cases / enum values)
 // are refused, not guessed; a fuzz run of mutated records never crashes and never throws
 // anything else; record sizes (packed vs flat Cap'n Proto) are printed.
 
-#include "record_codec.hpp"
+#include "format/record_codec.hpp"
 
 #include <capnp/any.h>
 #include <capnp/message.h>

@@ -2,7 +2,7 @@
 // way a configuration cannot work fails with Error(invalid_argument) naming the process, the
 // setting and the file, and no message shows a passphrase or key material.
 
-#include "tls_check.hpp"
+#include "cluster/tls_check.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

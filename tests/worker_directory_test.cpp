@@ -4,7 +4,7 @@
 // card is reported by key while the others are still listed; prefixes are separate clusters;
 // bytes that are no card (truncated, forged, another worker's) are Error(storage) naming the key.
 
-#include "worker_directory.hpp"
+#include "cluster/worker_directory.hpp"
 
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "record_codec.hpp"
+#include "format/record_codec.hpp"
 #include "schema/flux.capnp.h"
 #include "support/redis_server.hpp"
 

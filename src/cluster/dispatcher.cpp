@@ -1,0 +1,631 @@
+#include "cluster/dispatcher.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "cluster/wire.hpp"
+#include "cluster/worker_directory.hpp"
+#include "flux/error.hpp"
+#include "format/record_codec.hpp"
+
+namespace flux::detail {
+
+namespace {
+using poke_atom = caf::atom_constant<caf::atom("poke")>;  // the inbox has something
+using tick_atom = caf::atom_constant<caf::atom("tick")>;  // check placement deadlines
+}  // namespace
+
+/// What the discovery thread, `submit` callers and the actor exchange. Thread-safe.
+struct Dispatcher::Shared {
+  std::mutex mu;  // guards everything below
+  std::condition_variable cv;
+  bool stopping = false;
+  std::deque<ExecRequest> steps;                         // submitted, not yet taken
+  std::deque<std::pair<WorkerCard, caf::actor>> joined;  // connected by discovery
+  std::vector<std::string> departed;                     // cards no longer announced
+  std::set<std::string> lost;                            // connections the actor saw go
+  std::map<std::string, std::string> unusable;           // announced workers not connected, and why
+};
+
+namespace {
+
+std::string seconds(std::chrono::steady_clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f s",
+                std::chrono::duration_cast<std::chrono::duration<double>>(d).count());
+  return buf;
+}
+
+std::string seconds(std::chrono::milliseconds d) {
+  return seconds(std::chrono::steady_clock::duration(d));
+}
+
+/// The dispatcher actor's state. Single-threaded (the actor's).
+class Placement {
+ public:
+  Placement(caf::event_based_actor* self, std::shared_ptr<Dispatcher::Shared> shared,
+            ClusterConfig config, std::string driver)
+      : self_(self),
+        shared_(std::move(shared)),
+        config_(std::move(config)),
+        driver_(std::move(driver)) {}
+
+  /// Takes what the inbox holds: new steps, joined and departed workers.
+  void take_inbox() {
+    std::deque<ExecRequest> steps;
+    std::deque<std::pair<WorkerCard, caf::actor>> joined;
+    std::vector<std::string> departed;
+    {
+      std::lock_guard lock(shared_->mu);
+      steps.swap(shared_->steps);
+      joined.swap(shared_->joined);
+      departed.swap(shared_->departed);
+    }
+    for (auto& [card, handle] : joined) join(std::move(card), std::move(handle));
+    for (const std::string& id : departed) depart(id);
+    const auto deadline = std::chrono::steady_clock::now() + config_.placement_timeout;
+    for (ExecRequest& req : steps) {
+      const RunJob& job = *req.at.job;
+      const PlanStep& step = req.at.step();
+      req.at.job->run->begin_step();  // the run stays owned until this step is recorded
+      const std::uint32_t attempt = job.attempt_of(step.id);
+      job.services->notify([&](Observer& o) {
+        o.on_node_start(NodeEvent{job.run->run_id(), step.label, step.id, attempt});
+      });
+      waiting_.push_back(
+          Waiting{std::move(req), attempt, deadline, wall_now(), std::chrono::steady_clock::now()});
+    }
+    place_waiting();
+  }
+
+  /// Places what waits where it can; fails what waited too long for a worker hosting it.
+  void place_waiting() {
+    const auto now = std::chrono::steady_clock::now();
+    std::deque<Waiting> still;
+    while (!waiting_.empty()) {
+      Waiting w = std::move(waiting_.front());
+      waiting_.pop_front();
+      const PlanStep& step = w.req.at.step();
+      if (w.req.at.job->run->failing) {  // the run stopped: start nothing new
+        abandon(std::move(w), w.req.at.job->run->stop_reason());
+        continue;
+      }
+      const std::string& sig = signature_of(step);
+      Slot* best = nullptr;
+      bool hosted = false;
+      for (auto& [id, slot] : workers_) {
+        if (!slot.accepting) continue;
+        auto it = slot.nodes.find(step.label);
+        if (it == slot.nodes.end() || it->second != sig) continue;
+        hosted = true;
+        if (slot.outstanding >= slot.card.capacity) continue;
+        if (!best ||
+            slot.outstanding * best->card.capacity < best->outstanding * slot.card.capacity) {
+          best = &slot;
+        }
+      }
+      if (best) {
+        send(*best, std::move(w));
+      } else if (!hosted && now >= w.deadline) {
+        no_worker(std::move(w));
+      } else {
+        // Hosted but every host is at capacity: wait for a slot, without a deadline (load is
+        // not absence).
+        if (hosted) w.deadline = now + config_.placement_timeout;
+        still.push_back(std::move(w));
+      }
+    }
+    waiting_ = std::move(still);
+  }
+
+  void on_result(std::uint64_t dispatch, wire::StepResult& r) {
+    auto it = inflight_.find(dispatch);
+    if (it == inflight_.end()) return;  // placed again after its worker was lost: stale
+    InFlight d = std::move(it->second);
+    inflight_.erase(it);
+    release_slot(d.worker);
+    const PlanStep& step = d.req.at.step();
+    RunState& run = *d.req.at.job->run;
+    if (run.lease_lost()) {
+      std::fprintf(stderr,
+                   "flux: driver %s dropped the result of step %s (node '%s') of run %s from "
+                   "worker %s: the run is no longer this driver's\n",
+                   driver_.c_str(), step.id.c_str(), step.label.c_str(), run.run_id().c_str(),
+                   d.worker.c_str());
+      run.end_step();
+      fail(d.req.at, make_failure(flux_errc::node_failed, step.label, step.id, run.stop_reason()));
+      place_waiting();
+      return;
+    }
+    if (r.outcome == static_cast<std::uint8_t>(wire::StepOutcome::refused)) {
+      std::fprintf(stderr, "flux: driver %s: %s; placing step %s of run %s elsewhere\n",
+                   driver_.c_str(), r.error.c_str(), step.id.c_str(), run.run_id().c_str());
+      if (auto s = workers_.find(d.worker); s != workers_.end()) {
+        if (r.error.find("draining") != std::string::npos) {
+          s->second.accepting = false;
+        } else {
+          s->second.nodes.erase(step.label);  // the worker does not serve it (as we know it)
+        }
+      }
+      waiting_.push_back(Waiting{std::move(d.req), d.attempt,
+                                 std::chrono::steady_clock::now() + config_.placement_timeout,
+                                 d.start, d.started});
+      place_waiting();
+      return;
+    }
+    HistoryEntry e = entry_for(d);
+    e.start = Timestamp(std::chrono::nanoseconds(r.start_ns));
+    e.duration = std::chrono::nanoseconds(r.duration_ns);
+    e.end = e.start + e.duration;
+    caf::expected<Value> outcome = Value{};
+    if (r.outcome == static_cast<std::uint8_t>(wire::StepOutcome::ok)) {
+      try {
+        outcome = decode_value(r.output, "the output of step " + step.id + " of run " +
+                                             run.run_id() + " from worker " + d.worker);
+      } catch (const std::exception& ex) {
+        outcome = make_failure(flux_errc::node_failed, step.label, step.id, ex.what());
+      }
+    } else {
+      outcome = make_failure(r.type_mismatch ? flux_errc::type_mismatch : flux_errc::node_failed,
+                             step.label, step.id, r.error);
+    }
+    record_step(d.req.at, std::move(e), std::move(d.req.input), std::move(outcome),
+                /*slow=*/true);
+    place_waiting();
+  }
+
+  /// The request to a worker failed at CAF's level (not a node's failure): the worker cannot
+  /// take it (a protocol mismatch, ...). Placed elsewhere; the worker gets no more work.
+  void on_send_error(std::uint64_t dispatch, const caf::error& err) {
+    auto it = inflight_.find(dispatch);
+    if (it == inflight_.end()) return;
+    InFlight d = std::move(it->second);
+    inflight_.erase(it);
+    release_slot(d.worker);
+    std::fprintf(stderr, "flux: driver %s: worker %s could not take step %s: %s\n", driver_.c_str(),
+                 d.worker.c_str(), d.req.at.step().id.c_str(), caf::to_string(err).c_str());
+    if (auto s = workers_.find(d.worker); s != workers_.end()) s->second.accepting = false;
+    waiting_.push_back(Waiting{std::move(d.req), d.attempt,
+                               std::chrono::steady_clock::now() + config_.placement_timeout,
+                               d.start, d.started});
+    place_waiting();
+  }
+
+  /// A connection to a worker is gone (killed, hung or cut off: heartbeats).
+  void on_down(const caf::down_msg& down) {
+    auto slot = std::find_if(workers_.begin(), workers_.end(), [&](const auto& kv) {
+      return kv.second.handle.address() == down.source;
+    });
+    if (slot == workers_.end()) return;
+    const std::string id = slot->first;
+    const std::string where = slot->second.card.host + ":" + std::to_string(slot->second.card.port);
+    workers_.erase(slot);
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->lost.insert(id);  // discovery connects again when it is announced again
+    }
+    std::vector<std::uint64_t> orphaned;
+    for (const auto& [dispatch, d] : inflight_) {
+      if (d.worker == id) orphaned.push_back(dispatch);
+    }
+    std::sort(orphaned.begin(), orphaned.end());
+    std::fprintf(stderr,
+                 "flux: driver %s lost worker %s at %s (%s); placing its %zu step(s) again\n",
+                 driver_.c_str(), id.c_str(), where.c_str(), caf::to_string(down.reason).c_str(),
+                 orphaned.size());
+    for (std::uint64_t dispatch : orphaned) {
+      auto it = inflight_.find(dispatch);
+      InFlight d = std::move(it->second);
+      inflight_.erase(it);
+      // The lost attempt is recorded: it may have had effects (at least once).
+      HistoryEntry e = entry_for(d);
+      e.start = d.start;
+      e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now() - d.started);
+      e.end = e.start + e.duration;
+      e.input = d.req.at.job->services->for_history(d.req.input);
+      e.error = "worker " + id + " at " + where + " was lost while executing node '" +
+                d.req.at.step().label + "' (step " + d.req.at.step().id + ") after " +
+                seconds(std::chrono::steady_clock::now() - d.sent) + " (" +
+                caf::to_string(down.reason) + "); placed again as attempt " +
+                std::to_string(d.attempt + 1);
+      const RunJob& job = *d.req.at.job;
+      const NodeEvent event{job.run->run_id(), e.node, e.step, e.attempt};
+      job.run->append(e);
+      job.services->notify([&](Observer& o) { o.on_node_error(event, e); });
+      waiting_.push_back(Waiting{std::move(d.req), d.attempt + 1,
+                                 std::chrono::steady_clock::now() + config_.placement_timeout,
+                                 wall_now(), std::chrono::steady_clock::now()});
+    }
+    place_waiting();
+  }
+
+  /// A Context call of a step executing on a worker: applied to the run here, in order.
+  wire::ContextReply on_context(wire::ContextCall& c) {
+    wire::ContextReply reply;
+    auto it = inflight_.find(c.dispatch);
+    if (it == inflight_.end() || it->second.req.at.job->run->run_id() != c.run_id ||
+        it->second.req.at.job->run->fence() != c.fence) {
+      reply.ok = false;
+      reply.error =
+          "the step is no longer this driver's (it was placed again, or its run "
+          "ended); context call refused";
+      return reply;
+    }
+    RunState& run = *it->second.req.at.job->run;
+    if (run.lease_lost()) {
+      reply.ok = false;
+      reply.error = run.stop_reason();
+      return reply;
+    }
+    const Scope scope =
+        c.scope == static_cast<std::uint8_t>(Scope::shared) ? Scope::shared : Scope::kv;
+    try {
+      switch (static_cast<wire::ContextOp>(c.op)) {
+        case wire::ContextOp::get:
+          if (auto v = run.get(scope, c.key)) {
+            reply.found = true;
+            reply.value = encode_value(*v);
+          }
+          break;
+        case wire::ContextOp::put:
+          run.put(scope, c.key, decode_value(c.value, "context call value"));
+          break;
+        case wire::ContextOp::erase:
+          reply.found = run.erase(scope, c.key);
+          break;
+        case wire::ContextOp::compare_and_set: {
+          std::optional<Value> expected;
+          if (c.has_expected) expected = decode_value(c.expected, "context call expected value");
+          auto now = run.compare_and_set(scope, c.key, expected,
+                                         decode_value(c.value, "context call value"));
+          reply.found = !now.has_value();
+          if (now && *now) reply.value = encode_value(**now);
+          break;
+        }
+        case wire::ContextOp::snapshot:
+          reply.value = encode_value(Value(run.snapshot(scope)));
+          break;
+        case wire::ContextOp::history:
+          for (const HistoryEntry& e : run.history()) reply.items.push_back(encode_history(e));
+          break;
+        default:
+          reply.ok = false;
+          reply.error = "unknown context operation " + std::to_string(c.op);
+      }
+    } catch (const std::exception& e) {
+      reply.ok = false;
+      reply.error = e.what();
+    }
+    return reply;
+  }
+
+  void stop_all() {
+    for (auto& [id, slot] : workers_) self_->demonitor(slot.handle);
+    workers_.clear();
+  }
+
+ private:
+  struct Slot {
+    WorkerCard card;
+    caf::actor handle;
+    std::map<std::string, std::string> nodes;  // name -> signature
+    std::uint32_t outstanding = 0;
+    bool accepting = true;
+  };
+  struct Waiting {
+    ExecRequest req;
+    std::uint32_t attempt;
+    std::chrono::steady_clock::time_point deadline;
+    Timestamp start;  // when the step was first submitted (history of a failed placement)
+    std::chrono::steady_clock::time_point started;
+  };
+  struct InFlight {
+    ExecRequest req;
+    std::uint32_t attempt;
+    std::string worker;
+    Timestamp start;
+    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point sent;
+  };
+
+  const std::string& signature_of(const PlanStep& step) {
+    auto it = signatures_.find(step.node);
+    if (it != signatures_.end()) return it->second;
+    return signatures_.emplace(step.node, signature(*step.node)).first->second;
+  }
+
+  static HistoryEntry entry_for(const InFlight& d) {
+    HistoryEntry e;
+    e.type = HistoryEntry::Type::node;
+    e.node = d.req.at.step().label;
+    e.step = d.req.at.step().id;
+    e.attempt = d.attempt;
+    e.worker = d.worker;
+    return e;
+  }
+
+  void join(WorkerCard card, caf::actor handle) {
+    const std::string id = card.id;
+    auto it = workers_.find(id);
+    if (it != workers_.end() && it->second.handle != handle) {
+      self_->demonitor(it->second.handle);
+    }
+    Slot slot;
+    slot.nodes.insert(card.nodes.begin(), card.nodes.end());
+    slot.card = std::move(card);
+    slot.handle = handle;
+    if (it != workers_.end()) slot.outstanding = it->second.outstanding;
+    self_->monitor(handle);
+    workers_[id] = std::move(slot);
+  }
+
+  void depart(const std::string& id) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return;
+    it->second.accepting = false;  // its steps in flight still end normally (a drain)
+    if (it->second.outstanding == 0) {
+      self_->demonitor(it->second.handle);
+      workers_.erase(it);
+    }
+  }
+
+  void release_slot(const std::string& id) {
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return;
+    if (it->second.outstanding) --it->second.outstanding;
+    if (!it->second.accepting && it->second.outstanding == 0) {
+      self_->demonitor(it->second.handle);
+      workers_.erase(it);
+    }
+  }
+
+  void send(Slot& slot, Waiting w) {
+    const std::uint64_t dispatch = ++next_dispatch_;
+    const PlanStep& step = w.req.at.step();
+    const RunJob& job = *w.req.at.job;
+    wire::StepRequest r;
+    r.run_id = job.run->run_id();
+    r.step = step.id;
+    r.node = step.label;
+    r.signature = signature_of(step);
+    r.source = source_text(w.req.source);
+    r.attempt = w.attempt;
+    r.fence = job.run->fence();
+    r.dispatch = dispatch;
+    try {
+      r.input = encode_value(w.req.input);
+    } catch (const std::exception& e) {
+      HistoryEntry entry;
+      entry.node = step.label;
+      entry.step = step.id;
+      entry.attempt = w.attempt;
+      entry.start = w.start;
+      entry.end = wall_now();
+      record_step(w.req.at, std::move(entry), std::move(w.req.input),
+                  make_failure(flux_errc::node_failed, step.label, step.id,
+                               "node '" + step.label + "' (step " + step.id +
+                                   "): its input cannot be sent to a worker: " + e.what()),
+                  true);
+      return;
+    }
+    ++slot.outstanding;
+    inflight_.emplace(dispatch, InFlight{std::move(w.req), w.attempt, slot.card.id, w.start,
+                                         w.started, std::chrono::steady_clock::now()});
+    self_->request(slot.handle, caf::infinite, std::move(r))
+        .then([this, dispatch](wire::StepResult& result) { on_result(dispatch, result); },
+              [this, dispatch](caf::error& err) { on_send_error(dispatch, err); });
+  }
+
+  /// No worker hosting the node appeared within the placement timeout: the step fails.
+  void no_worker(Waiting w) {
+    const PlanStep& step = w.req.at.step();
+    std::string seen;
+    for (const auto& [id, slot] : workers_) {
+      if (!seen.empty()) seen += "; ";
+      seen += id;
+      auto it = slot.nodes.find(step.label);
+      if (!slot.accepting) {
+        seen += " (draining)";
+      } else if (it != slot.nodes.end()) {
+        seen += " (hosts it as " + it->second + ", not " + signature_of(step) + ")";
+      } else {
+        std::string names;
+        for (const auto& [name, sig] : slot.nodes) names += (names.empty() ? "" : ", ") + name;
+        seen += " (nodes: " + (names.empty() ? std::string("none") : names) + ")";
+      }
+    }
+    {
+      std::lock_guard lock(shared_->mu);
+      for (const auto& [id, why] : shared_->unusable) {
+        if (workers_.count(id)) continue;
+        if (!seen.empty()) seen += "; ";
+        seen += id + " (not connected: " + why + ")";
+      }
+    }
+    HistoryEntry e;
+    e.node = step.label;
+    e.step = step.id;
+    e.attempt = w.attempt;
+    e.start = w.start;
+    e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - w.started);
+    e.end = e.start + e.duration;
+    Cursor at = w.req.at;
+    record_step(
+        at, std::move(e), std::move(w.req.input),
+        make_failure(flux_errc::node_failed, step.label, step.id,
+                     "no worker hosts node '" + step.label + "' (step " + step.id + ", signature " +
+                         signature_of(step) + "): waited " + seconds(config_.placement_timeout) +
+                         "; workers seen: " + (seen.empty() ? std::string("none") : seen)),
+        true);
+  }
+
+  /// The run stopped while the step waited: it is not started.
+  void abandon(Waiting w, const std::string& why) {
+    const PlanStep& step = w.req.at.step();
+    w.req.at.job->run->end_step();
+    fail(w.req.at, make_failure(flux_errc::cancelled, step.label, step.id, why));
+  }
+
+  caf::event_based_actor* self_;
+  std::shared_ptr<Dispatcher::Shared> shared_;
+  const ClusterConfig config_;
+  const std::string driver_;
+  std::map<std::string, Slot> workers_;
+  std::unordered_map<std::uint64_t, InFlight> inflight_;
+  std::deque<Waiting> waiting_;
+  std::uint64_t next_dispatch_ = 0;
+  std::unordered_map<const NodeDef*, std::string> signatures_;
+};
+
+caf::behavior dispatcher_actor(caf::event_based_actor* self,
+                               std::shared_ptr<Dispatcher::Shared> shared, ClusterConfig config,
+                               std::string driver) {
+  auto p = std::make_shared<Placement>(self, std::move(shared), config, std::move(driver));
+  self->set_down_handler([p](caf::down_msg& down) { p->on_down(down); });
+  self->set_default_handler(caf::drop);
+  self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
+  self->attach_functor([p] { p->stop_all(); });
+  return {
+      [p](poke_atom) { p->take_inbox(); },
+      [self, p](tick_atom) {
+        p->take_inbox();
+        self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
+      },
+      [p](wire::ContextCall& c) -> wire::ContextReply { return p->on_context(c); },
+  };
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(caf::actor_system& system, ClusterConfig config, std::string store_url,
+                       std::string key_prefix, std::string driver)
+    : system_(system),
+      config_(std::move(config)),
+      store_url_(std::move(store_url)),
+      key_prefix_(std::move(key_prefix)),
+      shared_(std::make_shared<Shared>()) {
+  actor_ = system_.spawn(dispatcher_actor, shared_, config_, std::move(driver));
+  discovery_ = std::thread([this] { discover(); });
+}
+
+Dispatcher::~Dispatcher() {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->stopping = true;
+  }
+  shared_->cv.notify_all();
+  discovery_.join();
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+  actor_ = nullptr;
+}
+
+void Dispatcher::submit(ExecRequest req) {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->steps.push_back(std::move(req));
+  }
+  caf::anon_send(actor_, poke_atom::value);
+}
+
+void Dispatcher::discover() {
+  using clock = std::chrono::steady_clock;
+  struct Retry {
+    clock::time_point next;
+    std::chrono::milliseconds backoff{500};
+  };
+  std::unique_ptr<WorkerDirectory> directory;
+  std::set<std::string> connected;     // ids handed to the actor
+  std::map<std::string, Retry> retry;  // ids whose connect failed: not before `next`
+  std::set<std::string> refused;       // ids refused once (logged once)
+  std::string last_error;              // the store's, logged once per change
+  const bool tls = config_.network.tls.enabled();
+  std::unique_lock lock(shared_->mu);
+  while (!shared_->stopping) {
+    for (const std::string& id : shared_->lost) connected.erase(id);
+    shared_->lost.clear();
+    lock.unlock();
+    std::vector<WorkerCard> cards;
+    try {
+      if (!directory) directory = std::make_unique<WorkerDirectory>(store_url_, key_prefix_);
+      cards = directory->live();
+      last_error.clear();
+    } catch (const std::exception& e) {
+      directory.reset();
+      if (last_error != e.what()) {
+        last_error = e.what();
+        std::fprintf(stderr, "flux: discovery of workers failed: %s\n", e.what());
+      }
+    }
+    std::set<std::string> live;
+    bool joined = false;
+    for (const WorkerCard& card : cards) {
+      live.insert(card.id);
+      if (connected.count(card.id)) continue;
+      const std::string where = card.host + ":" + std::to_string(card.port);
+      auto unusable = [&](std::string why) {
+        std::lock_guard guard(shared_->mu);
+        shared_->unusable[card.id] = std::move(why);
+      };
+      if (card.protocol != k_wire_protocol || card.tls != tls) {
+        std::string why = "at " + where + ", it speaks " + card.protocol +
+                          (card.tls ? " over TLS" : " in plaintext") + ", this driver " +
+                          k_wire_protocol + (tls ? " over TLS" : " in plaintext");
+        if (refused.insert(card.id).second) {
+          std::fprintf(stderr, "flux: worker %s not used: %s\n", card.id.c_str(), why.c_str());
+        }
+        unusable(std::move(why));
+        continue;
+      }
+      auto r = retry.find(card.id);
+      if (r != retry.end() && clock::now() < r->second.next) continue;
+      auto handle = wire::connect_to(
+          system_, config_.network, card.host, card.port,
+          std::max(std::chrono::milliseconds(2000), config_.network.connection_timeout * 2));
+      if (!handle) {
+        Retry& next = retry[card.id];
+        std::string why = "cannot connect to " + where + ": " + system_.render(handle.error());
+        std::fprintf(stderr, "flux: worker %s: %s; retrying in %lld ms\n", card.id.c_str(),
+                     why.c_str(), static_cast<long long>(next.backoff.count()));
+        unusable(std::move(why));
+        next.next = clock::now() + next.backoff;
+        next.backoff = std::min(next.backoff * 2, std::chrono::milliseconds(5000));
+        continue;
+      }
+      retry.erase(card.id);
+      connected.insert(card.id);
+      std::lock_guard guard(shared_->mu);
+      shared_->unusable.erase(card.id);
+      shared_->joined.emplace_back(card, *handle);
+      joined = true;
+    }
+    std::vector<std::string> departed;
+    for (auto it = connected.begin(); it != connected.end();) {
+      if (!live.count(*it) && last_error.empty()) {
+        departed.push_back(*it);
+        it = connected.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    lock.lock();
+    for (auto it = shared_->unusable.begin(); it != shared_->unusable.end();) {
+      it = live.count(it->first) || !last_error.empty() ? std::next(it)
+                                                        : shared_->unusable.erase(it);
+    }
+    if (joined || !departed.empty()) {
+      for (auto& id : departed) shared_->departed.push_back(std::move(id));
+      caf::anon_send(actor_, poke_atom::value);
+    }
+    shared_->cv.wait_for(lock, config_.discovery_interval, [this] { return shared_->stopping; });
+  }
+}
+
+}  // namespace flux::detail

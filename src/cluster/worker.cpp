@@ -1,0 +1,377 @@
+// flux::Worker: a gateway actor that receives step requests from drivers, a pool of
+// `capacity` threads that executes them, and a thread that keeps the worker's card in the
+// store alive.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <caf/openssl/all.hpp>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "cluster/remote_run.hpp"
+#include "cluster/wire.hpp"
+#include "cluster/worker_directory.hpp"
+#include "engine/blocking_pool.hpp"
+#include "engine/run_driver.hpp"
+#include "flux/cluster.hpp"
+#include "flux/error.hpp"
+#include "format/record_codec.hpp"
+#include "store/open_storage.hpp"
+
+namespace flux {
+namespace detail {
+namespace {
+
+using step_done_atom = caf::atom_constant<caf::atom("stepdone")>;
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+}  // namespace
+
+class WorkerImpl {
+ public:
+  WorkerImpl(const Registry& registry, WorkerConfig config)
+      : registry_(registry), config_(std::move(config)) {
+    if (registry_.node_names().empty()) {
+      throw Error(Errc::invalid_argument, "worker: the registry holds no node to serve");
+    }
+    const std::size_t cores = std::thread::hardware_concurrency();
+    capacity_ = config_.capacity ? config_.capacity : cores ? cores : 2;
+    id_ = config_.id.empty() ? host_name() + ":" + std::to_string(::getpid()) + ":" + nonce()
+                             : config_.id;
+    const std::string who = "worker " + id_;
+    if (!config_.network.tls.enabled() && !config_.network.allow_plaintext &&
+        !wire::is_loopback(config_.listen_host)) {
+      throw Error(Errc::invalid_argument,
+                  who + ": refusing to listen in plaintext on " + config_.listen_host +
+                      ", which is not a loopback address: configure network.tls, or set "
+                      "network.allow_plaintext on a network you trust");
+    }
+    store_url_ = resolve_store_url(config_.store);
+    if (store_url_.rfind("redis://", 0) != 0) {
+      throw Error(Errc::invalid_argument,
+                  who + ": a worker announces itself in a Redis store; store is '" +
+                      (store_url_.rfind("memory", 0) == 0 ? store_url_ : std::string("?")) + "'");
+    }
+    directory_ = std::make_unique<WorkerDirectory>(store_url_, config_.key_prefix);
+    wire::configure_network(caf_config_, config_.network, who);
+    caf_config_.set("scheduler.max-threads", std::size_t{2});
+    caf_config_.set("scheduler.policy", caf::atom("sharing"));
+    system_ = std::make_unique<caf::actor_system>(caf_config_);
+    pool_ = std::make_unique<BlockingPool>(capacity_);
+    gateway_ = system_->spawn(gateway, this);
+    auto port =
+        config_.network.tls.enabled()
+            ? caf::openssl::publish(gateway_, config_.port, config_.listen_host.c_str(), true)
+            : system_->middleman().publish(gateway_, config_.port, config_.listen_host.c_str(),
+                                           true);
+    if (!port) {
+      caf::anon_send_exit(gateway_, caf::exit_reason::user_shutdown);
+      throw Error(Errc::invalid_argument, who + ": cannot listen on " + config_.listen_host + ":" +
+                                              std::to_string(config_.port) + ": " +
+                                              system_->render(port.error()));
+    }
+    port_ = *port;
+    card_.id = id_;
+    card_.host = config_.advertise_host.empty() ? config_.listen_host : config_.advertise_host;
+    card_.port = port_;
+    card_.capacity = static_cast<std::uint32_t>(capacity_);
+    card_.tls = config_.network.tls.enabled();
+    card_.pid = ::getpid();
+    card_.started = wall_now();
+    for (const std::string& name : registry_.node_names()) {
+      card_.nodes.emplace_back(name, signature(*registry_.node(name)));
+    }
+    directory_->announce(card_, config_.announce_ttl);
+    announcer_ = std::thread([this] { keep_announced(); });
+  }
+
+  ~WorkerImpl() {
+    drain();
+    gateway_ = nullptr;
+    pool_.reset();
+    system_.reset();
+  }
+
+  void drain() {
+    {
+      std::lock_guard lock(mu_);
+      if (drained_) return;
+      drained_ = true;
+      draining_ = true;
+    }
+    cv_.notify_all();
+    if (announcer_.joinable()) announcer_.join();
+    try {
+      directory_->withdraw(id_);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "flux: worker %s could not withdraw its card: %s\n", id_.c_str(),
+                   e.what());
+    }
+    {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait_for(lock, config_.drain_grace, [this] { return busy_ == 0; })) {
+        std::fprintf(stderr,
+                     "flux: worker %s: %zu step(s) still executing after the drain grace of %lld "
+                     "ms; their drivers will place them again\n",
+                     id_.c_str(), busy_, static_cast<long long>(config_.drain_grace.count()));
+      }
+    }
+    // The last answers are handed to the network layer; give it a moment to write them
+    // before the connections close.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (gateway_) {
+      if (config_.network.tls.enabled()) {
+        // caf/openssl/unpublish.hpp does not compile in 0.17.6; this is what it would send.
+        caf::anon_send(system_->openssl_manager().actor_handle(), caf::unpublish_atom::value,
+                       gateway_.address(), port_);
+      } else {
+        (void)system_->middleman().unpublish(gateway_, port_);
+      }
+      caf::anon_send_exit(gateway_, caf::exit_reason::user_shutdown);
+    }
+  }
+
+  const std::string& id() const noexcept { return id_; }
+  std::uint16_t port() const noexcept { return port_; }
+  std::size_t busy() const {
+    std::lock_guard lock(mu_);
+    return busy_;
+  }
+
+ private:
+  static std::string nonce() {
+    static std::atomic<unsigned> n{0};
+    char buf[16];
+    std::snprintf(
+        buf, sizeof buf, "%08x",
+        static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count() ^
+                              (n.fetch_add(1) * 2654435761u)));
+    return buf;
+  }
+
+  /// Refreshes the card every third of its TTL; announces it again if it expired meanwhile
+  /// (the worker was stopped, or the store restarted).
+  void keep_announced() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, config_.announce_ttl / 3, [this] { return draining_; })) {
+      lock.unlock();
+      try {
+        if (!directory_->refresh(id_, config_.announce_ttl)) {
+          directory_->announce(card_, config_.announce_ttl);
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "flux: worker %s could not refresh its card: %s\n", id_.c_str(),
+                     e.what());
+      }
+      lock.lock();
+    }
+  }
+
+  static wire::StepResult refused(const wire::StepRequest& req, std::string why) {
+    wire::StepResult r;
+    r.dispatch = req.dispatch;
+    r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::refused);
+    r.error = std::move(why);
+    return r;
+  }
+
+  /// The gateway: answers each StepRequest once its execution ends (on the pool).
+  static caf::behavior gateway(caf::event_based_actor* self, WorkerImpl* w) {
+    self->set_default_handler(
+        [w](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
+          std::fprintf(stderr, "flux: worker %s dropped an unexpected message: %s\n",
+                       w->id_.c_str(), caf::to_string(x.content()).substr(0, 200).c_str());
+          return caf::sec::unexpected_message;
+        });
+    struct Open {
+      std::unordered_map<std::uint64_t, caf::response_promise> promises;
+      std::uint64_t next = 0;
+    };
+    auto open = std::make_shared<Open>();
+    return {
+        [self, w, open](wire::StepRequest& req) {
+          // Before make_response_promise, which takes the sender over from the message.
+          auto owner = caf::actor_cast<caf::actor>(self->current_sender());
+          auto rp = self->make_response_promise();
+          if (auto why = w->refusal(req)) {
+            rp.deliver(refused(req, std::move(*why)));
+            return;
+          }
+          const std::uint64_t local = ++open->next;
+          open->promises.emplace(local, rp);
+          auto me = caf::actor_cast<caf::actor>(self);
+          w->pool_->submit([w, req = std::move(req), owner, me, local]() mutable {
+            wire::StepResult result = w->execute(req, owner);
+            caf::anon_send(me, step_done_atom::value, local, std::move(result));
+          });
+        },
+        [w, open](step_done_atom, std::uint64_t local, wire::StepResult& result) {
+          auto it = open->promises.find(local);
+          if (it == open->promises.end()) return;
+          it->second.deliver(std::move(result));
+          open->promises.erase(it);
+          w->end_execution();  // only now: a drain waits for the answers to be sent
+        },
+    };
+  }
+
+  /// Why the worker does not execute `req`, if it does not; otherwise counts it as busy.
+  std::optional<std::string> refusal(const wire::StepRequest& req) {
+    const Node* node = registry_.node(req.node);
+    if (!node) return "worker " + id_ + " does not host node '" + req.node + "'";
+    if (std::string mine = signature(*node); mine != req.signature) {
+      return "worker " + id_ + " hosts node '" + req.node + "' as " + mine +
+             ", but the driver's node of that name is " + req.signature;
+    }
+    std::lock_guard lock(mu_);
+    if (draining_) return "worker " + id_ + " is draining";
+    ++busy_;
+    return std::nullopt;
+  }
+
+  void end_execution() {
+    {
+      std::lock_guard lock(mu_);
+      --busy_;
+    }
+    cv_.notify_all();
+  }
+
+  wire::StepResult execute(const wire::StepRequest& req, const caf::actor& owner) {
+    wire::StepResult r;
+    r.dispatch = req.dispatch;
+    r.worker = id_;
+    const Timestamp start = wall_now();
+    const auto started = std::chrono::steady_clock::now();
+    const NodeDef& def = *registry_.node(req.node)->def();
+    caf::expected<Value> out = Value{};
+    try {
+      Value input =
+          decode_value(req.input, "the input of step " + req.step + " of run " + req.run_id);
+      auto run = std::make_shared<RemoteRun>(*system_, owner, req, context_timeout());
+      Context ctx(run, req.node, req.step, req.attempt);
+      ExecutingNode executing(ctx);
+      switch (def.mode) {
+        case NodeMode::sync:
+        case NodeMode::blocking:
+          out = def.call(input, ctx);
+          break;
+        case NodeMode::async:
+          out = def.call_async(input, ctx)();
+          break;
+        case NodeMode::child:
+          throw Error(Errc::invalid_argument,
+                      "it starts child runs, which a worker cannot do: list it in the "
+                      "driver's Config::cluster.local_nodes");
+      }
+    } catch (...) {
+      out = current_node_failure(req.node, req.step, req.source);
+    }
+    if (out) {
+      if (auto too_deep = check_output_depth(req.node, req.step, *out)) out = *too_deep;
+    }
+    if (out) {
+      try {
+        r.output = encode_value(*out);
+      } catch (const std::exception& e) {
+        out = make_failure(flux_errc::node_failed, req.node, req.step,
+                           "node '" + req.node + "' (step " + req.step +
+                               ") returned a value that cannot be sent: " + e.what());
+      }
+    }
+    r.start_ns = start.time_since_epoch().count();
+    r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    if (out) {
+      r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::ok);
+    } else {
+      r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::failed);
+      r.type_mismatch = out.error().code() == static_cast<std::uint8_t>(flux_errc::type_mismatch);
+      r.error = failure_of(out.error()).message;
+      r.output.clear();
+    }
+    return r;
+  }
+
+  /// How long a context call may wait for the run's owner: longer than the heartbeat
+  /// timeout, so that a lost owner is noticed by the connection first.
+  std::chrono::milliseconds context_timeout() const {
+    return std::max(std::chrono::milliseconds(10000), config_.network.connection_timeout * 5);
+  }
+
+  Registry registry_;
+  WorkerConfig config_;
+  std::size_t capacity_ = 0;
+  std::string id_;
+  std::string store_url_;
+  std::unique_ptr<WorkerDirectory> directory_;  // used by the constructor, then announcer_
+  WorkerCard card_;
+  caf::actor_system_config caf_config_;  // before system_: the system refers to it
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<BlockingPool> pool_;
+  caf::actor gateway_;
+  std::uint16_t port_ = 0;
+  std::thread announcer_;
+  mutable std::mutex mu_;  // guards busy_, draining_, drained_
+  std::condition_variable cv_;
+  std::size_t busy_ = 0;
+  bool draining_ = false;
+  bool drained_ = false;
+};
+
+}  // namespace detail
+
+Worker::Worker(const Registry& registry, WorkerConfig config)
+    : impl_(std::make_unique<detail::WorkerImpl>(registry, std::move(config))) {}
+Worker::~Worker() = default;
+const std::string& Worker::id() const noexcept { return impl_->id(); }
+std::uint16_t Worker::port() const noexcept { return impl_->port(); }
+std::size_t Worker::busy() const { return impl_->busy(); }
+void Worker::drain() { impl_->drain(); }
+
+namespace {
+int g_signal_pipe[2] = {-1, -1};
+extern "C" void on_stop_signal(int sig) {
+  const char c = static_cast<char>(sig);
+  ssize_t ignored = ::write(g_signal_pipe[1], &c, 1);  // async-signal-safe
+  (void)ignored;
+}
+}  // namespace
+
+void Worker::serve_until_signal() {
+  // A handler that writes to a pipe, rather than sigwait: the threads CAF and the pool have
+  // started do not block the signals, so any of them may receive one.
+  if (g_signal_pipe[0] < 0 && ::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+    throw Error(Errc::invalid_argument, "worker " + id() + ": cannot create a pipe for signals");
+  }
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  struct sigaction old_term {
+  }, old_int{};
+  ::sigaction(SIGTERM, &action, &old_term);
+  ::sigaction(SIGINT, &action, &old_int);
+  char sig = 0;
+  while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+  }
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(),
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  drain();
+}
+
+}  // namespace flux

@@ -1,0 +1,509 @@
+#include "engine/engine.hpp"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "engine/node_executors.hpp"
+#include "engine/run_driver.hpp"
+#include "format/record_codec.hpp"
+
+namespace flux::detail {
+
+const std::string k_run_input = "run input";
+const std::string k_parallel_name = "parallel";
+
+std::string encode_value_for_message(const Value& v) { return encode_value(v); }
+Value decode_value_from_message(const std::string& bytes) {
+  return decode_value(bytes, "a Value in an actor message");
+}
+
+Timestamp wall_now() {
+  return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+}
+
+Value Services::for_history(const Value& v) const {
+  switch (history_values) {
+    case HistoryValues::full:
+      return v;
+    case HistoryValues::none:
+      return Value{};
+    case HistoryValues::truncated: {
+      if (v.is_null() || v.is_bool() || v.is_int() || v.is_float()) return v;
+      std::string text = v.to_string(history_value_limit);
+      if (text.size() <= history_value_limit) return v;
+      text.resize(history_value_limit);
+      return Value::Map{{"truncated", true}, {"preview", std::move(text)}};
+    }
+  }
+  return v;
+}
+
+void Services::report_observer_error(const char* what) {
+  std::fprintf(stderr, "flux: an observer threw (ignored): %s\n", what);
+}
+
+void RunCompletion::complete(RunResult r) {
+  std::vector<std::function<void(const RunResult&)>> waiting;
+  {
+    std::lock_guard lock(mu);
+    result = std::move(r);
+    waiting.swap(continuations);
+  }
+  cv.notify_all();
+  for (auto& f : waiting) f(*result);  // `result` is set once, never changed after
+}
+
+void RunCompletion::then(std::function<void(const RunResult&)> f) {
+  {
+    std::lock_guard lock(mu);
+    if (!result) {
+      continuations.push_back(std::move(f));
+      return;
+    }
+  }
+  f(*result);
+}
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+// Bumped in a child process after fork(): a forked child must not continue its parent's
+// random sequence, or both would hand out the same run ids.
+std::atomic<unsigned> g_fork_generation{0};
+
+std::string uuid_v4() {
+  static const bool at_fork_registered = [] {
+    ::pthread_atfork(nullptr, nullptr, [] { g_fork_generation.fetch_add(1); });
+    return true;
+  }();
+  (void)at_fork_registered;
+  thread_local std::mt19937_64 rng;
+  thread_local unsigned seeded_generation = ~0u;
+  if (seeded_generation != g_fork_generation.load(std::memory_order_relaxed)) {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    rng.seed(seq);
+    seeded_generation = g_fork_generation.load(std::memory_order_relaxed);
+  }
+  std::uint64_t hi = rng(), lo = rng();
+  hi = (hi & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  lo = (lo & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant 10
+  // 8-4-4-4-12 hex digits.
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t pos = 0;
+  auto put = [&](std::uint64_t bits, int digits) {
+    for (int d = digits - 1; d >= 0; --d) out[pos++] = k_hex[(bits >> (4 * d)) & 15];
+  };
+  put(hi >> 32, 8);
+  ++pos;
+  put(hi >> 16, 4);
+  ++pos;
+  put(hi, 4);
+  ++pos;
+  put(lo >> 48, 4);
+  ++pos;
+  put(lo, 12);
+  return out;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  std::string owner;  // "host:pid:nonce": who holds this process's leases
+  std::chrono::milliseconds lease_ttl{10000};
+  // Declared before `system`: the actor system keeps a reference to its config.
+  caf::actor_system_config caf_config;
+  std::unique_ptr<caf::actor_system> system;
+  std::shared_ptr<Storage> storage;
+  std::unique_ptr<Services> services;
+  std::shared_ptr<ActorJournal> journal;
+  caf::actor persistence;
+  // Cluster drivers: node steps not in `local_nodes` go to workers through the dispatcher.
+  bool cluster = false;
+  std::set<std::string> local_nodes;
+  std::unique_ptr<RemoteSteps> remote;
+  // Adopting orphans (Config::cluster.adopt): a thread that resumes them.
+  std::optional<Registry> adopt;
+  std::chrono::milliseconds adopt_interval{1000};
+  std::thread adopter;
+  std::mutex adopter_mu;  // guards stop_adopting
+  std::condition_variable adopter_cv;
+  bool stop_adopting = false;
+
+  std::mutex cache_mu;  // guards plans and nodes
+  std::unordered_map<const PipelineDef*, std::shared_ptr<const Plan>> plans;
+  std::size_t node_executors = 1;  // executor actors per node (Config::node_executors)
+  struct NodeEntry {
+    std::shared_ptr<const NodeDef> def;
+    std::shared_ptr<NodeExecutors> executors;
+  };
+  std::unordered_map<const NodeDef*, NodeEntry> nodes;
+
+  std::shared_ptr<NodeExecutors> executors_for(const std::shared_ptr<const NodeDef>& def) {
+    auto it = nodes.find(def.get());
+    if (it != nodes.end()) return it->second.executors;
+    auto executors = std::make_shared<NodeExecutors>(*system, def.get(), node_executors);
+    nodes.emplace(def.get(), NodeEntry{def, executors});
+    return executors;
+  }
+
+  PlanStep compile_sequence(const PipelineDef& seq, const std::string& prefix) {
+    PlanStep out{PipelineDef::Type::sequence, prefix, "", nullptr, {}, false, {}};
+    out.children.reserve(seq.children.size());
+    for (std::size_t i = 0; i < seq.children.size(); ++i) {
+      const PipelineDef& d = *seq.children[i];
+      std::string id = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
+      if (d.type == PipelineDef::Type::node && cluster && !local_nodes.count(d.label)) {
+        out.children.push_back(
+            PlanStep{d.type, std::move(id), d.label, d.node.get(), nullptr, true, {}});
+      } else if (d.type == PipelineDef::Type::node) {
+        out.children.push_back(PlanStep{
+            d.type, std::move(id), d.label, d.node.get(), executors_for(d.node), false, {}});
+      } else {
+        PlanStep par{d.type, id, d.label, nullptr, {}, false, {}};
+        for (std::size_t b = 0; b < d.children.size(); ++b) {
+          par.children.push_back(compile_sequence(*d.children[b], id + "." + std::to_string(b)));
+        }
+        out.children.push_back(std::move(par));
+      }
+    }
+    return out;
+  }
+
+  // Pipelines and node definitions that only this cache still refers to are dropped
+  // (and their actors stopped) once the cache grows, so that services which build
+  // pipelines dynamically do not accumulate actors.
+  void evict_unused() {
+    for (auto it = plans.begin(); it != plans.end();) {
+      it = it->second->def.use_count() == 1 && it->second.use_count() == 1 ? plans.erase(it)
+                                                                           : std::next(it);
+    }
+    for (auto it = nodes.begin(); it != nodes.end();) {
+      if (it->second.def.use_count() == 1) {
+        it = nodes.erase(it);  // stops its executors
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  std::shared_ptr<const Plan> plan_for(const Pipeline& pipeline) {
+    std::lock_guard lock(cache_mu);
+    auto it = plans.find(pipeline.def().get());
+    if (it != plans.end()) return it->second;
+    if (plans.size() >= 256) evict_unused();
+    auto plan = std::make_shared<Plan>();
+    plan->def = pipeline.def();
+    plan->root = compile_sequence(*plan->def, "");
+    plans.emplace(plan->def.get(), plan);
+    return plan;
+  }
+};
+
+Engine::Engine(Config config, ClusterHooks cluster) : impl_(std::make_unique<Impl>()) {
+  impl_->storage = open_storage(config);
+  std::size_t threads = config.threads ? config.threads : std::thread::hardware_concurrency();
+  impl_->caf_config.set("scheduler.max-threads", threads ? threads : 2);
+  impl_->caf_config.set("scheduler.policy", config.scheduler == Config::Scheduler::sharing
+                                                ? caf::atom("sharing")
+                                                : caf::atom("stealing"));
+  impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
+  if (cluster.remote_steps) {
+    cluster.configure(impl_->caf_config, impl_->owner);
+    impl_->cluster = true;
+    impl_->local_nodes = config.cluster.local_nodes;
+  }
+  impl_->system = std::make_unique<caf::actor_system>(impl_->caf_config);
+  impl_->node_executors = config.node_executors ? config.node_executors : threads ? threads : 2;
+  impl_->services = std::make_unique<Services>(config.blocking_threads);
+  impl_->services->observers = std::move(config.observers);
+  impl_->lease_ttl = config.lease_ttl;
+  impl_->services->history_values = config.history_values;
+  impl_->services->history_value_limit = config.history_value_limit;
+  impl_->services->durability = config.durability;
+  impl_->services->system = impl_->system.get();
+  impl_->journal = std::make_shared<ActorJournal>();
+  impl_->services->journal = impl_->journal;
+  impl_->persistence =
+      impl_->system->spawn<caf::detached>(persistence_actor, impl_->storage, impl_->journal);
+  impl_->journal->attach(impl_->persistence);
+  if (impl_->cluster) {
+    impl_->remote = cluster.remote_steps(*impl_->system, impl_->owner);
+    impl_->services->remote = impl_->remote.get();
+  }
+  if (config.cluster.adopt) {
+    impl_->adopt = std::move(config.cluster.adopt);
+    impl_->adopt_interval = config.cluster.adopt_interval;
+    impl_->adopter = std::thread([this] { adopt_orphans(); });
+  }
+  // The keeper's rounds also push out records that wait in the journal (see journal.hpp),
+  // and wait for them: a lease is renewed only once its claim is stored.
+  impl_->services->leases =
+      std::make_unique<LeaseKeeper>(*impl_->storage, config.lease_ttl,
+                                    [journal = impl_->journal.get(), bound = config.lease_ttl / 3] {
+                                      return journal->flush(bound);
+                                    });
+}
+
+Engine::~Engine() {
+  if (impl_->adopter.joinable()) {
+    {
+      std::lock_guard lock(impl_->adopter_mu);
+      impl_->stop_adopting = true;
+    }
+    impl_->adopter_cv.notify_all();
+    impl_->adopter.join();
+  }
+  impl_->services->runs.wait_idle();
+  impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
+  impl_->services->leases.reset();
+  impl_->remote.reset();  // the cluster dispatcher: stops discovery
+  impl_->nodes.clear();   // stops the executors
+  impl_->plans.clear();
+  {
+    // Drain what is still queued (writes of steps that finished after their run failed
+    // fast, lease releases) before the persistence actor goes.
+    caf::scoped_actor self{*impl_->system};
+    self->request(impl_->persistence, caf::infinite, drain_atom::value)
+        .receive([] {}, [](caf::error&) {});
+  }
+  caf::anon_send_exit(impl_->persistence, caf::exit_reason::user_shutdown);
+  impl_->persistence = nullptr;
+  impl_->journal->detach();
+  // A detached actor's thread lives until the last handle to the actor is gone, and the
+  // system waits for that thread: drop every handle before destroying the system.
+  impl_->journal.reset();
+  impl_->services.reset();  // also joins the blocking pool (idle: no run is in flight)
+  impl_->system.reset();    // waits for every actor to finish
+}
+
+Storage& Engine::storage() const noexcept { return *impl_->storage; }
+const std::string& Engine::owner_id() const noexcept { return impl_->owner; }
+
+ChildRun Engine::start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
+                             const std::string& parent_step) {
+  auto completion = start(pipeline, std::move(input), parent_run, parent_step);
+  return ChildRun(completion->run_id, completion);
+}
+
+std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
+  return start(pipeline, std::move(input), {}, {});
+}
+
+std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input,
+                                             const std::string& parent_run,
+                                             const std::string& parent_step) {
+  // Refused here -- for Runtime::start and for a child started with ctx.start alike -- before
+  // anything runs or is written: a too-deep input would otherwise run every node and fail
+  // only when the store refuses it.
+  if (const std::size_t depth = input.depth(); depth > k_max_value_depth) {
+    throw Error(Errc::invalid_argument,
+                "pipeline '" + pipeline.name() + "': the run input is nested " +
+                    std::to_string(depth) + " levels deep (lists/maps); the limit is " +
+                    std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+  }
+  auto job = std::make_shared<RunJob>();
+  job->plan = impl_->plan_for(pipeline);
+  job->services = impl_->services.get();
+  job->info.id = uuid_v4();
+  job->info.pipeline = pipeline.name();
+  job->info.fingerprint = pipeline.fingerprint();
+  job->info.status = RunStatus::running;
+  job->info.created = job->info.updated = wall_now();
+  job->info.input = std::move(input);
+  job->info.owner = impl_->owner;
+  job->info.history_values = impl_->services->history_values;
+  job->info.parent_run_id = parent_run;
+  job->info.parent_step = parent_step;
+  // A fresh random id: nobody else can hold its lease, so it is claimed by the run's first
+  // write (token 1) rather than by a round trip to the store here.
+  job->lease = Lease{impl_->owner, 1};
+  job->run = std::make_shared<RunState>(job->info.id, impl_->journal, job->lease.token);
+  job->run->journal_claim(impl_->owner, impl_->lease_ttl);
+  job->run->set_child_starter(this);
+  return launch(std::move(job));
+}
+
+std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
+  job->completion = std::make_shared<RunCompletion>();
+  job->completion->run_id = job->info.id;
+  impl_->services->runs.add();
+  impl_->services->leases->add(job->info.id, job->lease, job->run);
+  job->run->set_on_released([services = impl_->services.get(), id = job->info.id,
+                             owner = job->lease.owner, run = std::weak_ptr(job->run)] {
+    services->leases->remove(id);
+    if (auto r = run.lock()) r->journal_release(owner);
+  });
+  job->run->journal_run(job->info);
+  auto completion = job->completion;
+  start_run(std::move(job));
+  return completion;
+}
+
+std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline) {
+  Storage& store = *impl_->storage;
+  const std::string id(run_id);
+  // Everything that can refuse the resume is checked before anything is written.
+  auto info = store.get_run(id);
+  if (!info) {
+    // A run just started may hold its lease before its record is stored.
+    if (auto holder = store.lease_holder(id)) {
+      throw Error(Errc::run_owned,
+                  "run " + id + " is owned by " + *holder + " (its lease is live); resume refused");
+    }
+    throw Error(Errc::not_found, "run " + id + " is not in the store");
+  }
+  if (info->status == RunStatus::completed) {  // nothing to do: its stored result
+    auto done = std::make_shared<RunCompletion>();
+    done->run_id = id;
+    done->complete(RunResult{id, info->status, info->output, info->error});
+    return done;
+  }
+  if (info->fingerprint != pipeline.fingerprint()) {
+    throw Error(Errc::invalid_argument,
+                "run " + id + " was recorded with pipeline '" + info->pipeline + "' (fingerprint " +
+                    info->fingerprint + "); it cannot be resumed with pipeline '" +
+                    pipeline.name() + "' (fingerprint " + pipeline.fingerprint() +
+                    "), whose shape or node names differ");
+  }
+  if (info->history_values != HistoryValues::full) {
+    throw Error(Errc::invalid_argument,
+                "run " + id +
+                    " was recorded without full history values, so the outputs of its "
+                    "completed steps are not stored and it cannot be resumed");
+  }
+  (void)store.history(id, 0);  // a record that cannot be decoded refuses the resume here
+  auto taken = store.acquire_lease(id, impl_->owner, impl_->lease_ttl);
+  if (!taken.lease) {
+    throw Error(Errc::run_owned, "run " + id + " is owned by " + taken.holder +
+                                     " (its lease is live); resume refused");
+  }
+  auto job = std::make_shared<RunJob>();
+  job->lease = *taken.lease;
+  std::vector<HistoryEntry> history;
+  Value::Map kv, shared;
+  try {
+    // Read again under the lease: whatever a former owner wrote before is included, and
+    // whatever it tries to write from now on is refused by the fence.
+    info = store.get_run(id);
+    history = store.history(id, 0);
+    kv = store.keys(id, Scope::kv);
+    shared = store.keys(id, Scope::shared);
+  } catch (...) {
+    store.release_lease(id, job->lease);
+    throw;
+  }
+  for (const HistoryEntry& e : history) {
+    if (e.type == HistoryEntry::Type::resume) continue;
+    auto& attempts = job->attempts[e.step];
+    attempts = std::max(attempts, e.attempt);
+    if (e.ok()) job->replay[e.step] = e.output;
+  }
+  const RunStatus previous = info->status;
+  job->plan = impl_->plan_for(pipeline);
+  job->services = impl_->services.get();
+  job->info = std::move(*info);
+  job->info.status = RunStatus::running;
+  job->info.pipeline = pipeline.name();
+  job->info.owner = impl_->owner;
+  job->info.updated = wall_now();
+  job->info.finished.reset();
+  job->info.error.reset();
+  job->info.output = Value{};
+  job->run = std::make_shared<RunState>(id, impl_->journal, job->lease.token, std::move(history),
+                                        std::move(kv), std::move(shared));
+  HistoryEntry mark;
+  mark.type = HistoryEntry::Type::resume;
+  mark.node = "resume";
+  mark.start = mark.end = job->info.updated;
+  mark.input = Value::Map{{"owner", impl_->owner}, {"from_status", to_string(previous)}};
+  mark.output = Value::Map{{"reused_steps", static_cast<std::int64_t>(job->replay.size())}};
+  job->run->set_child_starter(this);
+  job->run->append(std::move(mark));  // before any step of the resumed run
+  return launch(std::move(job));
+}
+
+void Engine::adopt_orphans() {
+  std::set<std::string> reported;  // orphans whose pipeline is not registered: said once
+  std::string last_error;
+  std::unique_lock lock(impl_->adopter_mu);
+  while (!impl_->adopter_cv.wait_for(lock, impl_->adopt_interval,
+                                     [this] { return impl_->stop_adopting; })) {
+    lock.unlock();
+    try {
+      RunFilter filter;
+      filter.limit = 100;
+      do {
+        RunPage page = list_orphans(filter);
+        for (const RunInfo& orphan : page.runs) {
+          const Pipeline* pipeline = impl_->adopt->pipeline(orphan.pipeline);
+          if (!pipeline) {
+            if (reported.insert(orphan.id).second) {
+              std::fprintf(stderr,
+                           "flux: driver %s does not adopt run %s: its pipeline '%s' is not in "
+                           "Config::cluster.adopt\n",
+                           impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+            }
+            continue;
+          }
+          try {
+            resume(orphan.id, *pipeline);
+            std::fprintf(stderr, "flux: driver %s adopted run %s (pipeline '%s')\n",
+                         impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+          } catch (const Error& e) {
+            // Another driver took it first (run_owned), or it cannot be resumed: said once.
+            if (e.code() != Errc::run_owned && reported.insert(orphan.id).second) {
+              std::fprintf(stderr, "flux: driver %s cannot adopt run %s: %s\n",
+                           impl_->owner.c_str(), orphan.id.c_str(), e.what());
+            }
+          }
+        }
+        filter.cursor = page.next_cursor;
+      } while (!filter.cursor.empty());
+      last_error.clear();
+    } catch (const std::exception& e) {
+      if (last_error != e.what()) {
+        last_error = e.what();
+        std::fprintf(stderr, "flux: driver %s could not look for orphans: %s\n",
+                     impl_->owner.c_str(), e.what());
+      }
+    }
+    lock.lock();
+  }
+}
+
+RunPage Engine::list_orphans(const RunFilter& filter) const {
+  RunFilter running = filter;
+  running.status = RunStatus::running;
+  RunPage page = impl_->storage->list_runs_page(running);
+  // All lease holders in one call (one round trip to Redis), not one call per run.
+  std::vector<std::string> ids;
+  ids.reserve(page.runs.size());
+  for (const RunInfo& info : page.runs) ids.push_back(info.id);
+  std::vector<std::optional<std::string>> holders = impl_->storage->lease_holders(ids);
+  if (holders.size() != ids.size()) {  // a user's store that miscounts: fail, never guess
+    throw Error(Errc::storage, "lease_holders answered " + std::to_string(holders.size()) +
+                                   " times for " + std::to_string(ids.size()) + " runs");
+  }
+  std::vector<RunInfo> orphans;
+  for (std::size_t i = 0; i < page.runs.size(); ++i) {
+    if (!holders[i]) orphans.push_back(std::move(page.runs[i]));
+  }
+  page.runs = std::move(orphans);
+  return page;
+}
+
+}  // namespace flux::detail

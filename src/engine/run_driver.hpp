@@ -1,0 +1,150 @@
+#pragma once
+// Internal: a run on the move — its job, where it stands (Cursor), and the functions that move
+// it along its plan (advance, record_step, fail) from start_run to end_run; the actors that do
+// the work (node executors, parallel coordinators, the persistence actor) and their messages.
+
+#include <atomic>
+#include <caf/all.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "engine/engine.hpp"
+#include "engine/failure.hpp"
+#include "engine/plan.hpp"
+#include "engine/services.hpp"
+#include "run/run_state.hpp"
+
+namespace flux::detail {
+
+using exec_atom = caf::atom_constant<caf::atom("exec")>;         // run a node, then go on
+using seq_done_atom = caf::atom_constant<caf::atom("seqdone")>;  // a sequence produced its output
+using seq_fail_atom = caf::atom_constant<caf::atom("seqfail")>;  // a sequence failed
+using drain_atom = caf::atom_constant<caf::atom("drain")>;       // the journal has writes queued
+
+/// Everything about one run that its actors need.
+struct RunJob {
+  std::shared_ptr<const Plan> plan;
+  std::shared_ptr<RunState> run;
+  const Services* services;  // owned by the Engine, which outlives every run and execution
+  RunInfo info;              // metadata; written by end_run once the root sequence ends
+  std::shared_ptr<RunCompletion> completion;
+  Lease lease;  // this process's ownership of the run
+  std::atomic<bool> ended{false};
+  /// Resume: the recorded outputs of completed steps (by step id), reused instead of
+  /// executing them, and the attempts already made per step. Read-only once started.
+  std::unordered_map<std::string, Value> replay;
+  std::unordered_map<std::string, std::uint32_t> attempts;
+
+  std::uint32_t attempt_of(const std::string& step) const {
+    if (attempts.empty()) return 1;
+    auto it = attempts.find(step);
+    return it == attempts.end() ? 1 : it->second + 1;
+  }
+};
+
+extern const std::string k_run_input;
+/// The node name recorded for a parallel as a whole.
+extern const std::string k_parallel_name;
+
+/// Where a run is in one sequence of its plan (the root, or a parallel's branch), and
+/// whom to tell when that sequence ends. Execution is continuation passing: each step,
+/// once done, starts the next one itself — a node actor sends straight to the next node
+/// actor — so a chain costs one message per node and no round trip through a driver.
+struct Cursor {
+  std::shared_ptr<RunJob> job;
+  const PlanStep* seq;    ///< the sequence being walked
+  std::size_t index;      ///< the step to execute next
+  caf::actor reply_to;    ///< gets (seq_done_atom | seq_fail_atom, tag, ...) at the end
+  std::uint32_t tag = 0;  ///< the branch index, for a parallel coordinator
+
+  const PlanStep& step() const { return seq->children[index]; }
+};
+
+/// The request a node actor serves: execute the step at `at`, then continue.
+struct ExecRequest {
+  Cursor at;
+  Value input;
+  const std::string* source;  // label of the step that produced `input`, or &k_run_input
+};
+
+/// Continues `at` with `input` (the output of the step before, labelled `source`):
+/// skips steps whose output a resume replays, then sends the next node its request,
+/// starts the next parallel, or reports the sequence's output to `at.reply_to`. Callable
+/// from any thread (actors and the blocking pool).
+void advance(Cursor at, Value input, const std::string* source);
+/// As `advance`, once the records the run has journaled so far are acknowledged by the store
+/// if `wait_for_store` (Config::durability); a refused record fails the sequence instead.
+/// Holds no thread while it waits: the persistence actor continues the run.
+void advance_when_stored(Cursor at, Value input, const std::string* source, bool wait_for_store);
+/// Reports that the sequence of `at` failed with `error`.
+void fail(const Cursor& at, caf::error error);
+
+/// Records the execution of the node step at `at` — `entry` filled in but for its input,
+/// output and error — notifies observers, ends the step's hold on the run, then continues
+/// the run with the output or fails the sequence. `slow`: the step did slow work (its record
+/// may have to be stored before the run goes on, Config::durability).
+void record_step(const Cursor& at, HistoryEntry entry, Value input, caf::expected<Value> outcome,
+                 bool slow);
+
+/// One executor of `def` (see node_executors.hpp); tells `executors` when it is free again.
+caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
+                         std::size_t index);
+
+caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
+                             const std::string* source);
+
+/// Starts a run: its first step, from the calling thread.
+void start_run(std::shared_ptr<RunJob> job);
+/// Records a run's outcome when its root sequence ends, and completes it once stored.
+void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out);
+
+class ActorJournal;
+caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<Storage> storage,
+                                std::shared_ptr<ActorJournal> journal);
+
+/// Wall-clock now, in the resolution history records.
+Timestamp wall_now();
+
+/// A Value as the sealed record bytes a message carries (record_codec), and back.
+std::string encode_value_for_message(const Value& v);
+Value decode_value_from_message(const std::string& bytes);
+
+}  // namespace flux::detail
+
+namespace flux {
+
+/// A Value in a CAF message is serialized (when it leaves the process, or is printed) as the
+/// sealed Cap'n Proto record the store keeps: one encoding for store and wire, and no
+/// `CAF_ALLOW_UNSAFE_MESSAGE_TYPE`, under which CAF would silently send a Value as nothing
+/// (notes/distribution.md §1). Found by ADL; declared here, where Flux's messages are sent,
+/// so that the public header stays free of CAF.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, Value& x) {
+  if constexpr (Inspector::reads_state) {
+    std::string bytes = detail::encode_value_for_message(x);
+    return f(caf::meta::type_name("flux.Value"), bytes);
+  } else {
+    std::string bytes;
+    auto load = caf::meta::load_callback([&]() -> caf::error {
+      try {
+        x = detail::decode_value_from_message(bytes);
+      } catch (const std::exception& e) {
+        return caf::make_error(caf::sec::invalid_argument, e.what());
+      }
+      return caf::none;
+    });
+    return f(caf::meta::type_name("flux.Value"), bytes, load);
+  }
+}
+
+}  // namespace flux
