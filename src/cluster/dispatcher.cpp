@@ -584,6 +584,16 @@ void Dispatcher::discover() {
         unusable(std::move(why));
         continue;
       }
+      if (!tls && !config_.network.allow_plaintext && !wire::is_loopback(card.host)) {
+        std::string why = "at " + where +
+                          ": plaintext to an address other than loopback is refused (configure "
+                          "network.tls, or set network.allow_plaintext on a trusted network)";
+        if (refused.insert(card.id).second) {
+          std::fprintf(stderr, "flux: worker %s not used: %s\n", card.id.c_str(), why.c_str());
+        }
+        unusable(std::move(why));
+        continue;
+      }
       auto r = retry.find(card.id);
       if (r != retry.end() && clock::now() < r->second.next) continue;
       auto handle = wire::connect_to(

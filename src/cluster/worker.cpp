@@ -122,6 +122,7 @@ class WorkerImpl {
     {
       std::unique_lock lock(mu_);
       if (!cv_.wait_for(lock, config_.drain_grace, [this] { return busy_ == 0; })) {
+        stuck_ = true;
         std::fprintf(stderr,
                      "flux: worker %s: %zu step(s) still executing after the drain grace of %lld "
                      "ms; their drivers will place them again\n",
@@ -330,13 +331,32 @@ class WorkerImpl {
   std::size_t busy_ = 0;
   bool draining_ = false;
   bool drained_ = false;
+  bool stuck_ = false;  // steps still executing when the drain grace ran out
+
+ public:
+  /// Whether steps were still executing when a drain gave up waiting for them.
+  bool stuck() const {
+    std::lock_guard lock(mu_);
+    return stuck_;
+  }
 };
 
 }  // namespace detail
 
 Worker::Worker(const Registry& registry, WorkerConfig config)
     : impl_(std::make_unique<detail::WorkerImpl>(registry, std::move(config))) {}
-Worker::~Worker() = default;
+Worker::~Worker() {
+  impl_->drain();
+  if (impl_->stuck()) {
+    // Destroying the worker would wait for its stuck threads forever: its state is left to
+    // them, so that the process can exit (their drivers have placed their steps again).
+    std::fprintf(stderr,
+                 "flux: worker %s: leaving its stuck executions behind so that the process can "
+                 "exit\n",
+                 impl_->id().c_str());
+    (void)impl_.release();
+  }
+}
 const std::string& Worker::id() const noexcept { return impl_->id(); }
 std::uint16_t Worker::port() const noexcept { return impl_->port(); }
 std::size_t Worker::busy() const { return impl_->busy(); }

@@ -460,9 +460,18 @@ void Engine::adopt_orphans() {
             continue;
           }
           try {
-            resume(orphan.id, *pipeline);
-            std::fprintf(stderr, "flux: driver %s adopted run %s (pipeline '%s')\n",
-                         impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+            auto completion = resume(orphan.id, *pipeline);
+            // A run that ended meanwhile is returned as stored, not adopted: say so only for
+            // one this driver now runs.
+            bool adopted;
+            {
+              std::lock_guard done(completion->mu);
+              adopted = !completion->result;
+            }
+            if (adopted) {
+              std::fprintf(stderr, "flux: driver %s adopted run %s (pipeline '%s')\n",
+                           impl_->owner.c_str(), orphan.id.c_str(), orphan.pipeline.c_str());
+            }
           } catch (const Error& e) {
             // Another driver took it first (run_owned), or it cannot be resumed: said once.
             if (e.code() != Errc::run_owned && reported.insert(orphan.id).second) {
