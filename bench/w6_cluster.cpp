@@ -34,6 +34,7 @@
 // discovered through Redis (--port: bench/run.sh's private redis-server), every step recorded
 // there. Latency: Runtime::run one at a time; throughput: --window RunHandles in flight.
 //
+// --capacity N: each Flux worker's WorkerConfig::capacity (0: one per core).
 // Options: --reps N (5) --runs N (1000) --warmup N (200) --tp-runs N (5000)
 //          --tp-warmup N (500) --window N (64) --timeout-ms N (10000, per remote request)
 //          --start-timeout-ms N (10000, for the workers' port files) --stop-timeout-ms N
@@ -503,6 +504,7 @@ int serve_flux(const Args& args) {
   config.store = args.str("store", "");
   config.key_prefix = args.str("prefix", "flux-w6");
   config.id = args.str("id", "");
+  config.capacity = static_cast<std::size_t>(args.num("capacity", 0));
   flux::Worker worker(registry, config);
   write_port_file(port_file, worker.port());
   worker.serve_until_signal();
@@ -518,7 +520,8 @@ Measurement measure_flux(const std::string& store, const std::string& prefix, co
       o.policy == "stealing" ? flux::Config::Scheduler::stealing : flux::Config::Scheduler::sharing;
   config.cluster.enabled = true;
   config.cluster.local_nodes = {"inc", "sum"};
-  config.retention = flux::Retention{std::chrono::milliseconds{0}, 2000};  // keep Redis small across reps
+  config.retention =
+      flux::Retention{std::chrono::milliseconds{0}, 2000};  // keep Redis small across reps
   flux::Runtime rt(config);
   const flux::Pipeline pipeline = flux_w6_pipeline();
   // Both workers known before measuring: run until both have executed a branch.
@@ -617,7 +620,9 @@ int main(int argc, char** argv) try {
   const std::string prefix = "flux-w6-" + std::to_string(::getpid());
   std::optional<WorkerProcesses> flux_workers;
   if (args.side_enabled("flux")) {
-    std::vector<std::string> flux_args{"--store", store, "--prefix", prefix};
+    std::vector<std::string> flux_args{"--store",    store,
+                                       "--prefix",   prefix,
+                                       "--capacity", std::to_string(args.num("capacity", 0))};
     flux_workers.emplace("--serve-flux", k_workers, flux_args, start_timeout, stop_timeout);
   }
 
