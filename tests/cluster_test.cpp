@@ -97,6 +97,22 @@ TEST_F(Cluster, W2ShapedPipelineSpreadsItsBranchesOverTwoWorkers) {
   EXPECT_GT(steps_per_worker["B"], 40);
 }
 
+TEST_F(Cluster, OneStepAtATimeStillSpreadsOverIdleWorkers) {
+  auto a = start_worker("A", "where");
+  auto b = start_worker("B", "where");
+  flux::Runtime rt(driver_config());
+  std::this_thread::sleep_for(500ms);  // discovery (every 100 ms) has seen both
+  std::map<std::string, int> runs_on;
+  for (int i = 0; i < 20; ++i) {
+    auto r = rt.run(flux::Pipeline(flux::test::where_node()), i);
+    ASSERT_TRUE(r.ok()) << r.error->message;
+    ++runs_on[r.output.as_string()];
+  }
+  // Every worker idle at each placement: the least recently used one gets the step.
+  EXPECT_EQ(runs_on["A"], 10);
+  EXPECT_EQ(runs_on["B"], 10);
+}
+
 TEST_F(Cluster, ManyRunsInFlightAllComplete) {
   auto a = start_worker("A");
   auto b = start_worker("B");

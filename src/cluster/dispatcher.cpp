@@ -105,10 +105,15 @@ class Placement {
         if (it == slot.nodes.end() || it->second != sig) continue;
         hosted = true;
         if (slot.outstanding >= slot.card.capacity) continue;
-        if (!best ||
-            slot.outstanding * best->card.capacity < best->outstanding * slot.card.capacity) {
+        // Least outstanding work relative to capacity; among equals, the one used least
+        // recently, so that steps spread even when each finds every worker idle.
+        if (!best) {
           best = &slot;
+          continue;
         }
+        const auto mine = std::uint64_t{slot.outstanding} * best->card.capacity;
+        const auto theirs = std::uint64_t{best->outstanding} * slot.card.capacity;
+        if (mine < theirs || (mine == theirs && slot.last_sent < best->last_sent)) best = &slot;
       }
       if (best) {
         send(*best, std::move(w));
@@ -318,6 +323,7 @@ class Placement {
     std::map<std::string, std::string> nodes;  // name -> signature
     std::uint32_t outstanding = 0;
     bool accepting = true;
+    std::uint64_t last_sent = 0;  // when it was last given a step (dispatch number)
   };
   struct Waiting {
     ExecRequest req;
@@ -416,6 +422,7 @@ class Placement {
       return;
     }
     ++slot.outstanding;
+    slot.last_sent = dispatch;
     inflight_.emplace(dispatch, InFlight{std::move(w.req), w.attempt, slot.card.id, w.start,
                                          w.started, std::chrono::steady_clock::now()});
     self_->request(slot.handle, caf::infinite, std::move(r))
