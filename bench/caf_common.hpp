@@ -7,6 +7,7 @@
 
 #include <caf/all.hpp>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,7 +17,10 @@ namespace bench {
 
 class CafSystem {
  public:
-  CafSystem(std::size_t threads, const std::string& policy) {
+  /// `configure`, if given, adds settings (e.g. the network layer) before the system starts.
+  CafSystem(std::size_t threads, const std::string& policy,
+            const std::function<void(caf::actor_system_config&)>& configure = {}) {
+    if (configure) configure(cfg_);
     cfg_.set("scheduler.max-threads", threads);
     if (policy == "sharing") cfg_.set("scheduler.policy", caf::atom("sharing"));
     if (policy == "stealing") cfg_.set("scheduler.policy", caf::atom("stealing"));

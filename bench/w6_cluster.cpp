@@ -106,27 +106,15 @@ std::int64_t expected(std::int64_t x) { return (x + 1) * (k_branches * (k_branch
 
 // ---- settings shared by every process ----------------------------------------------------
 
-/// An actor system with CAF's network layer, configured like a Flux cluster process.
-class RemoteCafSystem {
- public:
-  RemoteCafSystem(std::size_t threads, const std::string& policy) {
-    cfg_.load<caf::io::middleman>();
-    // Must be a caf::timespan (an int or a string is refused) and set on both sides: a side
-    // without heartbeats gets its healthy idle connections dropped by the other.
-    cfg_.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(200)});
-    cfg_.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(1000)});
-    cfg_.set("middleman.app-identifiers", std::vector<std::string>{k_app_id});
-    cfg_.set("scheduler.max-threads", threads);
-    if (policy == "sharing") cfg_.set("scheduler.policy", caf::atom("sharing"));
-    if (policy == "stealing") cfg_.set("scheduler.policy", caf::atom("stealing"));
-    sys_ = std::make_unique<caf::actor_system>(cfg_);
-  }
-  caf::actor_system& sys() { return *sys_; }
-
- private:
-  caf::actor_system_config cfg_;  // before sys_: the system keeps a reference to it
-  std::unique_ptr<caf::actor_system> sys_;
-};
+/// Configures CAF's network layer like a Flux cluster process (flux/cluster.hpp).
+void configure_network(caf::actor_system_config& cfg) {
+  cfg.load<caf::io::middleman>();
+  // Must be a caf::timespan (an int or a string is refused) and set on both sides: a side
+  // without heartbeats gets its healthy idle connections dropped by the other.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(200)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(1000)});
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{k_app_id});
+}
 
 /// Sends an exit to its actors when it goes out of scope. An actor system's destructor waits
 /// for every actor, so without this an error thrown while they are alive hangs the program.
@@ -189,7 +177,7 @@ int serve_raw(const Args& args) {
   sigaddset(&stop, SIGINT);
   if (pthread_sigmask(SIG_BLOCK, &stop, nullptr) != 0)
     throw std::runtime_error("pthread_sigmask failed");
-  RemoteCafSystem cs(scheduler_threads(args), caf_policy(args));
+  CafSystem cs(scheduler_threads(args), caf_policy(args), configure_network);
   auto& sys = cs.sys();
   auto server = sys.spawn(raw_branch_server);
   ExitOnScopeEnd stop_server{{server}};
@@ -423,7 +411,7 @@ caf::behavior pump(Pump* self, caf::actor coord, caf::duration timeout) {
 }
 
 Measurement measure_raw(const std::vector<std::uint16_t>& ports, const Options& o) {
-  RemoteCafSystem cs(o.threads, o.policy);
+  CafSystem cs(o.threads, o.policy, configure_network);
   auto& sys = cs.sys();
   auto t = std::make_shared<Topology>();
   t->timeout = caf::duration{o.timeout};

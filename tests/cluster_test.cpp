@@ -56,6 +56,23 @@ class Cluster : public ::testing::Test {
     return config;
   }
 
+  /// A Runtime on the test's store that only reads it.
+  flux::Config store_reader() const {
+    flux::Config reader;
+    reader.store = shared_redis().url();
+    reader.key_prefix = prefix;
+    return reader;
+  }
+
+  /// Whether run `run_id` recorded its first step within 10 s.
+  static bool wait_for_first_step(flux::Runtime& store, const std::string& run_id) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (store.history(run_id).empty() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return !store.history(run_id).empty();
+  }
+
   /// Waits (bounded) until the driver has seen `n` workers: a one-node run placed on each.
   static void wait_for_workers(flux::Runtime& rt, const std::set<std::string>& names) {
     auto where = flux::test::where_node();
@@ -307,17 +324,9 @@ TEST_F(Cluster, AKilledDriversRunIsAdoptedByAnotherDriverWhileTheWorkersKeepServ
   const std::string line = first.read_line(10s);
   ASSERT_EQ(line.rfind("run ", 0), 0u) << line;
   const std::string run_id = line.substr(4);
-  // Kill the driver once the first step is recorded.
-  flux::Config reader;
-  reader.store = shared_redis().url();
-  reader.key_prefix = prefix;
-  flux::Runtime store(reader);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (store.history(run_id).empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_FALSE(store.history(run_id).empty()) << "the first step was not recorded in 10 s";
-  first.kill();
+  flux::Runtime store(store_reader());
+  ASSERT_TRUE(wait_for_first_step(store, run_id)) << "the first step was not recorded in 10 s";
+  first.kill();  // once the first step is recorded
 
   auto config = driver_config();
   config.lease_ttl = 1000ms;
@@ -325,7 +334,7 @@ TEST_F(Cluster, AKilledDriversRunIsAdoptedByAnotherDriverWhileTheWorkersKeepServ
   config.cluster.adopt_interval = 200ms;
   flux::Runtime second(config);
   std::optional<flux::RunInfo> info;
-  deadline = std::chrono::steady_clock::now() + 20s;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
   do {
     std::this_thread::sleep_for(50ms);
     info = second.get_run(run_id);
@@ -383,15 +392,8 @@ TEST_F(Cluster, AResultForARunTheDriverNoLongerOwnsIsNeverRecorded) {
   const std::string line = first.read_line(10s);
   ASSERT_EQ(line.rfind("run ", 0), 0u) << line;
   const std::string run_id = line.substr(4);
-  flux::Config reader;
-  reader.store = shared_redis().url();
-  reader.key_prefix = prefix;
-  flux::Runtime store(reader);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (store.history(run_id).empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_FALSE(store.history(run_id).empty());
+  flux::Runtime store(store_reader());
+  ASSERT_TRUE(wait_for_first_step(store, run_id)) << "the first step was not recorded in 10 s";
   first.signal(SIGSTOP);  // hung with step 1 in flight: its lease runs out
   {
     auto config = driver_config();
@@ -400,7 +402,7 @@ TEST_F(Cluster, AResultForARunTheDriverNoLongerOwnsIsNeverRecorded) {
     config.cluster.adopt_interval = 200ms;
     flux::Runtime second(config);
     std::optional<flux::RunInfo> info;
-    deadline = std::chrono::steady_clock::now() + 20s;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
     do {
       std::this_thread::sleep_for(50ms);
       info = second.get_run(run_id);

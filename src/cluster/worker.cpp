@@ -19,6 +19,7 @@
 #include "cluster/wire.hpp"
 #include "cluster/worker_directory.hpp"
 #include "engine/blocking_pool.hpp"
+#include "engine/engine.hpp"
 #include "engine/run_driver.hpp"
 #include "flux/cluster.hpp"
 #include "flux/error.hpp"
@@ -31,12 +32,6 @@ namespace {
 
 using step_done_atom = caf::atom_constant<caf::atom("stepdone")>;
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
-}
-
 }  // namespace
 
 class WorkerImpl {
@@ -48,8 +43,7 @@ class WorkerImpl {
     }
     const std::size_t cores = std::thread::hardware_concurrency();
     capacity_ = config_.capacity ? config_.capacity : cores ? cores : 2;
-    id_ = config_.id.empty() ? host_name() + ":" + std::to_string(::getpid()) + ":" + nonce()
-                             : config_.id;
+    id_ = config_.id.empty() ? process_identity() : config_.id;
     const std::string who = "worker " + id_;
     if (!config_.network.tls.enabled() && !config_.network.allow_plaintext &&
         !wire::is_loopback(config_.listen_host)) {
@@ -152,16 +146,6 @@ class WorkerImpl {
   }
 
  private:
-  static std::string nonce() {
-    static std::atomic<unsigned> n{0};
-    char buf[16];
-    std::snprintf(
-        buf, sizeof buf, "%08x",
-        static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count() ^
-                              (n.fetch_add(1) * 2654435761u)));
-    return buf;
-  }
-
   /// Refreshes the card every third of its TTL; announces it again if it expired meanwhile
   /// (the worker was stopped, or the store restarted).
   void keep_announced() {

@@ -121,6 +121,10 @@ std::string uuid_v4() {
 
 }  // namespace
 
+std::string process_identity() {
+  return host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
+}
+
 struct Engine::Impl {
   std::string owner;  // "host:pid:nonce": who holds this process's leases
   std::chrono::milliseconds lease_ttl{10000};
@@ -220,7 +224,7 @@ Engine::Engine(Config config, ClusterHooks cluster) : impl_(std::make_unique<Imp
   impl_->caf_config.set("scheduler.policy", config.scheduler == Config::Scheduler::sharing
                                                 ? caf::atom("sharing")
                                                 : caf::atom("stealing"));
-  impl_->owner = host_name() + ":" + std::to_string(::getpid()) + ":" + uuid_v4().substr(0, 8);
+  impl_->owner = process_identity();
   if (cluster.remote_steps) {
     cluster.configure(impl_->caf_config, impl_->owner);
     impl_->cluster = true;

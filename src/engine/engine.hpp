@@ -42,6 +42,10 @@ struct RunJob;
 
 class RemoteSteps;
 
+/// A new identity for something in this process ("host:pid:nonce", the nonce random and
+/// fork-safe): a runtime's lease owner id, a worker's default id.
+std::string process_identity();
+
 /// How a cluster driver's Engine reaches the cluster. Supplied by the runtime facade, the one
 /// place that picks roles, so that the engine does not depend on the cluster layer above it.
 struct ClusterHooks {
