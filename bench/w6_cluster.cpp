@@ -35,6 +35,7 @@
 // there. Latency: Runtime::run one at a time; throughput: --window RunHandles in flight.
 //
 // --capacity N: each Flux worker's WorkerConfig::capacity (0: one per core).
+// --prefetch N: the driver's ClusterConfig::prefetch (default: the library's).
 // Options: --reps N (5) --runs N (1000) --warmup N (200) --tp-runs N (5000)
 //          --tp-warmup N (500) --window N (64) --timeout-ms N (10000, per remote request)
 //          --start-timeout-ms N (10000, for the workers' port files) --stop-timeout-ms N
@@ -318,6 +319,7 @@ struct Options {
   std::chrono::milliseconds timeout;  // per remote request
   std::size_t threads;
   std::string policy;
+  long prefetch = -1;  // ClusterConfig::prefetch; -1: the library's default
 };
 
 /// What one side measures in one repetition.
@@ -508,6 +510,7 @@ Measurement measure_flux(const std::string& store, const std::string& prefix, co
       o.policy == "stealing" ? flux::Config::Scheduler::stealing : flux::Config::Scheduler::sharing;
   config.cluster.enabled = true;
   config.cluster.local_nodes = {"inc", "sum"};
+  if (o.prefetch >= 0) config.cluster.prefetch = static_cast<std::uint32_t>(o.prefetch);
   config.retention =
       flux::Retention{std::chrono::milliseconds{0}, 2000};  // keep Redis small across reps
   flux::Runtime rt(config);
@@ -591,6 +594,7 @@ int main(int argc, char** argv) try {
   o.timeout = std::chrono::milliseconds(args.num("timeout-ms", 10000));
   o.threads = scheduler_threads(args);
   o.policy = caf_policy(args);
+  o.prefetch = args.num("prefetch", -1);
   const int reps = static_cast<int>(args.num("reps", 5));
   const auto start_timeout = std::chrono::milliseconds(args.num("start-timeout-ms", 10000));
   const auto stop_timeout = std::chrono::milliseconds(args.num("stop-timeout-ms", 2000));

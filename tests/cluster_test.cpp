@@ -483,7 +483,7 @@ void announce(const std::string& prefix, const std::string& id, int port,
 }
 
 TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
-  // A CAF process that speaks flux-wire-0 but announces flux-wire-1 (a stale binary).
+  // A CAF process that speaks flux-wire-0 but announces flux-wire-2 (a stale binary).
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-0"});
@@ -493,7 +493,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
       [](caf::event_based_actor*, int) -> caf::behavior { return {[](int x) { return x; }}; }, 0);
   auto port = sys.middleman().publish(dummy, 0, "127.0.0.1");
   ASSERT_TRUE(port);
-  announce(prefix, "stale", *port, "flux-wire-1");
+  announce(prefix, "stale", *port, "flux-wire-2");
   announce(prefix, "older", *port + 0, "flux-wire-0");
   auto config = driver_config();
   config.cluster.placement_timeout = 1000ms;
@@ -501,7 +501,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
   auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error->message.find("older (not connected: at 127.0.0.1:" + std::to_string(*port) +
-                                  ", it speaks flux-wire-0 in plaintext, this driver flux-wire-1 "
+                                  ", it speaks flux-wire-0 in plaintext, this driver flux-wire-2 "
                                   "in plaintext)"),
             std::string::npos)
       << r.error->message;
@@ -509,7 +509,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
                                   std::to_string(*port)),
             std::string::npos)
       << r.error->message;
-  EXPECT_NE(r.error->message.find("speaks another protocol than flux-wire-1 (refused at connect)"),
+  EXPECT_NE(r.error->message.find("speaks another protocol than flux-wire-2 (refused at connect)"),
             std::string::npos)
       << r.error->message;
   caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
@@ -517,7 +517,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
 
 TEST_F(Cluster, AWorkerAddressThatDoesNotAnswerIsSkipped) {
   const int dead_port = flux::test::free_port();
-  announce(prefix, "ghost", dead_port, "flux-wire-1");
+  announce(prefix, "ghost", dead_port, "flux-wire-2");
   auto b = start_worker("B", "where");
   flux::Runtime rt(driver_config());
   for (int i = 0; i < 5; ++i) {
@@ -575,7 +575,7 @@ std::string raw_tls_connect(int port, const std::string& cert, const std::string
   if (!cert.empty()) cfg.set("openssl.certificate", cert);
   if (!key.empty()) cfg.set("openssl.key", key);
   if (!ca.empty()) cfg.set("openssl.cafile", ca);
-  cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-1"});
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-2"});
   caf::actor_system sys{cfg};
   std::string outcome = "connected";
   caf::scoped_actor self{sys};
@@ -625,7 +625,7 @@ TEST_F(ClusterTls, APlaintextDriverDoesNotUseATlsWorker) {
   auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error->message.find("A (not connected: at 127.0.0.1:" + std::to_string(a->port()) +
-                                  ", it speaks flux-wire-1 over TLS, this driver flux-wire-1 in "
+                                  ", it speaks flux-wire-2 over TLS, this driver flux-wire-2 in "
                                   "plaintext)"),
             std::string::npos)
       << r.error->message;

@@ -78,60 +78,76 @@ class Placement {
       job.services->notify([&](Observer& o) {
         o.on_node_start(NodeEvent{job.run->run_id(), step.label, step.id, attempt});
       });
-      waiting_.push_back(
+      enqueue(
           Waiting{std::move(req), attempt, deadline, wall_now(), std::chrono::steady_clock::now()});
     }
     place_waiting();
   }
 
-  /// Places what waits where it can; fails what waited too long for a worker hosting it.
+  /// Places what waits where it can, the step waiting longest first among those a worker can
+  /// take now; fails what waited too long for a worker hosting its node. Costs O(nodes waiting
+  /// x workers) per step placed, whatever the number of steps waiting.
   void place_waiting() {
     const auto now = std::chrono::steady_clock::now();
-    std::deque<Waiting> still;
-    while (!waiting_.empty()) {
-      Waiting w = std::move(waiting_.front());
-      waiting_.pop_front();
-      const PlanStep& step = w.req.at.step();
-      if (w.req.at.job->run->failing) {  // the run stopped: start nothing new
-        abandon(std::move(w), w.req.at.job->run->stop_reason());
-        continue;
-      }
-      const std::string& sig = signature_of(step);
-      Slot* best = nullptr;
-      bool hosted = false;
-      for (auto& [id, slot] : workers_) {
-        if (!slot.accepting) continue;
-        auto it = slot.nodes.find(step.label);
-        if (it == slot.nodes.end() || it->second != sig) continue;
-        hosted = true;
-        if (slot.outstanding >= slot.card.capacity) continue;
-        // Least outstanding work relative to capacity; among equals, the one used least
-        // recently, so that steps spread even when each finds every worker idle.
-        if (!best) {
-          best = &slot;
-          continue;
+    for (;;) {
+      Queue* pick = nullptr;
+      Slot* where = nullptr;
+      for (auto& [def, q] : queues_) {
+        while (!q.steps.empty()) {
+          Waiting& front = q.steps.front();
+          if (front.req.at.job->run->failing) {  // the run stopped: start nothing new
+            Waiting w = take_front(q);
+            abandon(std::move(w), w.req.at.job->run->stop_reason());
+            continue;
+          }
+          auto [best, hosted] = best_worker(front.req.at.step().label, q.signature);
+          // Hosted but every host is at capacity: the step waits for a slot without a
+          // deadline (load is not absence).
+          if (hosted) q.hosted_at = now;
+          if (best) {
+            if (!pick || front.seq < pick->steps.front().seq) pick = &q, where = best;
+          } else if (!hosted &&
+                     now >= std::max(front.deadline, q.hosted_at + config_.placement_timeout)) {
+            no_worker(take_front(q), q.signature);
+            continue;
+          }
+          break;
         }
-        const auto mine = std::uint64_t{slot.outstanding} * best->card.capacity;
-        const auto theirs = std::uint64_t{best->outstanding} * slot.card.capacity;
-        if (mine < theirs || (mine == theirs && slot.last_sent < best->last_sent)) best = &slot;
       }
-      if (best) {
-        send(*best, std::move(w));
-      } else if (!hosted && now >= w.deadline) {
-        no_worker(std::move(w));
-      } else {
-        // Hosted but every host is at capacity: wait for a slot, without a deadline (load is
-        // not absence).
-        if (hosted) w.deadline = now + config_.placement_timeout;
-        still.push_back(std::move(w));
-      }
+      if (!pick) break;
+      send(*where, take_front(*pick), pick->signature);
     }
-    waiting_ = std::move(still);
+    std::erase_if(queues_, [](const auto& kv) { return kv.second.steps.empty(); });
+  }
+
+  /// Abandons the waiting steps of runs that stopped, wherever they are in their queue
+  /// (place_waiting only looks at the fronts).
+  void sweep_stopped() {
+    for (auto& [def, q] : queues_) {
+      std::deque<Waiting> keep;
+      for (Waiting& w : q.steps) {
+        if (w.req.at.job->run->failing) {
+          const std::string why = w.req.at.job->run->stop_reason();
+          abandon(std::move(w), why);
+        } else {
+          keep.push_back(std::move(w));
+        }
+      }
+      q.steps = std::move(keep);
+    }
   }
 
   void on_result(std::uint64_t dispatch, wire::StepResult& r) {
     auto it = inflight_.find(dispatch);
     if (it == inflight_.end()) return;  // placed again after its worker was lost: stale
+    if (it->second.worker != r.worker) {
+      std::fprintf(stderr,
+                   "flux: driver %s dropped a result for dispatch %llu from '%s': it was sent "
+                   "to worker %s\n",
+                   driver_.c_str(), static_cast<unsigned long long>(dispatch), r.worker.c_str(),
+                   it->second.worker.c_str());
+      return;
+    }
     InFlight d = std::move(it->second);
     inflight_.erase(it);
     release_slot(d.worker);
@@ -158,9 +174,9 @@ class Placement {
           s->second.nodes.erase(step.label);  // the worker does not serve it (as we know it)
         }
       }
-      waiting_.push_back(Waiting{std::move(d.req), d.attempt,
-                                 std::chrono::steady_clock::now() + config_.placement_timeout,
-                                 d.start, d.started});
+      enqueue(Waiting{std::move(d.req), d.attempt,
+                      std::chrono::steady_clock::now() + config_.placement_timeout, d.start,
+                      d.started});
       place_waiting();
       return;
     }
@@ -180,25 +196,9 @@ class Placement {
       outcome = make_failure(r.type_mismatch ? flux_errc::type_mismatch : flux_errc::node_failed,
                              step.label, step.id, r.error);
     }
+    // Durability as for a local step of the node's mode: a sync node's record is batched.
     record_step(d.req.at, std::move(e), std::move(d.req.input), std::move(outcome),
-                /*slow=*/true);
-    place_waiting();
-  }
-
-  /// The request to a worker failed at CAF's level (not a node's failure): the worker cannot
-  /// take it (a protocol mismatch, ...). Placed elsewhere; the worker gets no more work.
-  void on_send_error(std::uint64_t dispatch, const caf::error& err) {
-    auto it = inflight_.find(dispatch);
-    if (it == inflight_.end()) return;
-    InFlight d = std::move(it->second);
-    inflight_.erase(it);
-    release_slot(d.worker);
-    std::fprintf(stderr, "flux: driver %s: worker %s could not take step %s: %s\n", driver_.c_str(),
-                 d.worker.c_str(), d.req.at.step().id.c_str(), caf::to_string(err).c_str());
-    if (auto s = workers_.find(d.worker); s != workers_.end()) s->second.accepting = false;
-    waiting_.push_back(Waiting{std::move(d.req), d.attempt,
-                               std::chrono::steady_clock::now() + config_.placement_timeout,
-                               d.start, d.started});
+                /*slow=*/step.node->mode != NodeMode::sync);
     place_waiting();
   }
 
@@ -244,9 +244,9 @@ class Placement {
       const NodeEvent event{job.run->run_id(), e.node, e.step, e.attempt};
       job.run->append(e);
       job.services->notify([&](Observer& o) { o.on_node_error(event, e); });
-      waiting_.push_back(Waiting{std::move(d.req), d.attempt + 1,
-                                 std::chrono::steady_clock::now() + config_.placement_timeout,
-                                 wall_now(), std::chrono::steady_clock::now()});
+      enqueue(Waiting{std::move(d.req), d.attempt + 1,
+                      std::chrono::steady_clock::now() + config_.placement_timeout, wall_now(),
+                      std::chrono::steady_clock::now()});
     }
     place_waiting();
   }
@@ -331,6 +331,7 @@ class Placement {
     std::chrono::steady_clock::time_point deadline;
     Timestamp start;  // when the step was first submitted (history of a failed placement)
     std::chrono::steady_clock::time_point started;
+    std::uint64_t seq = 0;  // order of submission, across nodes (set by enqueue)
   };
   struct InFlight {
     ExecRequest req;
@@ -341,10 +342,54 @@ class Placement {
     std::chrono::steady_clock::time_point sent;
   };
 
-  const std::string& signature_of(const PlanStep& step) {
-    auto it = signatures_.find(step.node);
-    if (it != signatures_.end()) return it->second;
-    return signatures_.emplace(step.node, signature(*step.node)).first->second;
+  /// Steps of one node definition waiting for a worker, in order of submission.
+  struct Queue {
+    std::string signature;  // the node's, computed once per queue
+    std::deque<Waiting> steps;
+    std::chrono::steady_clock::time_point hosted_at{};  // when a worker last hosted the node
+  };
+
+  void enqueue(Waiting w) {
+    w.seq = ++next_seq_;
+    const NodeDef* def = w.req.at.step().node;
+    auto [it, created] = queues_.try_emplace(def);
+    if (created) it->second.signature = signature(*def);
+    it->second.steps.push_back(std::move(w));
+  }
+
+  static Waiting take_front(Queue& q) {
+    Waiting w = std::move(q.steps.front());
+    q.steps.pop_front();
+    return w;
+  }
+
+  /// The worker to give a step of node `name` (signature `sig`) now, if any can take one, and
+  /// whether any connected worker hosts the node at all.
+  std::pair<Slot*, bool> best_worker(const std::string& name, const std::string& sig) {
+    Slot* best = nullptr;
+    bool hosted = false;
+    for (auto& [id, slot] : workers_) {
+      if (!slot.accepting) continue;
+      auto it = slot.nodes.find(name);
+      if (it == slot.nodes.end() || it->second != sig) continue;
+      hosted = true;
+      if (slot.outstanding >= limit(slot)) continue;
+      // Least outstanding work relative to capacity; among equals, the one used least
+      // recently, so that steps spread even when each finds every worker idle.
+      if (!best) {
+        best = &slot;
+        continue;
+      }
+      const auto mine = std::uint64_t{slot.outstanding} * best->card.capacity;
+      const auto theirs = std::uint64_t{best->outstanding} * slot.card.capacity;
+      if (mine < theirs || (mine == theirs && slot.last_sent < best->last_sent)) best = &slot;
+    }
+    return {best, hosted};
+  }
+
+  /// How many steps a worker may hold: what it executes at once, plus what waits in its queue.
+  std::uint32_t limit(const Slot& slot) const {
+    return slot.card.capacity + slot.card.capacity * config_.prefetch;
   }
 
   static HistoryEntry entry_for(const InFlight& d) {
@@ -392,7 +437,7 @@ class Placement {
     }
   }
 
-  void send(Slot& slot, Waiting w) {
+  void send(Slot& slot, Waiting w, const std::string& sig) {
     const std::uint64_t dispatch = ++next_dispatch_;
     const PlanStep& step = w.req.at.step();
     const RunJob& job = *w.req.at.job;
@@ -400,7 +445,7 @@ class Placement {
     r.run_id = job.run->run_id();
     r.step = step.id;
     r.node = step.label;
-    r.signature = signature_of(step);
+    r.signature = sig;
     r.source = source_text(w.req.source);
     r.attempt = w.attempt;
     r.fence = job.run->fence();
@@ -425,13 +470,14 @@ class Placement {
     slot.last_sent = dispatch;
     inflight_.emplace(dispatch, InFlight{std::move(w.req), w.attempt, slot.card.id, w.start,
                                          w.started, std::chrono::steady_clock::now()});
-    self_->request(slot.handle, caf::infinite, std::move(r))
-        .then([this, dispatch](wire::StepResult& result) { on_result(dispatch, result); },
-              [this, dispatch](caf::error& err) { on_send_error(dispatch, err); });
+    // Answered by a StepResult message carrying `dispatch`, not by a response: the worker's
+    // execution thread sends it straight to this actor. A worker that goes away is noticed
+    // through the monitor (on_down), which places its steps again.
+    self_->send(slot.handle, std::move(r));
   }
 
   /// No worker hosting the node appeared within the placement timeout: the step fails.
-  void no_worker(Waiting w) {
+  void no_worker(Waiting w, const std::string& sig) {
     const PlanStep& step = w.req.at.step();
     std::string seen;
     for (const auto& [id, slot] : workers_) {
@@ -441,7 +487,7 @@ class Placement {
       if (!slot.accepting) {
         seen += " (draining)";
       } else if (it != slot.nodes.end()) {
-        seen += " (hosts it as " + it->second + ", not " + signature_of(step) + ")";
+        seen += " (hosts it as " + it->second + ", not " + sig + ")";
       } else {
         std::string names;
         for (const auto& [name, sig] : slot.nodes) names += (names.empty() ? "" : ", ") + name;
@@ -469,7 +515,7 @@ class Placement {
         at, std::move(e), std::move(w.req.input),
         make_failure(flux_errc::node_failed, step.label, step.id,
                      "no worker hosts node '" + step.label + "' (step " + step.id + ", signature " +
-                         signature_of(step) + "): waited " + seconds(config_.placement_timeout) +
+                         sig + "): waited " + seconds(config_.placement_timeout) +
                          "; workers seen: " + (seen.empty() ? std::string("none") : seen)),
         true);
   }
@@ -487,9 +533,9 @@ class Placement {
   const std::string driver_;
   std::map<std::string, Slot> workers_;
   std::unordered_map<std::uint64_t, InFlight> inflight_;
-  std::deque<Waiting> waiting_;
+  std::map<const NodeDef*, Queue> queues_;  // steps waiting for a worker, per node
   std::uint64_t next_dispatch_ = 0;
-  std::unordered_map<const NodeDef*, std::string> signatures_;
+  std::uint64_t next_seq_ = 0;
 };
 
 caf::behavior dispatcher_actor(caf::event_based_actor* self,
@@ -502,7 +548,9 @@ caf::behavior dispatcher_actor(caf::event_based_actor* self,
   self->attach_functor([p] { p->stop_all(); });
   return {
       [p](poke_atom) { p->take_inbox(); },
+      [p](wire::StepResult& r) { p->on_result(r.dispatch, r); },
       [self, p](tick_atom) {
+        p->sweep_stopped();
         p->take_inbox();
         self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
       },

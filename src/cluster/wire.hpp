@@ -20,7 +20,8 @@
 
 namespace flux::detail::wire {
 
-/// Driver → worker: execute one step. Answered with a StepResult.
+/// Driver → worker: execute one step. Answered by a StepResult message to its sender (not a
+/// response: the worker's executing thread sends it).
 struct StepRequest {
   std::string run_id;
   std::string step;       ///< step id, e.g. "1.0.0"
@@ -40,7 +41,7 @@ enum class StepOutcome : std::uint8_t {
   refused = 2,  ///< not executed (draining, node not hosted): the driver places it elsewhere
 };
 
-/// Worker → driver: the answer to a StepRequest.
+/// Worker → driver: the outcome of a StepRequest, matched by `dispatch` and `worker`.
 struct StepResult {
   std::uint64_t dispatch = 0;
   std::uint8_t outcome = 0;  ///< a StepOutcome

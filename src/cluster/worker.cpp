@@ -28,12 +28,6 @@
 
 namespace flux {
 namespace detail {
-namespace {
-
-using step_done_atom = caf::atom_constant<caf::atom("stepdone")>;
-
-}  // namespace
-
 class WorkerImpl {
  public:
   WorkerImpl(const Registry& registry, WorkerConfig config)
@@ -164,15 +158,18 @@ class WorkerImpl {
     }
   }
 
-  static wire::StepResult refused(const wire::StepRequest& req, std::string why) {
+  wire::StepResult refused(const wire::StepRequest& req, std::string why) const {
     wire::StepResult r;
     r.dispatch = req.dispatch;
+    r.worker = id_;
     r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::refused);
     r.error = std::move(why);
     return r;
   }
 
-  /// The gateway: answers each StepRequest once its execution ends (on the pool).
+  /// The gateway: hands each StepRequest to the pool, whose thread sends the StepResult
+  /// straight to the driver's dispatcher (the request's sender) — no hop back through this
+  /// actor. Requests beyond `capacity` wait in the pool's queue (ClusterConfig::prefetch).
   static caf::behavior gateway(caf::event_based_actor* self, WorkerImpl* w) {
     self->set_default_handler(
         [w](caf::scheduled_actor*, caf::message_view& x) -> caf::result<caf::message> {
@@ -180,34 +177,24 @@ class WorkerImpl {
                        w->id_.c_str(), caf::to_string(x.content()).substr(0, 200).c_str());
           return caf::sec::unexpected_message;
         });
-    struct Open {
-      std::unordered_map<std::uint64_t, caf::response_promise> promises;
-      std::uint64_t next = 0;
-    };
-    auto open = std::make_shared<Open>();
     return {
-        [self, w, open](wire::StepRequest& req) {
-          // Before make_response_promise, which takes the sender over from the message.
+        [self, w](wire::StepRequest& req) {
           auto owner = caf::actor_cast<caf::actor>(self->current_sender());
-          auto rp = self->make_response_promise();
-          if (auto why = w->refusal(req)) {
-            rp.deliver(refused(req, std::move(*why)));
+          if (!owner) {
+            std::fprintf(stderr,
+                         "flux: worker %s dropped step %s of run %s: it came without a sender "
+                         "to answer\n",
+                         w->id_.c_str(), req.step.c_str(), req.run_id.c_str());
             return;
           }
-          const std::uint64_t local = ++open->next;
-          open->promises.emplace(local, rp);
-          auto me = caf::actor_cast<caf::actor>(self);
-          w->pool_->submit([w, req = std::move(req), owner, me, local]() mutable {
-            wire::StepResult result = w->execute(req, owner);
-            caf::anon_send(me, step_done_atom::value, local, std::move(result));
+          if (auto why = w->refusal(req)) {
+            self->send(owner, w->refused(req, std::move(*why)));
+            return;
+          }
+          w->pool_->submit([w, req = std::move(req), owner]() mutable {
+            caf::anon_send(owner, w->execute(req, owner));
+            w->end_execution();  // only now: a drain waits for the answers to be sent
           });
-        },
-        [w, open](step_done_atom, std::uint64_t local, wire::StepResult& result) {
-          auto it = open->promises.find(local);
-          if (it == open->promises.end()) return;
-          it->second.deliver(std::move(result));
-          open->promises.erase(it);
-          w->end_execution();  // only now: a drain waits for the answers to be sent
         },
     };
   }
