@@ -164,27 +164,22 @@ struct Engine::Impl {
     return executors;
   }
 
-  PlanStep compile_sequence(const PipelineDef& seq, const std::string& prefix) {
-    PlanStep out{PipelineDef::Type::sequence, prefix, "", nullptr, {}, false, {}};
-    out.children.reserve(seq.children.size());
-    for (std::size_t i = 0; i < seq.children.size(); ++i) {
-      const PipelineDef& d = *seq.children[i];
-      std::string id = prefix.empty() ? std::to_string(i) : prefix + "." + std::to_string(i);
-      if (d.type == PipelineDef::Type::node && cluster && !local_nodes.count(d.label)) {
-        out.children.push_back(
-            PlanStep{d.type, std::move(id), d.label, d.node.get(), nullptr, true, {}});
-      } else if (d.type == PipelineDef::Type::node) {
-        out.children.push_back(PlanStep{
-            d.type, std::move(id), d.label, d.node.get(), executors_for(d.node), false, {}});
+  /// Where each node step of `step` executes: on a worker when this is a cluster driver and
+  /// the node is not one of its local nodes, else on this process's executors.
+  /// `def` is the pipeline definition `step` was planned from (same shape).
+  void place_nodes(const PipelineDef& def, const PlanStep& step, Plan& plan) {
+    if (step.type == PipelineDef::Type::node) {
+      NodePlacement& where = plan.nodes[step.node_index];
+      if (cluster && !local_nodes.count(step.label)) {
+        where.remote = true;
       } else {
-        PlanStep par{d.type, id, d.label, nullptr, {}, false, {}};
-        for (std::size_t b = 0; b < d.children.size(); ++b) {
-          par.children.push_back(compile_sequence(*d.children[b], id + "." + std::to_string(b)));
-        }
-        out.children.push_back(std::move(par));
+        where.executors = executors_for(def.node);
       }
+      return;
     }
-    return out;
+    for (std::size_t i = 0; i < step.children.size(); ++i) {
+      place_nodes(*def.children[i], step.children[i], plan);
+    }
   }
 
   // Pipelines and node definitions that only this cache still refers to are dropped
@@ -211,7 +206,10 @@ struct Engine::Impl {
     if (plans.size() >= 256) evict_unused();
     auto plan = std::make_shared<Plan>();
     plan->def = pipeline.def();
-    plan->root = compile_sequence(*plan->def, "");
+    std::size_t node_steps = 0;
+    plan->root = plan_steps(*plan->def, node_steps);
+    plan->nodes.resize(node_steps);
+    place_nodes(*plan->def, plan->root, *plan);
     plans.emplace(plan->def.get(), plan);
     return plan;
   }

@@ -1,11 +1,13 @@
 #pragma once
-// Internal: a pipeline compiled for one Engine — its step ids, and for each node step where
-// it executes (this process's executor actors, or the cluster through RemoteSteps).
+// Internal: a pipeline compiled for one Engine — its steps (computed by core/plan.hpp), and
+// for each node step where it executes (this process's executor actors, or the cluster
+// through RemoteSteps).
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/plan.hpp"
 #include "flux/pipeline.hpp"
 
 namespace flux::detail {
@@ -23,19 +25,21 @@ class RemoteSteps {
   virtual void submit(ExecRequest req) = 0;
 };
 
-/// A pipeline compiled for one Engine: step ids computed and node executors resolved.
-struct PlanStep {
-  PipelineDef::Type type;
-  std::string id;     ///< step id ("" for the root sequence and branch sequences)
-  std::string label;  ///< node name or parallel label
-  const NodeDef* node = nullptr;
-  std::shared_ptr<NodeExecutors> executors;  ///< the node's executor actors, for local node steps
-  bool remote = false;  ///< a node step executed by a cluster worker (Services::remote)
-  std::vector<PlanStep> children;
+/// Where a node step executes.
+struct NodePlacement {
+  std::shared_ptr<NodeExecutors> executors;  ///< this process's executor actors, when local
+  bool remote = false;                       ///< executed by a cluster worker (Services::remote)
 };
+
+/// A pipeline compiled for one Engine: its steps (core/plan.hpp) and, for each node step
+/// (by `PlanStep::node_index`), where it executes.
 struct Plan {
   std::shared_ptr<const PipelineDef> def;  // keeps node definitions alive
   PlanStep root;
+  std::vector<NodePlacement> nodes;
+  const NodePlacement& placement(const PlanStep& node_step) const {
+    return nodes[node_step.node_index];
+  }
 };
 
 }  // namespace flux::detail

@@ -52,10 +52,10 @@ void advance(Cursor at, Value input, const std::string* source) {
     return;
   }
   const PlanStep& step = at.step();
-  if (step.type == PipelineDef::Type::node && step.remote) {
+  if (step.type == PipelineDef::Type::node && job.plan->placement(step).remote) {
     job.services->remote->submit(ExecRequest{std::move(at), std::move(input), source});
   } else if (step.type == PipelineDef::Type::node) {
-    NodeExecutors& executors = *step.executors;
+    NodeExecutors& executors = *job.plan->placement(step).executors;
     executors.submit(ExecRequest{std::move(at), std::move(input), source});
   } else {  // a coordinator per parallel execution
     job.services->system->spawn(parallel_actor, std::move(at), std::move(input), source);
