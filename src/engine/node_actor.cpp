@@ -142,11 +142,11 @@ void execute(const NodeDef* def, ExecRequest req) {
 }  // namespace
 
 caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
-                         std::size_t index) {
+                         std::size_t index, NodeExecutors::Slot* slot) {
   self->set_default_handler(caf::drop);
   return {
-      [def, executors, index](exec_atom) {
-        ExecRequest req = executors->take(index);
+      [def, executors, index, slot](exec_atom) {
+        ExecRequest req = NodeExecutors::take(*slot);
         // The plan owns `executors`; the request may hold its last reference.
         std::shared_ptr<const Plan> keep = req.at.job->plan;
         execute(def, std::move(req));

@@ -12,8 +12,8 @@ NodeExecutors::NodeExecutors(caf::actor_system& system, const NodeDef* def, std:
 }
 
 caf::actor NodeExecutors::spawn_executor() {
-  actors_.push_back(system_.spawn(node_actor, def_, this, actors_.size()));
-  handed_.emplace_back();
+  handed_.push_back(std::make_unique<Slot>());
+  actors_.push_back(system_.spawn(node_actor, def_, this, actors_.size(), handed_.back().get()));
   return actors_.back();
 }
 
@@ -35,17 +35,10 @@ void NodeExecutors::submit(ExecRequest req) {
     queue_.push_back(std::move(req));
     return;
   }
-  handed_[index] = std::move(req);
+  *handed_[index] = std::move(req);
   caf::actor target = actors_[index];
   lock.unlock();
   caf::anon_send(target, exec_atom::value);
-}
-
-ExecRequest NodeExecutors::take(std::size_t index) {
-  std::lock_guard lock(mu_);
-  ExecRequest req = std::move(*handed_[index]);
-  handed_[index].reset();
-  return req;
 }
 
 void NodeExecutors::finished(std::size_t index) {
@@ -54,7 +47,7 @@ void NodeExecutors::finished(std::size_t index) {
     idle_.push_back(index);
     return;
   }
-  handed_[index] = std::move(queue_.front());
+  *handed_[index] = std::move(queue_.front());
   queue_.pop_front();
   caf::actor self = actors_[index];
   lock.unlock();

@@ -15,6 +15,7 @@
 #include <caf/all.hpp>
 #include <cstddef>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -39,10 +40,17 @@ class NodeExecutors {
   /// Called by executor `index` when it is done with a request: it is handed the next queued
   /// request, or it becomes idle.
   void finished(std::size_t index);
-  /// The request handed to executor `index`, which its (exec_atom) message announced. The
-  /// request stays here rather than in the message: it holds this process's pointers, and a
-  /// message holds only values (what CAF could serialize).
-  ExecRequest take(std::size_t index);
+  /// Where the request handed to an executor waits for it: its (exec_atom) message only
+  /// announces it, since the request holds this process's pointers and a message holds only
+  /// values (what CAF could serialize). Each executor owns one slot, at a stable address,
+  /// and takes its request without a lock: the message that announces it orders the write
+  /// before the read.
+  using Slot = std::optional<ExecRequest>;
+  static ExecRequest take(Slot& slot) {
+    ExecRequest req = std::move(*slot);
+    slot.reset();
+    return req;
+  }
 
  private:
   caf::actor spawn_executor();  // called with mu_ held
@@ -50,9 +58,9 @@ class NodeExecutors {
   caf::actor_system& system_;
   const NodeDef* const def_;
   const std::size_t max_executors_;
-  std::mutex mu_;  // guards actors_, handed_, queue_ and idle_
+  std::mutex mu_;  // guards actors_, handed_ (the vector, and a slot until handed), queue_, idle_
   std::vector<caf::actor> actors_;
-  std::vector<std::optional<ExecRequest>> handed_;  // per executor: its next request
+  std::vector<std::unique_ptr<Slot>> handed_;  // per executor: its next request
   std::deque<ExecRequest> queue_;
   std::vector<std::size_t> idle_;  // executors with nothing to do, used most recently last
 };

@@ -96,9 +96,10 @@ void fail(const Cursor& at, caf::error error);
 void record_step(const Cursor& at, HistoryEntry entry, Value input, caf::expected<Value> outcome,
                  bool slow);
 
-/// One executor of `def` (see node_executors.hpp); tells `executors` when it is free again.
+/// Executor `index` of `def` (see node_executors.hpp): takes each request from `slot` (its
+/// NodeExecutors::Slot) and tells `executors` when it is free again.
 caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
-                         std::size_t index);
+                         std::size_t index, std::optional<ExecRequest>* slot);
 
 caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
                              const std::string* source);
