@@ -6,10 +6,14 @@
 # worker are stopped with SIGTERM and must exit 0 (the worker after draining). Every wait is bounded; whatever was started
 # is stopped on any exit (trap).
 #
-#   run_cluster_example.sh PATH/TO/cluster
+# With the `flux` tool (second argument), each run's history is then read back with
+# `flux runs show`: the steps placed on the worker, report on the process that drove the run.
+#
+#   run_cluster_example.sh PATH/TO/cluster [PATH/TO/flux]
 set -euo pipefail
 
-cluster=${1:?usage: run_cluster_example.sh PATH/TO/cluster}
+cluster=${1:?usage: run_cluster_example.sh PATH/TO/cluster [PATH/TO/flux]}
+flux=${2:-}
 command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
 command -v redis-cli >/dev/null || { echo "redis-cli is not installed" >&2; exit 1; }
 
@@ -117,6 +121,22 @@ status=0
 wait "$driver_pid" || status=$?
 driver_pid=
 ((status == 0)) || fail "the driver exited with $status after SIGTERM"
+
+# Where each step ran, as `flux runs show` reads it from the store: SEQ STEP NODE ATTEMPT WORKER.
+if [[ -n $flux ]]; then
+  for id in "${run_ids[@]}"; do
+    FLUX_STORE=$store "$flux" runs show "$id" >"$dir/show.out" 2>"$dir/show.err" ||
+      fail "flux runs show $id failed (exit $?)"
+    grep -q '^status    completed$' "$dir/show.out" || fail "flux runs show $id: not completed"
+    for node in tokenize count_words count_chars; do
+      grep -qE "^[0-9]+ +[0-9.]+ +$node +1 +example-worker " "$dir/show.out" ||
+        { cat "$dir/show.out"; fail "run $id: $node did not run on worker example-worker"; }
+    done
+    grep -qE '^[0-9]+ +[0-9.]+ +report +1 +\(owner\) ' "$dir/show.out" ||
+      { cat "$dir/show.out"; fail "run $id: report (a local node) did not run on its owner"; }
+  done
+  echo "flux runs show: tokenize, count_words, count_chars on example-worker; report on the owner"
+fi
 
 # SIGTERM: the worker drains and exits 0.
 kill -TERM "$worker_pid"

@@ -52,11 +52,10 @@ std::string store_url(const std::string& store) {
   return env ? env : "";
 }
 
-Table::Table(std::vector<std::string> header, std::size_t flex_column)
-    : header_(std::move(header)), flex_(flex_column) {}
+Table::Table(std::vector<Column> columns) : columns_(std::move(columns)) {}
 
 void Table::add(std::vector<std::string> row) {
-  row.resize(header_.size());
+  row.resize(columns_.size());
   for (std::string& cell : row) cell = one_line(std::move(cell));
   rows_.push_back(std::move(row));
 }
@@ -84,25 +83,23 @@ std::string cut(const std::string& s, std::size_t width) {
 }  // namespace
 
 std::string Table::render(std::size_t width) const {
-  const std::size_t n = header_.size();
+  const std::size_t n = columns_.size();
   std::vector<std::size_t> widths(n);
+  std::size_t used = n > 0 ? 2 * (n - 1) : 0;  // two spaces between columns
+  std::size_t flex = n;
   for (std::size_t c = 0; c < n; ++c) {
-    widths[c] = width_of(header_[c]);
+    widths[c] = width_of(columns_[c].name);
     for (const auto& row : rows_) widths[c] = std::max(widths[c], width_of(row[c]));
-  }
-  // Columns are separated by two spaces; every column but the flexible one keeps its
-  // natural width (capped at 40 so that one long id cannot squeeze out the rest).
-  std::size_t fixed = 2 * (n - 1);
-  for (std::size_t c = 0; c < n; ++c) {
-    if (c != flex_) {
-      widths[c] = std::min<std::size_t>(widths[c], 40);
-      fixed += widths[c];
+    if (columns_[c].max == 0) {
+      flex = c;
+    } else {
+      widths[c] = std::min(widths[c], std::max(columns_[c].max, width_of(columns_[c].name)));
+      used += widths[c];
     }
   }
-  if (flex_ < n) {
-    const std::size_t room = width > fixed ? width - fixed : 0;
-    widths[flex_] = std::min(widths[flex_], std::max<std::size_t>(room, width_of(header_[flex_])));
-  }
+  if (flex < n) widths[flex] = std::min(widths[flex], width > used ? width - used : 0);
+  std::vector<std::string> header;
+  for (const auto& c : columns_) header.push_back(c.name);
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (std::size_t c = 0; c < n; ++c) {
@@ -111,9 +108,10 @@ std::string Table::render(std::size_t width) const {
       if (c + 1 < n) out += std::string(widths[c] - width_of(cell) + 2, ' ');
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
+    if (width_of(out) > width) out = cut(out, width);  // a table whose maxima do not fit
     return out + "\n";
   };
-  std::string out = line(header_);
+  std::string out = line(header);
   for (const auto& row : rows_) out += line(row);
   return out;
 }

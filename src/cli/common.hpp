@@ -27,18 +27,23 @@ int classify_storage_error(const std::string& store_url);
 /// `store`, else FLUX_STORE; "" if neither is set.
 std::string store_url(const std::string& store);
 
-/// A table that fits `width` columns: columns get their natural widths, and the `flex`
-/// column (the widest, e.g. an error) is cut with "..." to what is left.
+/// A table that fits 100 columns: each column has its natural width up to its `max`; the one
+/// column with `max` 0 (an error, a list of nodes) takes what is left and is cut with "...".
+/// Every table's maxima leave that column at least its header's width (checked in
+/// `render`, which cuts the last column to the width otherwise).
+struct Column {
+  std::string name;
+  std::size_t max = 0;
+};
 class Table {
  public:
-  explicit Table(std::vector<std::string> header, std::size_t flex_column);
+  explicit Table(std::vector<Column> columns);
   void add(std::vector<std::string> row);
   std::string render(std::size_t width = 100) const;
   bool empty() const noexcept { return rows_.empty(); }
 
  private:
-  std::vector<std::string> header_;
-  std::size_t flex_;
+  std::vector<Column> columns_;
   std::vector<std::vector<std::string>> rows_;
 };
 

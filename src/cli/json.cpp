@@ -1,5 +1,6 @@
 #include "cli/json.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -187,8 +188,17 @@ std::string format_duration(std::chrono::nanoseconds d) {
     std::snprintf(buf, sizeof buf, "%.1f us", ns / 1e3);
   } else if (ns < 1e9) {
     std::snprintf(buf, sizeof buf, "%.3f ms", ns / 1e6);
-  } else {
+  } else if (ns < 60e9) {
     std::snprintf(buf, sizeof buf, "%.3f s", ns / 1e9);
+  } else {
+    const long long s = d.count() / 1'000'000'000;
+    if (s < 3600) {
+      std::snprintf(buf, sizeof buf, "%lldm %02llds", s / 60, s % 60);
+    } else if (s < 86400) {
+      std::snprintf(buf, sizeof buf, "%lldh %02lldm", s / 3600, s % 3600 / 60);
+    } else {
+      std::snprintf(buf, sizeof buf, "%lldd %02lldh", s / 86400, s % 86400 / 3600);
+    }
   }
   return buf;
 }
@@ -295,7 +305,11 @@ Json trace_json(const RunInfo& run) {
   std::map<std::string, std::vector<Lane>> lanes;
   int next_tid = 1;
   Json events = Json::array();
-  auto us = [](Timestamp t) { return static_cast<double>(t.time_since_epoch().count()) / 1000.0; };
+  // Microseconds since the run was created (the first step's start if earlier), so that the
+  // numbers stay short and exact; the absolute time is in otherData.
+  Timestamp origin = run.created;
+  for (const HistoryEntry& e : run.history) origin = std::min(origin, e.start);
+  auto us = [origin](Timestamp t) { return static_cast<double>((t - origin).count()) / 1000.0; };
   const std::string process = "run " + run.id + " (" + run.pipeline + ")";
   events.push_back({{"name", "process_name"},
                     {"ph", "M"},

@@ -29,7 +29,7 @@ Value parse_input(std::string_view text);
 
 /// "2026-12-01T03:04:05.123456Z" (UTC, microseconds).
 std::string format_time(Timestamp t);
-/// "12.345 ms", "1.204 s", "85 µs" — for tables.
+/// "850 ns", "85.0 us", "12.345 ms", "1.204 s", "5m 02s", "3h 04m", "2d 01h" — for tables.
 std::string format_duration(std::chrono::nanoseconds d);
 
 Json run_json(const RunInfo& run);
@@ -39,7 +39,8 @@ Json worker_json(const detail::WorkerCard& card);
 /// Chrome trace event JSON (chrome://tracing, Perfetto): one process for the run, one lane
 /// (tid) per worker — "owner" for steps the run's owner executed — and one complete ("X")
 /// slice per step; a step that overlaps another on its worker without nesting in it gets a
-/// further lane of that worker ("worker A (2)"), so that every lane nests properly.
+/// further lane of that worker ("worker A (2)"), so that every lane nests properly. `ts` counts
+/// microseconds from the run's creation (otherData.origin gives it as a time).
 Json trace_json(const RunInfo& run);
 
 /// `json` rendered as one document on one line (invalid UTF-8 replaced, never thrown).
