@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/process.hpp"
@@ -205,6 +206,29 @@ TEST_F(CliVerbs, ResumeOfAnUnknownRunExits4) {
   EXPECT_NE(r.err.find("run no-such-run is not in the store"), std::string::npos) << r.err;
   auto neither = run(app({"resume"}));
   EXPECT_EQ(neither.code, 2);
+}
+
+TEST_F(CliVerbs, ResumeOfARunALiveProcessOwnsExits6NamingTheOwner) {
+  Background slow(app({"run", "slow", "--input", "3000"}));
+  const std::string id = slow.read_line();
+  flux::test::Exit r;
+  for (int i = 0; i < 50; ++i) {  // the run is stored with its first batch, ~1 ms after start
+    r = run(app({"resume", id}));
+    if (r.code != 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(r.code, 6) << r.err;
+  EXPECT_NE(r.err.find("run " + id + " is owned by "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("resume refused"), std::string::npos) << r.err;
+  EXPECT_EQ(slow.wait(std::chrono::seconds(30)), 0) << slow.err();
+}
+
+TEST_F(CliVerbs, ResumeOfACorruptRecordExits5NamingItsKey) {
+  redis.cli("SET '" + prefix + ":{bad-run}:run' 'not a flux record'");
+  auto r = run(app({"resume", "bad-run"}));
+  EXPECT_EQ(r.code, 5) << r.err;
+  EXPECT_NE(r.err.find("corrupt record at key \"" + prefix + ":{bad-run}:run\""), std::string::npos)
+      << r.err;
 }
 
 TEST_F(CliVerbs, ResumeFinishesAFailedRunFromItsFailedStep) {
