@@ -25,8 +25,32 @@ struct Exit {
 
 namespace detail_process {
 
+// This process's environment with `env` ("KEY=value") added or replacing, built before fork:
+// between fork and exec the child only calls async-signal-safe functions (no malloc, which
+// another thread of the test may have held at the fork).
+inline std::vector<std::string> environment_with(const std::vector<std::string>& env) {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const std::string key = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& add : env) replaced = replaced || add.substr(0, add.find('=')) == key;
+    if (!replaced) out.push_back(entry);
+  }
+  out.insert(out.end(), env.begin(), env.end());
+  return out;
+}
+
 inline pid_t spawn(const std::vector<std::string>& argv_in, const std::vector<std::string>& env,
                    int out_fd, int err_fd) {
+  std::vector<std::string> args = argv_in;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> vars = environment_with(env);
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(v.data());
+  envp.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
@@ -35,12 +59,7 @@ inline pid_t spawn(const std::vector<std::string>& argv_in, const std::vector<st
     int devnull = ::open("/dev/null", O_RDONLY);
     ::dup2(devnull, STDIN_FILENO);
     ::setpgid(0, 0);
-    for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
-    std::vector<std::string> copy = argv_in;
-    std::vector<char*> argv;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execvp(argv[0], argv.data());
+    ::execvpe(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   return pid;
