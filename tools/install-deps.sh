@@ -3,7 +3,8 @@
 # Idempotent: does nothing when everything is already installed. Run as root.
 set -euo pipefail
 
-packages=(g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis-dev libssl-dev)
+packages=(g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis-dev libssl-dev
+  libcli11-dev nlohmann-json3-dev)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libgtest-dev redis-server redis-tools libbenchmark-dev iproute2 nftables openssl)
 fi

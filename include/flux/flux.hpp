@@ -14,6 +14,7 @@
 #include "flux/codec.hpp"     // IWYU pragma: export
 #include "flux/context.hpp"   // IWYU pragma: export
 #include "flux/error.hpp"     // IWYU pragma: export
+#include "flux/main.hpp"      // IWYU pragma: export
 #include "flux/node.hpp"      // IWYU pragma: export
 #include "flux/observer.hpp"  // IWYU pragma: export
 #include "flux/pipeline.hpp"  // IWYU pragma: export

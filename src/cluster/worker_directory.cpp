@@ -91,6 +91,22 @@ bool WorkerDirectory::refresh(const std::string& id, std::chrono::milliseconds t
   return reply.integer == 1;
 }
 
+std::vector<std::optional<std::chrono::milliseconds>> WorkerDirectory::expires_in(
+    const std::vector<std::string>& ids) {
+  std::vector<std::optional<std::chrono::milliseconds>> out;
+  if (ids.empty()) return out;
+  std::vector<RedisCommand> cmds;
+  for (const std::string& id : ids) cmds.push_back({"PTTL", prefix_ + ":worker:" + id});
+  for (const RedisReply& r : run(*redis_, cmds)) {
+    if (r.type == RedisReply::Type::integer && r.integer >= 0) {
+      out.emplace_back(std::chrono::milliseconds(r.integer));
+    } else {
+      out.emplace_back();  // -2: gone; -1: no TTL (not a card a worker wrote)
+    }
+  }
+  return out;
+}
+
 void WorkerDirectory::withdraw(const std::string& id) {
   run(*redis_, {{"DEL", prefix_ + ":worker:" + id}, {"SREM", prefix_ + ":workers", id}});
 }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,6 +39,12 @@ class WorkerDirectory {
   void announce(const WorkerCard& card, std::chrono::milliseconds ttl);
   /// Extends the card's TTL; false if it had expired (announce again then).
   bool refresh(const std::string& id, std::chrono::milliseconds ttl);
+  /// How long each card has left before it expires unless refreshed (one round trip), in the
+  /// order of `ids`; nullopt for a card that is gone. The `flux workers` tool shows it: a
+  /// worker refreshes every third of its TTL, so a card far from its TTL is a worker that
+  /// stopped refreshing.
+  std::vector<std::optional<std::chrono::milliseconds>> expires_in(
+      const std::vector<std::string>& ids);
   /// Removes the card at once (a draining worker).
   void withdraw(const std::string& id);
   /// The cards alive now, ascending by id. Ids whose card expired are dropped from the

@@ -1,0 +1,521 @@
+// The `flux` tool: reads a shared store (Redis) without any user code — runs, their history,
+// workers, orphans. Every verb prints a table that fits 100 columns, or with --json one JSON
+// document (src/cli/json.hpp has the field names), and exits with flux::ExitCode.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "cli/common.hpp"
+#include "cli/json.hpp"
+#include "cluster/worker_directory.hpp"
+#include "flux/main.hpp"
+#include "flux/runtime.hpp"
+#include "store/open_storage.hpp"
+
+namespace {
+
+using flux::ExitCode;
+using flux::cli::code;
+using flux::cli::dump;
+using flux::cli::Json;
+using flux::cli::Table;
+
+struct Global {
+  std::string store;
+  std::string prefix = "flux";
+  bool json = false;
+  std::string url;  // resolved
+};
+
+// A failure that has already chosen its exit code (and its message).
+struct Exit {
+  int code;
+  std::string message;
+};
+
+std::shared_ptr<flux::Storage> open_store(Global& g) {
+  g.url = flux::cli::store_url(g.store);
+  if (g.url.empty()) {
+    throw Exit{code(ExitCode::usage), "no store: give --store redis://host:port or set FLUX_STORE"};
+  }
+  if (g.url.rfind("redis://", 0) != 0) {
+    throw Exit{code(ExitCode::usage),
+               "the flux tool reads a shared store: --store must be redis://[user:password@]"
+               "host:port[/db]"};
+  }
+  flux::Config config;
+  config.store = g.url;
+  config.key_prefix = g.prefix;
+  config.store_retry_deadline = std::chrono::seconds(2);  // a tool answers, or says why not
+  return flux::detail::open_storage(config);
+}
+
+// Runs a read; an Error(storage) becomes exit 3 (unreachable) or 5 (the record is corrupt).
+template <class F>
+auto read(const Global& g, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const flux::Error& e) {
+    if (e.code() != flux::Errc::storage) throw;
+    throw Exit{flux::cli::classify_storage_error(g.url), e.what()};
+  }
+}
+
+// "2026-12-01 03:04:05" (UTC): the table form of a time.
+std::string short_time(flux::Timestamp t) {
+  std::string s = flux::cli::format_time(t);  // 2026-12-01T03:04:05.123456Z
+  if (s.size() < 19) return s;
+  s = s.substr(0, 19);
+  s[10] = ' ';
+  return s;
+}
+
+std::string took(const flux::RunInfo& run) {
+  if (!run.finished) return "";
+  return flux::cli::format_duration(*run.finished - run.created);
+}
+
+// The run id in a key "<prefix>:{<id>}:run".
+std::string id_of_key(const std::string& key) {
+  auto open = key.find('{'), close = key.find('}');
+  if (open == std::string::npos || close == std::string::npos || close < open) return key;
+  return key.substr(open + 1, close - open - 1);
+}
+
+Json corrupt_json(const std::vector<std::string>& keys) {
+  Json out = Json::array();
+  for (const std::string& k : keys) out.push_back({{"key", k}, {"run_id", id_of_key(k)}});
+  return out;
+}
+
+// ---- runs list ------------------------------------------------------------------------------
+
+struct ListArgs {
+  std::string status;
+  std::string pipeline;
+  std::size_t limit = 20;
+  std::string cursor;
+};
+
+int runs_list(Global& g, const ListArgs& a) {
+  auto store = open_store(g);
+  flux::RunFilter filter;
+  if (!a.status.empty()) {
+    if (a.status == "running")
+      filter.status = flux::RunStatus::running;
+    else if (a.status == "completed")
+      filter.status = flux::RunStatus::completed;
+    else if (a.status == "failed")
+      filter.status = flux::RunStatus::failed;
+    else {
+      throw Exit{code(ExitCode::usage),
+                 "--status " + a.status + ": expected running, completed or failed"};
+    }
+  }
+  if (a.limit == 0) throw Exit{code(ExitCode::usage), "--limit must be at least 1"};
+  filter.cursor = a.cursor;
+  // With --pipeline, pages are read until `limit` runs match, never more than `limit` at a
+  // time (so the cursor returned is exact), and at most 10,000 runs per call: a rare pipeline
+  // in a big store returns a short page and a cursor, never a scan of everything.
+  std::vector<flux::RunInfo> runs;
+  std::vector<std::string> corrupt;
+  std::size_t examined = 0;
+  std::string next;
+  for (;;) {
+    filter.limit = a.limit - runs.size();
+    flux::RunPage page = read(g, [&] { return store->list_runs_page(filter); });
+    examined += page.runs.size() + page.corrupt_keys.size();
+    for (auto& run : page.runs) {
+      if (a.pipeline.empty() || run.pipeline == a.pipeline) runs.push_back(std::move(run));
+    }
+    corrupt.insert(corrupt.end(), page.corrupt_keys.begin(), page.corrupt_keys.end());
+    next = page.next_cursor;
+    if (next.empty() || runs.size() >= a.limit || examined >= 10'000) break;
+    filter.cursor = next;
+  }
+  if (g.json) {
+    Json list = Json::array();
+    for (const auto& run : runs) list.push_back(flux::cli::run_json(run));
+    std::printf("%s\n", dump(Json{{"runs", std::move(list)},
+                                  {"next_cursor", next.empty() ? Json(nullptr) : Json(next)},
+                                  {"corrupt", corrupt_json(corrupt)}})
+                            .c_str());
+    return code(ExitCode::ok);
+  }
+  Table table({{"ID", 36}, {"PIPELINE", 14}, {"STATUS", 9}, {"CREATED", 19}, {"ERROR", 0}});
+  for (const auto& run : runs) {
+    table.add({run.id, run.pipeline, flux::to_string(run.status), short_time(run.created),
+               run.error ? run.error->message : ""});
+  }
+  for (const auto& key : corrupt) table.add({id_of_key(key), "?", "corrupt", "", "unreadable"});
+  if (table.empty()) {
+    std::printf("no runs\n");
+  } else {
+    std::fputs(table.render().c_str(), stdout);
+  }
+  for (const auto& key : corrupt) std::printf("corrupt record (cannot be read): %s\n", key.c_str());
+  if (!next.empty()) std::printf("more: --cursor %s\n", next.c_str());
+  return code(ExitCode::ok);
+}
+
+// ---- runs show / follow / export --------------------------------------------------------------
+
+// The run and its history, or the exit that says why not (4 unknown, 5 corrupt, 3 unreachable).
+flux::RunInfo load_run(const Global& g, flux::Storage& store, const std::string& id) {
+  std::optional<flux::RunInfo> run = read(g, [&] { return store.get_run(id); });
+  if (!run) throw Exit{code(ExitCode::not_found), "run " + id + " is not in the store"};
+  run->history = read(g, [&] { return store.history(id, 0); });
+  return *run;
+}
+
+Json show_json(const flux::RunInfo& run) {
+  Json history = Json::array();
+  for (const auto& e : run.history) history.push_back(flux::cli::history_json(e));
+  return Json{{"run", flux::cli::run_json(run)}, {"history", std::move(history)}};
+}
+
+Table history_table() {
+  return Table({{"SEQ", 4},
+                {"STEP", 9},
+                {"NODE", 14},
+                {"ATTEMPT", 7},
+                {"WORKER", 18},
+                {"DURATION", 10},
+                {"STATUS", 6},
+                {"ERROR", 0}});
+}
+
+void add_entry(Table& table, const flux::HistoryEntry& e) {
+  table.add({std::to_string(e.seq), e.step, e.node, std::to_string(e.attempt),
+             e.worker.empty() ? "(owner)" : e.worker, flux::cli::format_duration(e.duration),
+             e.ok() ? "ok" : "failed", e.error.value_or("")});
+}
+
+std::string value_line(const flux::Value& v) {
+  std::string s = flux::cli::one_line(dump(flux::cli::to_json(v)));
+  return s.size() > 88 ? s.substr(0, 85) + "..." : s;
+}
+
+void print_run(const flux::RunInfo& run) {
+  std::printf("run       %s\n", run.id.c_str());
+  std::printf("pipeline  %s (fingerprint %s)\n", run.pipeline.c_str(), run.fingerprint.c_str());
+  std::printf("status    %s\n", flux::to_string(run.status));
+  std::printf("created   %s\n", flux::cli::format_time(run.created).c_str());
+  if (run.finished) {
+    std::printf("finished  %s (took %s)\n", flux::cli::format_time(*run.finished).c_str(),
+                took(run).c_str());
+  } else {
+    std::printf("updated   %s\n", flux::cli::format_time(run.updated).c_str());
+  }
+  std::printf("owner     %s\n", run.owner.empty() ? "(none)" : run.owner.c_str());
+  if (!run.parent_run_id.empty()) {
+    std::printf("parent    %s step %s\n", run.parent_run_id.c_str(), run.parent_step.c_str());
+  }
+  std::printf("input     %s\n", value_line(run.input).c_str());
+  if (run.status == flux::RunStatus::completed) {
+    std::printf("output    %s\n", value_line(run.output).c_str());
+  }
+  if (run.error) std::printf("error     %s\n", flux::cli::one_line(run.error->message).c_str());
+}
+
+int runs_show(Global& g, const std::string& id) {
+  auto store = open_store(g);
+  flux::RunInfo run = load_run(g, *store, id);
+  if (g.json) {
+    std::printf("%s\n", dump(show_json(run)).c_str());
+    return code(ExitCode::ok);
+  }
+  print_run(run);
+  std::printf("\n");
+  Table table = history_table();
+  for (const auto& e : run.history) add_entry(table, e);
+  if (table.empty()) {
+    std::printf("no history yet\n");
+  } else {
+    std::fputs(table.render().c_str(), stdout);
+  }
+  return code(ExitCode::ok);
+}
+
+struct FollowArgs {
+  std::string id;
+  double timeout_s = 0;
+  int interval_ms = 200;
+};
+
+int runs_follow(Global& g, const FollowArgs& a) {
+  auto store = open_store(g);
+  flux::RunInfo run = load_run(g, *store, a.id);
+  std::size_t shown = 0;
+  bool said_orphan = false;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<long long>(a.timeout_s * 1000));
+  if (!g.json) {
+    std::printf("following run %s (pipeline %s)\n", run.id.c_str(), run.pipeline.c_str());
+  }
+  for (;;) {
+    // History first, then the record: a run that ended has all its history stored before its
+    // final record, so nothing printed after "ended" is missing.
+    std::vector<flux::HistoryEntry> fresh = read(g, [&] { return store->history(a.id, shown); });
+    std::optional<flux::RunInfo> now = read(g, [&] { return store->get_run(a.id); });
+    if (!now) throw Exit{code(ExitCode::not_found), "run " + a.id + " is no longer in the store"};
+    if (!g.json) {
+      for (const auto& e : fresh) {
+        Table one = history_table();
+        add_entry(one, e);
+        // Each entry as its table row (without the header after the first).
+        std::string rendered = one.render();
+        if (shown > 0) rendered = rendered.substr(rendered.find('\n') + 1);
+        std::fputs(rendered.c_str(), stdout);
+        ++shown;
+      }
+      std::fflush(stdout);
+    } else {
+      shown += fresh.size();
+    }
+    if (now->status != flux::RunStatus::running) {
+      now->history = read(g, [&] { return store->history(a.id, 0); });
+      if (g.json) {
+        std::printf("%s\n", dump(show_json(*now)).c_str());
+      } else if (now->status == flux::RunStatus::completed) {
+        std::printf("run %s completed: %s\n", now->id.c_str(), value_line(now->output).c_str());
+      } else {
+        std::printf("run %s %s: %s\n", now->id.c_str(), flux::to_string(now->status),
+                    now->error ? flux::cli::one_line(now->error->message).c_str() : "");
+      }
+      return now->status == flux::RunStatus::completed ? code(ExitCode::ok)
+                                                       : code(ExitCode::failed);
+    }
+    if (!said_orphan && !read(g, [&] { return store->lease_holder(a.id); })) {
+      said_orphan = true;
+      std::fprintf(stderr,
+                   "flux: run %s has no owner now (an orphan): it goes on when a driver adopts "
+                   "it or `resume` runs it\n",
+                   a.id.c_str());
+    }
+    if (a.timeout_s > 0 && std::chrono::steady_clock::now() >= deadline) {
+      throw Exit{code(ExitCode::timed_out),
+                 "run " + a.id + " has not ended within " +
+                     flux::cli::format_duration(
+                         std::chrono::milliseconds(static_cast<long long>(a.timeout_s * 1000))) +
+                     " (--timeout)"};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(a.interval_ms));
+  }
+}
+
+struct ExportArgs {
+  std::string id;
+  std::string format = "json";
+  std::string output;
+};
+
+int runs_export(Global& g, const ExportArgs& a) {
+  auto store = open_store(g);
+  flux::RunInfo run = load_run(g, *store, a.id);
+  const Json doc = a.format == "trace" ? flux::cli::trace_json(run) : show_json(run);
+  const std::string text = dump(doc) + "\n";
+  if (a.output.empty() || a.output == "-") {
+    std::fputs(text.c_str(), stdout);
+    return code(ExitCode::ok);
+  }
+  std::ofstream out(a.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw Exit{code(ExitCode::usage), "cannot write " + a.output};
+  if (g.json) {
+    std::printf("%s\n",
+                dump(Json{{"run_id", run.id}, {"format", a.format}, {"file", a.output}}).c_str());
+  } else {
+    std::printf("run %s exported as %s to %s\n", run.id.c_str(), a.format.c_str(),
+                a.output.c_str());
+  }
+  return code(ExitCode::ok);
+}
+
+// ---- workers, orphans -------------------------------------------------------------------------
+
+int workers(Global& g) {
+  (void)open_store(g);  // the same checks and messages as every verb
+  std::vector<flux::detail::WorkerCard> cards;
+  std::vector<std::string> corrupt;
+  std::vector<std::optional<std::chrono::milliseconds>> ttl;
+  read(g, [&] {
+    flux::detail::WorkerDirectory directory(g.url, g.prefix);
+    cards = directory.live(&corrupt);
+    std::vector<std::string> ids;
+    for (const auto& c : cards) ids.push_back(c.id);
+    ttl = directory.expires_in(ids);
+    return 0;
+  });
+  if (g.json) {
+    Json list = Json::array();
+    for (std::size_t i = 0; i < cards.size(); ++i) {
+      Json w = flux::cli::worker_json(cards[i]);
+      w["expires_in_ms"] = ttl.at(i) ? Json(ttl[i]->count()) : Json(nullptr);
+      list.push_back(std::move(w));
+    }
+    Json bad = Json::array();
+    for (const auto& k : corrupt) bad.push_back({{"key", k}});
+    std::printf("%s\n", dump(Json{{"workers", std::move(list)}, {"corrupt", bad}}).c_str());
+    return code(ExitCode::ok);
+  }
+  Table table(
+      {{"ID", 24}, {"ADDRESS", 21}, {"CAP", 4}, {"TLS", 3}, {"UP", 10}, {"TTL", 8}, {"NODES", 0}});
+  const auto now = std::chrono::system_clock::now();
+  for (std::size_t i = 0; i < cards.size(); ++i) {
+    const auto& c = cards[i];
+    std::string nodes;
+    for (const auto& [name, sig] : c.nodes) nodes += (nodes.empty() ? "" : ", ") + name;
+    table.add({c.id, c.host + ":" + std::to_string(c.port), std::to_string(c.capacity),
+               c.tls ? "yes" : "no", flux::cli::format_duration(now - c.started),
+               ttl.at(i) ? flux::cli::format_duration(*ttl[i]) : "gone", nodes});
+  }
+  if (table.empty() && corrupt.empty()) {
+    std::printf("no workers\n");
+  } else if (!table.empty()) {
+    std::fputs(table.render().c_str(), stdout);
+  }
+  for (const auto& k : corrupt)
+    std::printf("corrupt worker card (cannot be read): %s\n", k.c_str());
+  return code(ExitCode::ok);
+}
+
+int orphans(Global& g) {
+  auto store = open_store(g);
+  std::vector<flux::RunInfo> found;
+  std::vector<std::string> corrupt;
+  flux::RunFilter filter{.status = flux::RunStatus::running, .limit = 200};
+  do {
+    flux::RunPage page = read(g, [&] { return store->list_runs_page(filter); });
+    std::vector<std::string> ids;
+    for (const auto& r : page.runs) ids.push_back(r.id);
+    auto holders = read(g, [&] { return store->lease_holders(ids); });
+    for (std::size_t i = 0; i < page.runs.size() && i < holders.size(); ++i) {
+      if (!holders[i]) found.push_back(std::move(page.runs[i]));
+    }
+    corrupt.insert(corrupt.end(), page.corrupt_keys.begin(), page.corrupt_keys.end());
+    filter.cursor = page.next_cursor;
+  } while (!filter.cursor.empty());
+  if (g.json) {
+    Json list = Json::array();
+    for (const auto& run : found) list.push_back(flux::cli::run_json(run));
+    std::printf(
+        "%s\n",
+        dump(Json{{"orphans", std::move(list)}, {"corrupt", corrupt_json(corrupt)}}).c_str());
+    return code(ExitCode::ok);
+  }
+  Table table({{"ID", 36}, {"PIPELINE", 16}, {"CREATED", 19}, {"LAST OWNER", 0}});
+  for (const auto& run : found) {
+    table.add({run.id, run.pipeline, short_time(run.created),
+               run.owner.empty() ? "(none: submitted)" : run.owner});
+  }
+  if (table.empty() && corrupt.empty()) {
+    std::printf("no orphans\n");
+  } else if (!table.empty()) {
+    std::fputs(table.render().c_str(), stdout);
+  }
+  for (const auto& key : corrupt) std::printf("corrupt record (cannot be read): %s\n", key.c_str());
+  return code(ExitCode::ok);
+}
+
+int dispatch(int argc, char** argv) {
+  CLI::App app{"flux: inspect the runs and workers of a Flux store (Redis).", "flux"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Exit codes: 0 ok (a followed run completed), 1 a followed run failed, 2 usage, 3 store "
+      "unreachable, 4 unknown run, 5 corrupt record, 7 timed out.");
+  Global g;
+  app.add_option("--store", g.store, "The store: redis://[user:password@]host:port[/db]")
+      ->envname("FLUX_STORE");
+  app.add_option("--prefix", g.prefix, "Key prefix in the store")
+      ->envname("FLUX_KEY_PREFIX")
+      ->capture_default_str();
+  app.add_flag("--json", g.json, "Print one JSON document instead of text");
+
+  auto* runs = app.add_subcommand("runs", "Runs: list, show, follow, export");
+  runs->require_subcommand(1);
+  runs->fallthrough();
+
+  ListArgs list_args;
+  auto* list = runs->add_subcommand("list", "Runs, newest first");
+  list->add_option("--status", list_args.status, "Only runs with this status")
+      ->check(CLI::IsMember({"running", "completed", "failed"}));
+  list->add_option("--pipeline", list_args.pipeline, "Only runs of this pipeline");
+  list->add_option("--limit", list_args.limit, "At most this many runs")->capture_default_str();
+  list->add_option("--cursor", list_args.cursor, "Where the page starts (printed by the last one)");
+  list->fallthrough();
+
+  std::string show_id;
+  auto* show = runs->add_subcommand("show", "A run's record, then its history as a table");
+  show->add_option("run_id", show_id, "The run")->required();
+  show->fallthrough();
+
+  FollowArgs follow_args;
+  auto* follow = runs->add_subcommand(
+      "follow", "Print a run's history as it grows, until it ends (exit 0 completed, 1 failed)");
+  follow->add_option("run_id", follow_args.id, "The run")->required();
+  follow->add_option("--timeout", follow_args.timeout_s,
+                     "Give up after this many seconds (exit 7)");
+  follow->add_option("--interval-ms", follow_args.interval_ms, "How often the store is read")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  follow->fallthrough();
+
+  ExportArgs export_args;
+  auto* exp = runs->add_subcommand(
+      "export", "A run as JSON, or as a Chrome trace (chrome://tracing, Perfetto)");
+  exp->add_option("run_id", export_args.id, "The run")->required();
+  exp->add_option("--format", export_args.format, "json or trace")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "trace"}));
+  exp->add_option("--output,-o", export_args.output, "Write to this file instead of stdout");
+  exp->fallthrough();
+
+  auto* workers_cmd = app.add_subcommand(
+      "workers", "Live workers: address, capacity, nodes, time left before the card expires");
+  workers_cmd->fallthrough();
+  auto* orphans_cmd =
+      app.add_subcommand("orphans", "Running runs whose owner is gone (lease expired)");
+  orphans_cmd->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? code(ExitCode::ok) : code(ExitCode::usage);
+  }
+  try {
+    if (*list) return runs_list(g, list_args);
+    if (*show) return runs_show(g, show_id);
+    if (*follow) return runs_follow(g, follow_args);
+    if (*exp) return runs_export(g, export_args);
+    if (*workers_cmd) return workers(g);
+    if (*orphans_cmd) return orphans(g);
+  } catch (const Exit& e) {
+    std::fprintf(stderr, "flux: %s\n", e.message.c_str());
+    if (g.json) {
+      std::printf("%s\n", dump(Json{{"error", e.message}, {"exit_code", e.code}}).c_str());
+    }
+    return e.code;
+  } catch (const flux::Error& e) {
+    std::fprintf(stderr, "flux: %s\n", e.what());
+    return flux::cli::exit_code_for(e);
+  }
+  return code(ExitCode::usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flux: %s\n", e.what());
+    return code(ExitCode::failed);
+  }
+}
