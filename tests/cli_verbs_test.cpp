@@ -229,6 +229,11 @@ TEST_F(CliVerbs, ResumeOfACorruptRecordExits5NamingItsKey) {
   EXPECT_EQ(r.code, 5) << r.err;
   EXPECT_NE(r.err.find("corrupt record at key \"" + prefix + ":{bad-run}:run\""), std::string::npos)
       << r.err;
+  auto j = run(app({"resume", "bad-run", "--json"}));
+  EXPECT_EQ(j.code, 5);
+  Json doc = Json::parse(j.out);  // one document, also for an error
+  EXPECT_EQ(doc.at("exit_code"), 5);
+  EXPECT_NE(doc.at("error").get<std::string>().find("corrupt record"), std::string::npos);
 }
 
 TEST_F(CliVerbs, ResumeFinishesAFailedRunFromItsFailedStep) {

@@ -250,15 +250,8 @@ struct ResumeArgs {
 };
 
 int resume_one(const std::string& program, const Registry& registry, Runtime& rt,
-               const std::string& url, const ResumeArgs& a) {
-  std::optional<RunInfo> info;
-  try {
-    info = rt.storage().get_run(a.run_id);
-  } catch (const Error& e) {
-    if (e.code() != Errc::storage) throw;
-    std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
-    return cli::classify_storage_error(url);
-  }
+               const ResumeArgs& a) {
+  std::optional<RunInfo> info = rt.storage().get_run(a.run_id);
   if (!info) throw Error(Errc::not_found, "run " + a.run_id + " is not in the store");
   const Pipeline& pipeline = find_pipeline(registry, info->pipeline);
   RunResult r = rt.resume(a.run_id, pipeline);
@@ -336,7 +329,7 @@ int resume_verb(const std::string& program, const Registry& registry, const Main
   Config config = driver_config(options, a.driver, a.driver.cluster);
   Runtime rt(config);
   if (a.orphans) return resume_orphans(program, registry, rt, a);
-  return resume_one(program, registry, rt, detail::resolve_store_url(config.store), a);
+  return resume_one(program, registry, rt, a);
 }
 
 int driver_verb(const std::string& program, const Registry& registry, const MainOptions& options,
@@ -460,6 +453,14 @@ int dispatch(int argc, char** argv, const Registry& registry, const MainOptions&
     return rc == 0 ? code(ExitCode::ok) : code(ExitCode::usage);
   }
 
+  // The verb's store and output mode, for errors.
+  const Shared& shared = *worker   ? worker_args.shared
+                         : *run    ? run_args.driver.shared
+                         : *resume ? resume_args.driver.shared
+                                   : driver_args.shared;
+  const std::string store = !shared.store.empty() ? shared.store
+                            : *worker             ? options.worker.store
+                                                  : options.config.store;
   try {
     if (*worker) return worker_verb(program, registry, worker_args);
     if (*run) return run_verb(program, registry, options, run_args);
@@ -467,7 +468,14 @@ int dispatch(int argc, char** argv, const Registry& registry, const MainOptions&
     if (*driver) return driver_verb(program, registry, options, driver_args, driver_local);
   } catch (const Error& e) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(), e.what());
-    return cli::exit_code_for(e);
+    // A store error where the store answers now is about the data (a record that cannot be
+    // read: 5); otherwise the store is unreachable (3).
+    const int rc = e.code() == Errc::storage
+                       ? cli::classify_storage_error(detail::resolve_store_url(store))
+                       : cli::exit_code_for(e);
+    if (shared.json)
+      std::printf("%s\n", dump(Json{{"error", e.what()}, {"exit_code", rc}}).c_str());
+    return rc;
   }
   return code(ExitCode::usage);
 }
