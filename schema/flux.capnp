@@ -151,6 +151,8 @@ struct WorkerCard {
   pid @6 :Int64;               # its process id (for operators)
   startedNs @7 :Int64;         # when it started: ns since the Unix epoch
   nodes @8 :List(NodeSignature);  # strictly ascending by name
+  busy @9 :UInt32;             # steps executing or queued when the card was last written
+  heartbeatNs @10 :Int64;      # when the card was last written (every third of its TTL)
 
   struct NodeSignature {
     name @0 :Text;

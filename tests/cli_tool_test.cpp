@@ -330,10 +330,10 @@ TEST_F(FluxTool, WorkersListsTheLiveWorkersAndTheirNodes) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto out = lines(r.out);
   ASSERT_EQ(out.size(), 2u) << r.out;
-  for (const char* col : {"ID", "ADDRESS", "CAP", "TLS", "UP", "TTL", "NODES"}) {
+  for (const char* col : {"ID", "ADDRESS", "LOAD", "TLS", "UP", "BEAT", "TTL", "NODES"}) {
     EXPECT_NE(out[0].find(col), std::string::npos) << col;
   }
-  EXPECT_EQ(out[1].rfind("tool-worker-1  127.0.0.1:" + port + "  3    no", 0), 0u) << out[1];
+  EXPECT_EQ(out[1].rfind("tool-worker-1  127.0.0.1:" + port + "  0/3   no", 0), 0u) << out[1];
   EXPECT_NE(out[1].find("boom, dbl, flaky, inc, nap, special"), std::string::npos) << out[1];
   expect_fits_100_columns(r.out);
 
@@ -348,8 +348,25 @@ TEST_F(FluxTool, WorkersListsTheLiveWorkersAndTheirNodes) {
   EXPECT_EQ(w.at("pid"), worker.pid());
   EXPECT_EQ(w.at("protocol").get<std::string>().rfind("flux-wire-", 0), 0u) << w;
   EXPECT_GT(w.at("expires_in_ms").get<int>(), 0);
+  EXPECT_EQ(w.at("busy"), 0);
+  EXPECT_TRUE(w.at("last_heartbeat").is_string()) << w;
   ASSERT_EQ(w.at("nodes").size(), 6u);
   EXPECT_EQ(w["nodes"][3], Json::parse(R"({"name": "inc", "signature": "(int64) -> int64"})"));
+
+  // Busy: a 3 s step on the worker shows in its next heartbeats (every 0.5 s).
+  Background slow({k_app, "run", "slow", "--input", "3000", "--cluster", "--wait"}, env());
+  int busy = 0;
+  std::string last_doc;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (busy == 0 && std::chrono::steady_clock::now() < until) {
+    last_doc = flux({"workers", "--json"}).out;
+    Json d = Json::parse(last_doc);
+    if (d.at("workers").size() == 1) busy = d["workers"][0].at("busy").get<int>();
+    if (busy == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(busy, 1) << last_doc;
+  EXPECT_NE(flux({"workers"}).out.find("1/3"), std::string::npos);
+  EXPECT_EQ(slow.wait(std::chrono::seconds(30)), 0) << slow.err();
 
   EXPECT_EQ(worker.terminate(), 0);
   EXPECT_EQ(flux({"workers"}).out, "no workers\n");  // a drained worker withdraws its card

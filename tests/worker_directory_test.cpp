@@ -40,6 +40,8 @@ WorkerCard card(const std::string& id) {
   c.pid = 4242;
   c.started = flux::Timestamp(std::chrono::nanoseconds(1'700'000'000'123'456'789));
   c.nodes = {{"embed", "Value(string)->Value(list)"}, {"tokenize", "sig-2"}};
+  c.busy = 5;
+  c.heartbeat = flux::Timestamp(std::chrono::nanoseconds(1'700'000'001'000'000'000));
   return c;
 }
 
@@ -176,21 +178,23 @@ TEST(WorkerDirectory, ACardNotRefreshedExpiresAndLeavesTheIndex) {
   EXPECT_NE(members(prefix).find("long"), std::string::npos) << members(prefix);
 }
 
-TEST(WorkerDirectory, RefreshKeepsACardAliveAndSaysWhenItExpired) {
+TEST(WorkerDirectory, AnnouncingAgainKeepsACardAliveWithItsNewLoad) {
   const std::string prefix = flux::test::unique_prefix("wd");
   WorkerDirectory dir(flux::test::shared_redis().url(), prefix);
-  dir.announce(card("w"), 300ms);
-  // Refreshed every 100 ms for 900 ms: three TTLs.
-  for (int i = 0; i < 9; ++i) {
+  WorkerCard c = card("w");
+  dir.announce(c, 300ms);
+  // Written again every 100 ms for 900 ms (three TTLs), as a worker's heartbeat does.
+  for (std::uint32_t i = 0; i < 9; ++i) {
     std::this_thread::sleep_for(100ms);
-    ASSERT_TRUE(dir.refresh("w", 300ms)) << "after " << (i + 1) * 100 << " ms";
+    c.busy = i;
+    dir.announce(c, 300ms);
+    auto live = dir.live();
+    ASSERT_EQ(live.size(), 1u) << "after " << (i + 1) * 100 << " ms";
+    EXPECT_EQ(live[0].busy, i);
   }
-  EXPECT_EQ(ids(dir.live()), std::vector<std::string>{"w"});
-  // Left alone, it expires; then refresh says so and announcing again brings it back.
+  // Left alone, it expires; announcing again brings it back.
   EXPECT_TRUE(eventually([&] { return dir.live().empty(); }));
-  EXPECT_FALSE(dir.refresh("w", 300ms));
-  EXPECT_FALSE(dir.refresh("never-announced", 300ms));
-  dir.announce(card("w"), 10s);
+  dir.announce(c, 10s);
   EXPECT_EQ(ids(dir.live()), std::vector<std::string>{"w"});
 }
 
@@ -202,7 +206,7 @@ TEST(WorkerDirectory, WithdrawRemovesACardAtOnce) {
   dir.withdraw("a");
   EXPECT_EQ(ids(dir.live()), std::vector<std::string>{"b"});
   EXPECT_EQ(members(prefix).find("a"), std::string::npos) << members(prefix);
-  EXPECT_FALSE(dir.refresh("a", 30s));
+  EXPECT_FALSE(dir.expires_in({"a"}).at(0).has_value());
   dir.withdraw("a");  // twice is harmless
 }
 
@@ -235,7 +239,7 @@ TEST(WorkerDirectory, PrefixesDoNotSeeEachOthersWorkers) {
   d2.announce(card("y"), 30s);
   EXPECT_EQ(ids(d1.live()), std::vector<std::string>{"x"});
   EXPECT_EQ(ids(d2.live()), std::vector<std::string>{"y"});
-  EXPECT_FALSE(d2.refresh("x", 30s));
+  EXPECT_FALSE(d2.expires_in({"x"}).at(0).has_value());
   d2.withdraw("x");
   EXPECT_EQ(ids(d1.live()), std::vector<std::string>{"x"});
 }
@@ -245,7 +249,7 @@ TEST(WorkerDirectory, BadArgumentsAndAnUnreachableStoreAreErrors) {
   EXPECT_THROW(WorkerDirectory(url, ""), Error);
   WorkerDirectory dir(url, flux::test::unique_prefix("wd"));
   EXPECT_THROW(dir.announce(card("w"), 0ms), Error);
-  EXPECT_THROW(dir.refresh("w", -5ms), Error);
+  EXPECT_THROW(dir.announce(card("w"), -5ms), Error);
 
   // Nothing listens on a port that was free a moment ago.
   const std::string nowhere = "127.0.0.1:" + std::to_string(flux::test::free_port());

@@ -338,6 +338,16 @@ int runs_export(Global& g, const ExportArgs& a) {
 
 // ---- workers, orphans -------------------------------------------------------------------------
 
+/// A short duration for a narrow column: "0.4 s", "12.0 s", then "12m 05s".
+std::string short_duration(std::chrono::nanoseconds d) {
+  if (d < std::chrono::seconds(60)) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.1f s", std::max(0.0, d.count() / 1e9));
+    return buf;
+  }
+  return flux::cli::format_duration(d);
+}
+
 int workers(Global& g) {
   (void)open_store(g);  // the same checks and messages as every verb
   std::vector<flux::detail::WorkerCard> cards;
@@ -363,16 +373,24 @@ int workers(Global& g) {
     std::printf("%s\n", dump(Json{{"workers", std::move(list)}, {"corrupt", bad}}).c_str());
     return code(ExitCode::ok);
   }
-  Table table(
-      {{"ID", 24}, {"ADDRESS", 21}, {"CAP", 4}, {"TLS", 3}, {"UP", 10}, {"TTL", 8}, {"NODES", 0}});
+  Table table({{"ID", 24},
+               {"ADDRESS", 21},
+               {"LOAD", 7},
+               {"TLS", 3},
+               {"UP", 8},
+               {"BEAT", 7},
+               {"TTL", 7},
+               {"NODES", 0}});
   const auto now = std::chrono::system_clock::now();
   for (std::size_t i = 0; i < cards.size(); ++i) {
     const auto& c = cards[i];
     std::string nodes;
     for (const auto& [name, sig] : c.nodes) nodes += (nodes.empty() ? "" : ", ") + name;
-    table.add({c.id, c.host + ":" + std::to_string(c.port), std::to_string(c.capacity),
-               c.tls ? "yes" : "no", flux::cli::format_duration(now - c.started),
-               ttl.at(i) ? flux::cli::format_duration(*ttl[i]) : "gone", nodes});
+    // LOAD: steps executing or queued / capacity, at the last heartbeat (BEAT ago).
+    table.add({c.id, c.host + ":" + std::to_string(c.port),
+               std::to_string(c.busy) + "/" + std::to_string(c.capacity), c.tls ? "yes" : "no",
+               short_duration(now - c.started), short_duration(now - c.heartbeat),
+               ttl.at(i) ? short_duration(*ttl[i]) : "gone", nodes});
   }
   if (table.empty() && corrupt.empty()) {
     std::printf("no workers\n");
@@ -477,7 +495,9 @@ int dispatch(int argc, char** argv) {
   exp->fallthrough();
 
   auto* workers_cmd = app.add_subcommand(
-      "workers", "Live workers: address, capacity, nodes, time left before the card expires");
+      "workers",
+      "Live workers: address, load (steps executing or queued / capacity) at the last heartbeat, "
+      "time since it, time left before the card expires, nodes");
   workers_cmd->fallthrough();
   auto* orphans_cmd =
       app.add_subcommand("orphans", "Running runs whose owner is gone (lease expired)");

@@ -289,6 +289,8 @@ Json worker_json(const detail::WorkerCard& card) {
   out["tls"] = card.tls;
   out["pid"] = card.pid;
   out["started"] = format_time(card.started);
+  out["busy"] = card.busy;
+  out["last_heartbeat"] = format_time(card.heartbeat);
   Json nodes = Json::array();
   for (const auto& [name, sig] : card.nodes) nodes.push_back({{"name", name}, {"signature", sig}});
   out["nodes"] = std::move(nodes);

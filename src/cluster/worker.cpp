@@ -78,6 +78,7 @@ class WorkerImpl {
     card_.tls = config_.network.tls.enabled();
     card_.pid = ::getpid();
     card_.started = wall_now();
+    card_.heartbeat = card_.started;
     for (const std::string& name : registry_.node_names()) {
       card_.nodes.emplace_back(name, signature(*registry_.node(name)));
     }
@@ -140,16 +141,17 @@ class WorkerImpl {
   }
 
  private:
-  /// Refreshes the card every third of its TTL; announces it again if it expired meanwhile
-  /// (the worker was stopped, or the store restarted).
+  /// Writes the card again every third of its TTL, with the worker's load and the time: a
+  /// heartbeat operators can read (and a card that expired meanwhile — the worker was
+  /// stopped, or the store restarted — is announced again).
   void keep_announced() {
     std::unique_lock lock(mu_);
     while (!cv_.wait_for(lock, config_.announce_ttl / 3, [this] { return draining_; })) {
+      card_.busy = static_cast<std::uint32_t>(busy_);
       lock.unlock();
       try {
-        if (!directory_->refresh(id_, config_.announce_ttl)) {
-          directory_->announce(card_, config_.announce_ttl);
-        }
+        card_.heartbeat = wall_now();
+        directory_->announce(card_, config_.announce_ttl);
       } catch (const std::exception& e) {
         std::fprintf(stderr, "flux: worker %s could not refresh its card: %s\n", id_.c_str(),
                      e.what());

@@ -18,7 +18,7 @@ constexpr std::chrono::milliseconds k_retry_deadline{2000};
 
 // Drops from the index (KEYS[1]) the ids (ARGV) whose card (KEYS[2..]) is missing, checked
 // at the moment of the drop: a plain SREM after MGET could remove a worker that announced
-// again in between, and its refreshes (PEXPIRE only) would never index it again. Returns
+// again in between, and whose card would then not be indexed until its next announcement. Returns
 // how many ids were dropped. Safe to run twice, as RedisConnection may.
 constexpr const char* k_prune_script = R"lua(
 local dropped = 0
@@ -82,13 +82,6 @@ void WorkerDirectory::announce(const WorkerCard& card, std::chrono::milliseconds
   // Both commands are idempotent, so a batch resent after an I/O failure does no harm.
   run(*redis_, {{"SET", prefix_ + ":worker:" + card.id, std::move(bytes), "PX", ms},
                 {"SADD", prefix_ + ":workers", card.id}});
-}
-
-bool WorkerDirectory::refresh(const std::string& id, std::chrono::milliseconds ttl) {
-  const RedisCommand cmd{"PEXPIRE", prefix_ + ":worker:" + id, ttl_ms(ttl, "refresh")};
-  const RedisReply reply = std::move(run(*redis_, {cmd}).at(0));
-  if (reply.type != RedisReply::Type::integer) throw unexpected(*redis_, cmd);
-  return reply.integer == 1;
 }
 
 std::vector<std::optional<std::chrono::milliseconds>> WorkerDirectory::expires_in(

@@ -2,7 +2,7 @@
 // Internal: who the workers of a cluster are, kept in the store (Redis).
 //
 // Each worker announces a card — id, address, the nodes it hosts with their signatures,
-// capacity and protocol version — that expires unless refreshed (a worker that dies or
+// capacity, protocol version, load — that expires unless written again (a worker that dies or
 // hangs drops out after its TTL); drivers read the live cards every discovery interval.
 // Keys (with the configured prefix): `<prefix>:worker:<id>` holds the card (Cap'n Proto
 // WorkerCard, sealed like every record) with a TTL; the set `<prefix>:workers` indexes the
@@ -35,14 +35,13 @@ class WorkerDirectory {
   WorkerDirectory(const std::string& redis_url, std::string key_prefix);
   ~WorkerDirectory();
 
-  /// Writes `card` with `ttl` (positive, else Error(invalid_argument)) and indexes it.
+  /// Writes `card` with `ttl` (positive, else Error(invalid_argument)) and indexes it. A
+  /// worker writes its card again every third of its TTL, with its load: its heartbeat.
   void announce(const WorkerCard& card, std::chrono::milliseconds ttl);
-  /// Extends the card's TTL; false if it had expired (announce again then).
-  bool refresh(const std::string& id, std::chrono::milliseconds ttl);
-  /// How long each card has left before it expires unless refreshed (one round trip), in the
-  /// order of `ids`; nullopt for a card that is gone. The `flux workers` tool shows it: a
-  /// worker refreshes every third of its TTL, so a card far from its TTL is a worker that
-  /// stopped refreshing.
+  /// How long each card has left before it expires unless written again (one round trip), in
+  /// the order of `ids`; nullopt for a card that is gone. The `flux workers` tool shows it: a
+  /// worker writes every third of its TTL, so a card far from its TTL is a worker that
+  /// stopped.
   std::vector<std::optional<std::chrono::milliseconds>> expires_in(
       const std::vector<std::string>& ids);
   /// Removes the card at once (a draining worker).

@@ -796,6 +796,8 @@ std::string encode_worker_card(const WorkerCard& card) {
     b.setTls(card.tls);
     b.setPid(card.pid);
     b.setStartedNs(ns(card.started));
+    b.setBusy(card.busy);
+    b.setHeartbeatNs(ns(card.heartbeat));
     if (!card.nodes.empty()) {
       auto nodes =
           b.initNodes(checked_size(card.nodes.size(), k_max_list_elements, "list of nodes"));
@@ -828,6 +830,8 @@ WorkerCard decode_worker_card(std::string_view bytes, std::string_view key,
         card.tls = r.getTls();
         card.pid = r.getPid();
         card.started = at_ns(r.getStartedNs());
+        card.busy = r.getBusy();
+        card.heartbeat = at_ns(r.getHeartbeatNs());
         auto nodes = r.getNodes();
         budget.charge(nodes.size(), k_card_node_cost,
                       [&] { return "a list of " + std::to_string(nodes.size()) + " nodes"; });

@@ -28,6 +28,10 @@ struct WorkerCard {
   Timestamp started{};
   /// (node name, signature), ascending by name.
   std::vector<std::pair<std::string, std::string>> nodes;
+  /// Steps executing or queued at `heartbeat`, when the worker last wrote the card (what
+  /// operators see: `flux workers`; placement uses the driver's own count).
+  std::uint32_t busy = 0;
+  Timestamp heartbeat{};
 
   friend bool operator==(const WorkerCard&, const WorkerCard&) = default;
 };
