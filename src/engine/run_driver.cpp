@@ -100,11 +100,11 @@ void submit_step(ExecRequest req) {
     fail(req.at, make_failure(flux_errc::cancelled, "", "", job.run->stop_reason()));
     return;
   }
-  const PlanStep& step = req.at.step();
-  if (step.remote) {
+  const NodePlacement& placement = job.plan->placement(req.at.step());
+  if (placement.remote) {
     job.services->remote->submit(std::move(req));
   } else {
-    step.executors->submit(std::move(req));
+    placement.executors->submit(std::move(req));
   }
 }
 
