@@ -87,6 +87,8 @@ struct HistoryEntry {
     node @0;
     parallel @1;
     resume @2;                 # the run was resumed here (node "resume", step "")
+    cancel @3;                 # the run was cancelled here (node "cancel", step ""; input:
+                               # {"by": who, "reason": why})
   }
 
   children @12 :List(Text);    # ids of the child runs the execution started, in order
@@ -117,11 +119,14 @@ struct RunRecord {
   historyValues @13 :HistoryValues;  # what history keeps of values; resume needs `full`
   parentRunId @14 :Text;       # a child run: the run that started it (empty otherwise)
   parentStep @15 :Text;        # ... and the step
+  deadlineNs @16 :Int64;       # the run's deadline, ns since the Unix epoch; if hasDeadline
+  hasDeadline @17 :Bool;       # false for records written before deadlines existed
 
   enum Status {
     running @0;
     completed @1;
     failed @2;
+    cancelled @3;              # Runtime::cancel or a deadline; readers before it refuse it
   }
 
   enum HistoryValues {

@@ -16,6 +16,8 @@ const char* to_string(RunStatus status) noexcept {
       return "completed";
     case RunStatus::failed:
       return "failed";
+    case RunStatus::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -24,6 +26,9 @@ void RunResult::throw_if_failed() const {
   if (status == RunStatus::completed) return;
   if (status == RunStatus::running) {
     throw Error(Errc::invalid_argument, "run " + run_id + " has not ended");
+  }
+  if (status == RunStatus::cancelled) {
+    throw Error(Errc::node_failed, error ? error->message : "run " + run_id + " was cancelled");
   }
   throw Error(Errc::node_failed, "run " + run_id + " failed: " +
                                      (error ? error->message : std::string("unknown error")));
@@ -57,6 +62,11 @@ std::optional<RunResult> RunHandle::wait_for(std::chrono::milliseconds timeout) 
     return std::nullopt;
   }
   return *completion_->result;
+}
+
+bool RunHandle::cancel(const std::string& reason) const {
+  // A resumed completed run has no cancel: it is over.
+  return completion_->cancel && completion_->cancel(reason);
 }
 
 bool RunHandle::done() const {
@@ -97,16 +107,22 @@ Runtime::Runtime(Config config) {
 }
 Runtime::~Runtime() = default;
 
-RunHandle Runtime::start_value(const Pipeline& pipeline, Value input) {
-  return RunHandle(engine_->start(pipeline, std::move(input)));
+RunHandle Runtime::start_value(const Pipeline& pipeline, Value input, const RunOptions& options) {
+  return RunHandle(engine_->start(pipeline, std::move(input), options));
 }
 
-RunResult Runtime::resume(std::string_view run_id, const Pipeline& pipeline) {
-  return start_resume(run_id, pipeline).wait();
+bool Runtime::cancel(std::string_view run_id, const std::string& reason) {
+  return engine_->cancel(run_id, reason);
 }
 
-RunHandle Runtime::start_resume(std::string_view run_id, const Pipeline& pipeline) {
-  return RunHandle(engine_->resume(run_id, pipeline));
+RunResult Runtime::resume(std::string_view run_id, const Pipeline& pipeline,
+                          const ResumeOptions& options) {
+  return start_resume(run_id, pipeline, options).wait();
+}
+
+RunHandle Runtime::start_resume(std::string_view run_id, const Pipeline& pipeline,
+                                const ResumeOptions& options) {
+  return RunHandle(engine_->resume(run_id, pipeline, options));
 }
 
 std::vector<RunInfo> Runtime::list_orphans() const { return engine_->list_orphans({}).runs; }

@@ -667,17 +667,30 @@ TEST(RecordCodec, UnknownEnumValueFromNewerWriterIsRejected) {
     capnp::MallocMessageBuilder mb;
     auto r = mb.initRoot<w::RunRecord>();
     r.setId("r1");
-    poke16(r, slot_of<w::RunRecord>("status"), 3);
+    poke16(r, slot_of<w::RunRecord>("status"), 4);  // 3 is `cancelled`
     EXPECT_CORRUPT(RecordKind::run, d::seal_record(RecordKind::run, packed_payload(mb)),
-                   "unknown run status 3 (written by a newer Flux?)");
+                   "unknown run status 4 (written by a newer Flux?)");
   }
   {
     capnp::MallocMessageBuilder mb;
     auto e = mb.initRoot<w::HistoryEntry>();
-    poke16(e, slot_of<w::HistoryEntry>("type"), 3);
+    poke16(e, slot_of<w::HistoryEntry>("type"), 4);  // 3 is `cancel`
     EXPECT_CORRUPT(RecordKind::history, d::seal_record(RecordKind::history, packed_payload(mb)),
-                   "unknown history entry type 3");
+                   "unknown history entry type 4");
   }
+}
+
+TEST(RecordCodec, CancelledRunsCancelEntriesAndDeadlinesRoundTrip) {
+  RunInfo r = sample_run(true);
+  r.status = flux::RunStatus::cancelled;
+  r.deadline = r.created + std::chrono::seconds(30);
+  EXPECT_EQ(d::decode_run(d::encode_run(r), kKey, r.id), r);
+  r.deadline.reset();  // a record without one (also every record written before deadlines)
+  EXPECT_EQ(d::decode_run(d::encode_run(r), kKey, r.id), r);
+  HistoryEntry e = sample_history(false);
+  e.type = HistoryEntry::Type::cancel;
+  e.input = Value::Map{{"by", "host:1:abc"}, {"reason", "why"}};
+  EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
 }
 
 TEST(RecordCodec, FieldsUnknownToThisReaderAreIgnored) {

@@ -401,6 +401,44 @@ TEST_P(StorageContract, PutRunReplacesMetadataAndMovesTheRunBetweenStatusFilters
   EXPECT_EQ(all[0], done);
 }
 
+TEST_P(StorageContract, ACancelledRunIsStoredListedAndFilteredByItsOwnStatus) {
+  RunInfo r = make_run("c", kBase, RunStatus::running);
+  store().put_run(r);
+  RunInfo cancelled = r;
+  cancelled.status = RunStatus::cancelled;
+  cancelled.finished = at(kBase + kSecond);
+  cancelled.deadline = at(kBase + 2 * kSecond);
+  cancelled.error = flux::RunFailure{"", "", "run c was cancelled by me: why"};
+  store().put_run(cancelled);
+  EXPECT_EQ(store().get_run("c"), cancelled);
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::cancelled))),
+            std::vector<std::string>{"c"});
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::running)).empty());
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::failed)).empty());
+  EXPECT_EQ(store().list_runs({}).size(), 1u);
+  // Resumed: running again, out of the cancelled index.
+  store().put_run(r);
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::cancelled)).empty());
+}
+
+TEST_P(StorageContract, CancelRequestsAreKeptPerRunUntilCleared) {
+  store().put_run(make_run("a", kBase, RunStatus::running));
+  store().put_run(make_run("b", kBase + 1, RunStatus::running));
+  const std::vector<std::string> both = {"a", "b", "unknown"};
+  EXPECT_EQ(store().cancel_requests(both), (std::vector<std::optional<flux::CancelRequest>>{
+                                               std::nullopt, std::nullopt, std::nullopt}));
+  store().request_cancel("b", {"host:1:x", "first"});
+  store().request_cancel("b", {"host:2:y", "second"});  // the later one counts
+  auto requests = store().cancel_requests(both);
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_FALSE(requests[0]);
+  EXPECT_EQ(requests[1], (flux::CancelRequest{"host:2:y", "second"}));
+  EXPECT_FALSE(requests[2]);
+  store().clear_cancel_request("b");
+  EXPECT_FALSE(store().cancel_requests(both)[1]);
+  EXPECT_TRUE(store().cancel_requests({}).empty());
+}
+
 // ---- runs: list_runs
 
 TEST_P(StorageContract, ListRunsOnAnEmptyStoreIsEmpty) {

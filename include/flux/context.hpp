@@ -20,6 +20,7 @@
 /// Lifetime: valid until the node's function returns (for an async node, until
 /// its future is ready).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -160,6 +161,23 @@ class Context {
   /// The runs this execution started, in order (recorded in its history entry).
   const std::vector<std::string>& children() const noexcept { return children_; }
 
+  /// Whether this execution should stop: its run was cancelled (`Runtime::cancel`,
+  /// `RunHandle::cancel`), its run's deadline passed, or this attempt's `.timeout` expired
+  /// (an abandoned async or blocking attempt keeps running until it returns, and its result
+  /// is ignored). A sync node cannot be preempted: check this in long loops and return.
+  /// Cheap (an atomic load and a clock read); any thread.
+  bool cancelled() const noexcept;
+  /// When this execution must be done by: the earlier of its attempt's timeout and its run's
+  /// deadline (`RunOptions::deadline`, `Config::deadline`); nullopt if neither is set.
+  std::optional<Timestamp> deadline() const noexcept { return deadline_; }
+
+  /// For Flux: this attempt's deadline and the flag that says it was abandoned.
+  void set_limits(std::optional<Timestamp> deadline,
+                  std::shared_ptr<const std::atomic<bool>> abandoned) noexcept {
+    deadline_ = deadline;
+    abandoned_ = std::move(abandoned);
+  }
+
  private:
   std::shared_ptr<detail::RunAccess> run_;
   const std::string* node_;
@@ -167,6 +185,8 @@ class Context {
   std::uint32_t attempt_;
   SharedState shared_;
   std::vector<std::string> children_;
+  std::optional<Timestamp> deadline_;
+  std::shared_ptr<const std::atomic<bool>> abandoned_;
 };
 
 }  // namespace flux

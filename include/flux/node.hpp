@@ -23,17 +23,22 @@
 ///   node asynchronous: Flux waits for it off the actor scheduler.
 /// - `.blocking()` runs the function on a separate thread pool, so that code
 ///   that sleeps or does blocking I/O never stalls other actors.
+/// - `.retry({...})` executes a failed step again (README, "Control"); `.timeout(d)` bounds
+///   one attempt: an async or blocking attempt is abandoned when it expires, a sync one is
+///   told through `ctx.cancelled()` / `ctx.deadline()` and failed when it returns late.
 ///
 /// Thread safety: a Node is immutable and may be used by any number of
 /// pipelines and concurrent runs; its callable is invoked concurrently, so it
 /// must not mutate unsynchronised captured state.
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -47,6 +52,50 @@
 #include "flux/value.hpp"
 
 namespace flux {
+
+/// The wait before a failed step's next attempt: `initial` after the first failure,
+/// multiplied by `multiplier` after each further one, never more than `max`.
+struct Backoff {
+  std::chrono::milliseconds initial{100};
+  double multiplier = 2.0;
+  std::chrono::milliseconds max{10000};
+  /// The wait after failed attempt `attempt` (1-based), without jitter.
+  std::chrono::milliseconds after(std::uint32_t attempt) const noexcept;
+};
+/// `initial`, then ×`multiplier` per failure, capped at `max`: `exponential(100ms, 2, 10s)`.
+inline Backoff exponential(std::chrono::milliseconds initial, double multiplier = 2.0,
+                           std::chrono::milliseconds max = std::chrono::seconds(10)) {
+  return Backoff{initial, multiplier, max};
+}
+/// The same wait before every retry.
+inline Backoff fixed(std::chrono::milliseconds wait) { return Backoff{wait, 1.0, wait}; }
+
+/// One failed attempt of a step, as a retry policy's `retry_on` sees it.
+struct AttemptFailure {
+  std::string node;
+  std::string step;
+  std::uint32_t attempt = 1;
+  std::string message;         ///< as recorded in the attempt's history entry
+  bool timed_out = false;      ///< the attempt exceeded the node's `.timeout`
+  bool type_mismatch = false;  ///< the input could not be decoded (a retry cannot help)
+};
+
+/// How often, and after how long, a failed step is executed again. Each attempt is its own
+/// history entry (attempt 1, 2, ...) with its own error; the wait between attempts holds
+/// no thread (a timer of the actor system continues the run). The run fails with the last
+/// attempt's error once `attempts` are spent, or when `retry_on` says no.
+struct RetryPolicy {
+  /// Attempts in all, the first included: 1 never retries.
+  std::uint32_t attempts = 1;
+  Backoff backoff{};
+  /// Waits a random 50–100 % of the backoff instead of all of it, so that steps that failed
+  /// together (an outage) do not all retry at the same moment.
+  bool jitter = false;
+  /// Whether a failure is worth another attempt; unset: every failure except a type
+  /// mismatch (the same input would fail the same way). Called on a Flux thread: keep it
+  /// quick and free of side effects; an exception from it counts as "no".
+  std::function<bool(const AttemptFailure&)> retry_on{};
+};
 
 namespace detail {
 
@@ -65,6 +114,10 @@ struct NodeDef {
   std::function<std::function<Value()>(const Value& input, Context& ctx)> call_async;
   /// For nodes returning a ChildRun: starts the child; the node's output is the child's.
   std::function<ChildRun(const Value& input, Context& ctx)> call_child;
+  /// `.retry(...)`; unset: Config::retry.
+  std::optional<RetryPolicy> retry;
+  /// `.timeout(d)`: the bound of one attempt; zero: none.
+  std::chrono::milliseconds timeout{0};
 };
 
 template <class T>
@@ -331,6 +384,9 @@ std::shared_ptr<NodeDef> make_node_def(std::string name, F f) {
   return def;
 }
 
+/// Throws Error(invalid_argument), naming `where`, for a policy that cannot work.
+void check_retry_policy(const RetryPolicy& policy, const std::string& where);
+
 /// Throws Error(invalid_argument) for an empty name or a null callable.
 void check_node_args(const std::string& name, bool callable_is_null);
 
@@ -353,6 +409,27 @@ class Node {
   /// Throws Error(invalid_argument) for an async node (its future is already awaited off
   /// the scheduler).
   Node blocking() const;
+
+  /// A copy of this node whose failed steps are executed again as `policy` says
+  /// (`attempts` in all, waiting `backoff` in between), instead of as `Config::retry` says.
+  /// ```cpp
+  /// using namespace std::chrono_literals;
+  /// auto fetch = flux::node("fetch", [](std::string url) { return http_get(url); })
+  ///                  .retry({.attempts = 5, .backoff = flux::exponential(100ms, 2, 10s),
+  ///                          .jitter = true});
+  /// ```
+  /// Throws Error(invalid_argument) for `attempts` 0, a negative wait or a multiplier below 1.
+  Node retry(RetryPolicy policy) const;
+  /// A copy of this node whose every attempt is bounded by `limit`. An async or
+  /// `.blocking()` attempt that exceeds it is abandoned: recorded as failed (`node 'x'
+  /// (step 0) timed out after 2.000 s`), retried if a retry policy says so, and its late
+  /// result ignored (never recorded). A sync node cannot be preempted: it sees the limit in
+  /// `ctx.deadline()` and `ctx.cancelled()`, and fails as timed out when it returns late.
+  /// Throws Error(invalid_argument) unless `limit` is positive.
+  Node timeout(std::chrono::milliseconds limit) const;
+  /// The node's own retry policy (unset: Config::retry applies) and timeout (0: none).
+  const std::optional<RetryPolicy>& retry_policy() const noexcept { return def_->retry; }
+  std::chrono::milliseconds timeout_limit() const noexcept { return def_->timeout; }
 
   const std::shared_ptr<const detail::NodeDef>& def() const noexcept { return def_; }
 

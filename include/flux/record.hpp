@@ -17,7 +17,9 @@ namespace flux {
 /// Wall-clock time as recorded in history (nanoseconds since the Unix epoch).
 using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono::nanoseconds>;
 
-enum class RunStatus : std::uint8_t { running, completed, failed };
+/// Where a run stands. `cancelled`: stopped by `Runtime::cancel` / `RunHandle::cancel` or by
+/// its deadline (its error says who and why); stored, listed and filtered like the others.
+enum class RunStatus : std::uint8_t { running, completed, failed, cancelled };
 const char* to_string(RunStatus status) noexcept;
 
 /// What history records of each step's input and output.
@@ -33,7 +35,9 @@ enum class HistoryValues : std::uint8_t {
 struct HistoryEntry {
   /// `resume`: the run was resumed here (node "resume", step ""); its output says from
   /// which status and how many recorded steps are reused.
-  enum class Type : std::uint8_t { node, parallel, resume };
+  /// `cancel`: the run was cancelled here (node "cancel", step ""); its input says by whom
+  /// (`by`: a process id, or "deadline") and why (`reason`).
+  enum class Type : std::uint8_t { node, parallel, resume, cancel };
 
   std::uint64_t seq = 0;  ///< position in the run's history, from 0, in append order
   Type type = Type::node;
@@ -82,6 +86,8 @@ struct RunInfo {
   /// For a child run (Context::start): the run and the step that started it; else empty.
   std::string parent_run_id;
   std::string parent_step;
+  /// The run's deadline (RunOptions::deadline, Config::deadline), if it has one.
+  std::optional<Timestamp> deadline;
   /// Filled by `Runtime::get_run`; empty in `list_runs` results.
   std::vector<HistoryEntry> history;
 

@@ -25,11 +25,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "flux/cluster.hpp"
 #include "flux/codec.hpp"
+#include "flux/node.hpp"
 #include "flux/observer.hpp"
 #include "flux/pipeline.hpp"
 #include "flux/record.hpp"
@@ -102,6 +104,29 @@ struct Config {
   std::vector<std::shared_ptr<Observer>> observers{};
   /// Makes this Runtime a cluster driver: node steps go to workers (README, "Cluster").
   ClusterConfig cluster{};
+  /// The retry policy of every node that has none of its own (`Node::retry`); unset: a
+  /// failed step fails its run at once.
+  std::optional<RetryPolicy> retry{};
+  /// Every run's deadline, counted from its start, unless `RunOptions::deadline` gives one;
+  /// zero: none. A run that reaches it is cancelled with reason "deadline exceeded".
+  std::chrono::milliseconds deadline{0};
+};
+
+/// Options of one run (`Runtime::start(pipeline, input, {.deadline = 30s})`).
+struct RunOptions {
+  /// The run must end within this long of its start: every step sees it in
+  /// `ctx.deadline()` (through parallels and child runs' parents alike), and when it passes
+  /// the run is cancelled with reason "deadline exceeded". Unset: `Config::deadline`.
+  std::optional<std::chrono::milliseconds> deadline{};
+};
+
+/// Options of `Runtime::resume`.
+struct ResumeOptions {
+  /// Resume a run that was cancelled (refused otherwise: someone meant it to stop).
+  bool cancelled = false;
+  /// A new deadline from now. Unset: an interrupted (running) run keeps the deadline it was
+  /// started with; a failed or cancelled one is resumed without one.
+  std::optional<std::chrono::milliseconds> deadline{};
 };
 
 /// The outcome of a run.
@@ -139,6 +164,9 @@ class RunHandle {
   /// As `wait`, giving up after `timeout` (returns nullopt; the run goes on).
   std::optional<RunResult> wait_for(std::chrono::milliseconds timeout) const;
   bool done() const;
+  /// Cancels the run (see `Runtime::cancel`); false if it had already ended or been
+  /// cancelled.
+  bool cancel(const std::string& reason = "") const;
 
  private:
   std::shared_ptr<detail::RunCompletion> completion_;
@@ -158,18 +186,41 @@ class Runtime {
   /// An input nested deeper than `flux::k_max_value_depth` throws Error(invalid_argument)
   /// naming its depth and the limit; nothing runs or is stored then (also for `start`).
   template <class... In>
-  RunResult run(const Pipeline& pipeline, const In&... input) {
+  requires(!std::is_same_v<In, RunOptions> && ...) RunResult
+      run(const Pipeline& pipeline, const In&... input) {
     return start(pipeline, input...).wait();
+  }
+  /// As `run`, with options: `rt.run(pipeline, 3, {.deadline = 30s})`.
+  template <class In>
+  RunResult run(const Pipeline& pipeline, const In& input, const RunOptions& options) {
+    return start(pipeline, input, options).wait();
   }
   /// Starts a run and returns at once. The run's id is known at once; the run becomes
   /// visible in the store (to `get_run`, other processes and `resume`) with its first
   /// batch of records, about a millisecond later.
   template <class... In>
-  RunHandle start(const Pipeline& pipeline, const In&... input) {
+  requires(!std::is_same_v<In, RunOptions> && ...) RunHandle
+      start(const Pipeline& pipeline, const In&... input) {
     return start_value(pipeline, encode_arguments(input...));
   }
+  /// As `start`, with options: `rt.start(pipeline, 3, {.deadline = 30s})`.
+  template <class In>
+  RunHandle start(const Pipeline& pipeline, const In& input, const RunOptions& options) {
+    return start_value(pipeline, encode_arguments(input), options);
+  }
   /// Starts a run on an already encoded input.
-  RunHandle start_value(const Pipeline& pipeline, Value input);
+  RunHandle start_value(const Pipeline& pipeline, Value input, const RunOptions& options = {});
+
+  /// Cancels a running run, wherever it runs. The run starts no new step; its running steps
+  /// see `ctx.cancelled()` (async and `.blocking()` ones are abandoned at once, their late
+  /// results ignored; a sync one is waited for); it ends with status `cancelled`, its error
+  /// `run <id> was cancelled by <this runtime's owner_id()>: <reason>`, and a `cancel` entry
+  /// in its history. A run owned by this Runtime is cancelled at once; one owned by another
+  /// process sharing the store gets a cancel request in the store, which its owner picks up
+  /// at its next lease renewal (within `Config::lease_ttl` / 3 plus a store round trip);
+  /// an orphan (its owner gone) is recorded cancelled here. Returns false if the run had
+  /// already ended; throws Error(not_found) for a run the store does not know.
+  bool cancel(std::string_view run_id, const std::string& reason = "");
 
   /// Finishes an interrupted or failed run from the store and waits for it.
   ///
@@ -185,9 +236,14 @@ class Runtime {
   /// lease is live, i.e. still owned by a running process (run_owned, naming the owner);
   /// a record that cannot be decoded (storage). A completed run returns its stored result
   /// and executes nothing.
-  RunResult resume(std::string_view run_id, const Pipeline& pipeline);
+  ///
+  /// A cancelled run (or one with a cancel request pending) is refused (invalid_argument)
+  /// unless `options.cancelled` says to resume it anyway.
+  RunResult resume(std::string_view run_id, const Pipeline& pipeline,
+                   const ResumeOptions& options = {});
   /// As `resume`, returning at once (the refusals above are still thrown here).
-  RunHandle start_resume(std::string_view run_id, const Pipeline& pipeline);
+  RunHandle start_resume(std::string_view run_id, const Pipeline& pipeline,
+                         const ResumeOptions& options = {});
   /// Runs with status running whose owner's lease has expired — interrupted by a crash —
   /// newest first; a service can resume them on start-up. A record that cannot be decoded
   /// is left out (`list_orphans_page` reports it). Costs a constant number of round trips

@@ -151,6 +151,14 @@ struct LeaseResult {
   std::string holder;          ///< otherwise: who holds it
 };
 
+/// A request to cancel a running run, recorded in the store by `Runtime::cancel` in a process
+/// that does not own the run; the owner picks it up at its next lease renewal.
+struct CancelRequest {
+  std::string by;      ///< who asked: the requesting Runtime's owner id
+  std::string reason;  ///< why (may be empty)
+  friend bool operator==(const CancelRequest&, const CancelRequest&) = default;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -206,6 +214,18 @@ class Storage {
   /// in one round trip (`Runtime::list_orphans` relies on it).
   virtual std::vector<std::optional<std::string>> lease_holders(
       std::span<const std::string> run_ids) const;
+
+  /// Cancel requests (see `Runtime::cancel`). Records a request for the run's owner; a later
+  /// request replaces an earlier one. The default throws Error(invalid_argument): a store
+  /// that does not override these cannot carry a cancel request between processes (a run
+  /// owned by the calling Runtime is still cancelled directly).
+  virtual void request_cancel(std::string_view run_id, const CancelRequest& request);
+  /// The pending request of each run, in order (the default: none). Asked at every lease
+  /// renewal for all the runs a process owns: Redis answers in one round trip.
+  virtual std::vector<std::optional<CancelRequest>> cancel_requests(
+      std::span<const std::string> run_ids) const;
+  /// Forgets the run's request (once honoured, or when a cancelled run is resumed).
+  virtual void clear_cancel_request(std::string_view run_id);
 };
 
 /// The default store: everything in this process's memory, lost when it exits.
@@ -242,6 +262,10 @@ class MemoryStorage final : public Storage {
                    std::chrono::milliseconds ttl) override;
   void release_lease(std::string_view run_id, const Lease& lease) override;
   std::optional<std::string> lease_holder(std::string_view run_id) const override;
+  void request_cancel(std::string_view run_id, const CancelRequest& request) override;
+  std::vector<std::optional<CancelRequest>> cancel_requests(
+      std::span<const std::string> run_ids) const override;
+  void clear_cancel_request(std::string_view run_id) override;
 
  private:
   struct Impl;

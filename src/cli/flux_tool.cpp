@@ -110,9 +110,11 @@ int runs_list(Global& g, const ListArgs& a) {
       filter.status = flux::RunStatus::completed;
     else if (a.status == "failed")
       filter.status = flux::RunStatus::failed;
+    else if (a.status == "cancelled")
+      filter.status = flux::RunStatus::cancelled;
     else {
       throw Exit{code(ExitCode::usage),
-                 "--status " + a.status + ": expected running, completed or failed"};
+                 "--status " + a.status + ": expected running, completed, failed or cancelled"};
     }
   }
   if (a.limit == 0) throw Exit{code(ExitCode::usage), "--limit must be at least 1"};

@@ -230,6 +230,8 @@ const char* to_string(HistoryEntry::Type t) {
       return "parallel";
     case HistoryEntry::Type::resume:
       return "resume";
+    case HistoryEntry::Type::cancel:
+      return "cancel";
   }
   return "unknown";
 }

@@ -74,7 +74,8 @@ class Placement {
       const RunJob& job = *req.at.job;
       const PlanStep& step = req.at.step();
       req.at.job->run->begin_step();  // the run stays owned until this step is recorded
-      const std::uint32_t attempt = job.attempt_of(step.id);
+      // A retry (Node::retry) carries its attempt number; a first attempt takes the next one.
+      const std::uint32_t attempt = req.attempt ? req.attempt : job.attempt_of(step.id);
       job.services->notify([&](Observer& o) {
         o.on_node_start(NodeEvent{job.run->run_id(), step.label, step.id, attempt});
       });

@@ -1,6 +1,18 @@
 #include "flux/node.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace flux {
+
+std::chrono::milliseconds Backoff::after(std::uint32_t attempt) const noexcept {
+  double ms = static_cast<double>(initial.count());
+  for (std::uint32_t i = 1; i < attempt && ms < static_cast<double>(max.count()); ++i) {
+    ms *= multiplier;
+  }
+  ms = std::min(ms, static_cast<double>(max.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::max(ms, 0.0)));
+}
 namespace detail {
 
 void check_node_args(const std::string& name, bool callable_is_null) {
@@ -39,6 +51,39 @@ Node Node::blocking() const {
   }
   auto def = std::make_shared<detail::NodeDef>(*def_);
   def->mode = detail::NodeMode::blocking;
+  return Node(std::move(def));
+}
+
+namespace detail {
+void check_retry_policy(const RetryPolicy& policy, const std::string& name) {
+  const std::string where = name + ": retry policy: ";
+  if (policy.attempts == 0) {
+    throw Error(Errc::invalid_argument, where + "attempts must be at least 1 (1: no retry)");
+  }
+  if (policy.backoff.initial.count() < 0 || policy.backoff.max.count() < 0) {
+    throw Error(Errc::invalid_argument, where + "the backoff's waits must not be negative");
+  }
+  if (!(policy.backoff.multiplier >= 1.0) || !std::isfinite(policy.backoff.multiplier)) {
+    throw Error(Errc::invalid_argument, where + "the backoff's multiplier must be at least 1");
+  }
+}
+}  // namespace detail
+
+Node Node::retry(RetryPolicy policy) const {
+  detail::check_retry_policy(policy, "node \"" + def_->name + "\"");
+  auto def = std::make_shared<detail::NodeDef>(*def_);
+  def->retry = std::move(policy);
+  return Node(std::move(def));
+}
+
+Node Node::timeout(std::chrono::milliseconds limit) const {
+  if (limit.count() <= 0) {
+    throw Error(Errc::invalid_argument, "node \"" + def_->name +
+                                            "\": the timeout must be positive, got " +
+                                            std::to_string(limit.count()) + " ms");
+  }
+  auto def = std::make_shared<detail::NodeDef>(*def_);
+  def->timeout = limit;
   return Node(std::move(def));
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <future>
 #include <random>
 #include <set>
 #include <thread>
@@ -128,6 +129,7 @@ std::string process_identity() {
 struct Engine::Impl {
   std::string owner;  // "host:pid:nonce": who holds this process's leases
   std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds deadline{0};  // Config::deadline
   // Declared before `system`: the actor system keeps a reference to its config.
   caf::actor_system_config caf_config;
   std::unique_ptr<caf::actor_system> system;
@@ -237,6 +239,15 @@ Engine::Engine(Config config, ClusterHooks cluster) : impl_(std::make_unique<Imp
   impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->durability = config.durability;
   impl_->services->system = impl_->system.get();
+  impl_->services->timers = std::make_unique<Timers>(*impl_->system);
+  if (config.retry) {
+    check_retry_policy(*config.retry, "Config::retry");
+    impl_->services->retry = std::move(config.retry);
+  }
+  if (config.deadline.count() < 0) {
+    throw Error(Errc::invalid_argument, "Config::deadline must not be negative");
+  }
+  impl_->deadline = config.deadline;
   impl_->journal = std::make_shared<ActorJournal>();
   impl_->services->journal = impl_->journal;
   impl_->persistence =
@@ -297,17 +308,24 @@ const std::string& Engine::owner_id() const noexcept { return impl_->owner; }
 
 ChildRun Engine::start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
                              const std::string& parent_step) {
-  auto completion = start(pipeline, std::move(input), parent_run, parent_step);
+  auto completion = start(pipeline, std::move(input), parent_run, parent_step, {});
   return ChildRun(completion->run_id, completion);
 }
 
-std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input) {
-  return start(pipeline, std::move(input), {}, {});
+std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input,
+                                             const RunOptions& options) {
+  return start(pipeline, std::move(input), {}, {}, options);
 }
 
 std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value input,
                                              const std::string& parent_run,
-                                             const std::string& parent_step) {
+                                             const std::string& parent_step,
+                                             const RunOptions& options) {
+  if (options.deadline && options.deadline->count() <= 0) {
+    throw Error(Errc::invalid_argument, "pipeline '" + pipeline.name() +
+                                            "': RunOptions::deadline must be positive, got " +
+                                            std::to_string(options.deadline->count()) + " ms");
+  }
   // Refused here -- for Runtime::start and for a child started with ctx.start alike -- before
   // anything runs or is written: a too-deep input would otherwise run every node and fail
   // only when the store refuses it.
@@ -330,6 +348,10 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.history_values = impl_->services->history_values;
   job->info.parent_run_id = parent_run;
   job->info.parent_step = parent_step;
+  const std::chrono::milliseconds deadline = options.deadline.value_or(impl_->deadline);
+  if (deadline.count() > 0) {
+    job->info.deadline = job->info.created + std::chrono::nanoseconds(deadline);
+  }
   // A fresh random id: nobody else can hold its lease, so it is claimed by the run's first
   // write (token 1) rather than by a round trip to the store here.
   job->lease = Lease{impl_->owner, 1};
@@ -349,13 +371,25 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
     services->leases->remove(id);
     if (auto r = run.lock()) r->journal_release(owner);
   });
+  job->completion->cancel = [weak = std::weak_ptr<RunJob>(job),
+                             owner = impl_->owner](const std::string& reason) {
+    auto j = weak.lock();
+    return j && cancel_run(*j, owner, reason);
+  };
+  job->deadline = job->info.deadline;
   job->run->journal_run(job->info);
+  if (job->deadline) {
+    // Reaching the deadline cancels the run; the timer is stopped when the run ends.
+    job->deadline_timer = impl_->services->timers->after(
+        *job->deadline - wall_now(), [job] { cancel_run(*job, "deadline", "deadline exceeded"); });
+  }
   auto completion = job->completion;
   start_run(std::move(job));
   return completion;
 }
 
-std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline) {
+std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline,
+                                              const ResumeOptions& options) {
   Storage& store = *impl_->storage;
   const std::string id(run_id);
   // Everything that can refuse the resume is checked before anything is written.
@@ -373,6 +407,22 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     done->run_id = id;
     done->complete(RunResult{id, info->status, info->output, info->error});
     return done;
+  }
+  if (!options.cancelled) {  // someone meant it to stop: only an explicit resume goes on
+    if (info->status == RunStatus::cancelled) {
+      throw Error(Errc::invalid_argument,
+                  (info->error ? info->error->message : "run " + id + " was cancelled") +
+                      "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
+    }
+    const std::string ids[] = {id};
+    if (auto requests = store.cancel_requests(ids); !requests.empty() && requests[0]) {
+      throw Error(Errc::invalid_argument,
+                  "run " + id + " has a cancel request from " + requests[0]->by +
+                      "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
+    }
+  }
+  if (options.deadline && options.deadline->count() <= 0) {
+    throw Error(Errc::invalid_argument, "run " + id + ": ResumeOptions::deadline must be positive");
   }
   if (info->fingerprint != pipeline.fingerprint()) {
     throw Error(Errc::invalid_argument,
@@ -408,8 +458,9 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     store.release_lease(id, job->lease);
     throw;
   }
+  if (options.cancelled) store.clear_cancel_request(id);
   for (const HistoryEntry& e : history) {
-    if (e.type == HistoryEntry::Type::resume) continue;
+    if (e.type == HistoryEntry::Type::resume || e.type == HistoryEntry::Type::cancel) continue;
     auto& attempts = job->attempts[e.step];
     attempts = std::max(attempts, e.attempt);
     if (e.ok()) job->replay[e.step] = e.output;
@@ -425,6 +476,12 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->info.finished.reset();
   job->info.error.reset();
   job->info.output = Value{};
+  // An interrupted run keeps its deadline; a failed or cancelled one is a new try.
+  if (options.deadline) {
+    job->info.deadline = job->info.updated + std::chrono::nanoseconds(*options.deadline);
+  } else if (previous != RunStatus::running) {
+    job->info.deadline.reset();
+  }
   job->run = std::make_shared<RunState>(id, impl_->journal, job->lease.token, std::move(history),
                                         std::move(kv), std::move(shared));
   HistoryEntry mark;
@@ -436,6 +493,62 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->run->set_child_starter(this);
   job->run->append(std::move(mark));  // before any step of the resumed run
   return launch(std::move(job));
+}
+
+bool Engine::cancel(std::string_view run_id, const std::string& reason) {
+  const std::string id(run_id);
+  // Owned here: at once.
+  if (auto run = impl_->services->leases->find(id)) return run->cancel(impl_->owner, reason);
+  Storage& store = *impl_->storage;
+  auto info = store.get_run(id);
+  std::optional<std::string> holder = store.lease_holder(id);
+  if (!info && !holder) throw Error(Errc::not_found, "run " + id + " is not in the store");
+  if (info && info->status != RunStatus::running) return false;
+  if (holder) {  // its owner picks the request up at its next lease renewal
+    store.request_cancel(id, CancelRequest{impl_->owner, reason});
+    return true;
+  }
+  if (cancel_orphan(id, reason)) return true;
+  store.request_cancel(id, CancelRequest{impl_->owner, reason});  // someone adopted it meanwhile
+  return true;
+}
+
+bool Engine::cancel_orphan(const std::string& id, const std::string& reason) {
+  Storage& store = *impl_->storage;
+  auto taken = store.acquire_lease(id, impl_->owner, impl_->lease_ttl);
+  if (!taken.lease) return false;
+  std::optional<RunInfo> info;
+  std::vector<HistoryEntry> history;
+  try {
+    info = store.get_run(id);
+    history = store.history(id, 0);
+  } catch (...) {
+    store.release_lease(id, *taken.lease);
+    throw;
+  }
+  if (!info || info->status != RunStatus::running) {  // it ended meanwhile
+    store.release_lease(id, *taken.lease);
+    return true;
+  }
+  // Its history and record are written as its owner would: through the journal, fenced.
+  auto run = std::make_shared<RunState>(id, impl_->journal, taken.lease->token, std::move(history));
+  run->cancel(impl_->owner, reason);
+  info->status = RunStatus::cancelled;
+  info->error = RunFailure{"", "", run->stop_reason()};
+  info->owner = impl_->owner;
+  info->updated = wall_now();
+  info->finished = info->updated;
+  run->journal_run(*info);
+  run->journal_release(impl_->owner);
+  std::promise<std::string> stored;
+  impl_->journal->complete(Completion{id, taken.lease->token, [&stored](const std::string* error) {
+                                        stored.set_value(error ? *error : std::string());
+                                      }});
+  if (std::string error = stored.get_future().get(); !error.empty()) {
+    throw Error(Errc::storage, "run " + id + ": recording its cancellation failed: " + error);
+  }
+  store.clear_cancel_request(id);
+  return true;
 }
 
 void Engine::adopt_orphans() {

@@ -31,6 +31,8 @@ struct RunCompletion {
   std::condition_variable cv;
   std::optional<RunResult> result;
   std::vector<std::function<void(const RunResult&)>> continuations;  // guarded by mu
+  /// RunHandle::cancel: cancels the run (false if it had ended). Set before the run starts.
+  std::function<bool(const std::string& reason)> cancel;
 
   void complete(RunResult r);
   /// Calls `f` with the result once there is one (at once, if there is one already), on the
@@ -64,11 +66,15 @@ class Engine final : public ChildStarter {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input);
+  std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input,
+                                       const RunOptions& options = {});
   ChildRun start_child(const Pipeline& pipeline, Value input, const std::string& parent_run,
                        const std::string& parent_step) override;
   /// Loads `run_id` and finishes it (see Runtime::resume); throws for refusals.
-  std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline);
+  std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline,
+                                        const ResumeOptions& options = {});
+  /// See Runtime::cancel.
+  bool cancel(std::string_view run_id, const std::string& reason);
   /// One page of the running runs (`filter`), keeping those whose lease has expired:
   /// two calls to the store (a page of runs, then their lease holders at once).
   RunPage list_orphans(const RunFilter& filter) const;
@@ -78,7 +84,9 @@ class Engine final : public ChildStarter {
  private:
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input,
                                        const std::string& parent_run,
-                                       const std::string& parent_step);
+                                       const std::string& parent_step, const RunOptions& options);
+  /// Records an orphan (running, no live owner) as cancelled; false if someone took it first.
+  bool cancel_orphan(const std::string& id, const std::string& reason);
   std::shared_ptr<RunCompletion> launch(std::shared_ptr<RunJob> job);
   /// Config::cluster.adopt: resumes orphans whose pipeline is registered, until destroyed.
   void adopt_orphans();

@@ -2,6 +2,8 @@
 
 #include "engine/failure.hpp"
 
+#include <cstdio>
+
 #include "engine/run_driver.hpp"
 
 namespace flux::detail {
@@ -27,7 +29,16 @@ bool is_cancelled(const caf::error& e) {
          e.code() == static_cast<std::uint8_t>(flux_errc::cancelled);
 }
 
+caf::error timed_out(const std::string& node, const std::string& step,
+                     std::chrono::milliseconds limit) {
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.3f", static_cast<double>(limit.count()) / 1000.0);
+  return make_failure(flux_errc::timed_out, node, step,
+                      "node '" + node + "' (step " + step + ") timed out after " + seconds + " s");
+}
+
 std::string source_text(const std::string* source) {
+  if (!source) return "its input";
   return source == &k_run_input ? "the run input" : "the output of '" + *source + "'";
 }
 

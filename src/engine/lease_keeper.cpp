@@ -32,6 +32,12 @@ void LeaseKeeper::remove(const std::string& run_id) {
   held_.erase(run_id);
 }
 
+std::shared_ptr<RunState> LeaseKeeper::find(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(run_id);
+  return it == held_.end() ? nullptr : it->second.run.lock();
+}
+
 std::optional<std::string> LeaseKeeper::holder_of(const std::string& run_id) const {
   try {
     return storage_.lease_holder(run_id);
@@ -75,6 +81,24 @@ void LeaseKeeper::loop() {
         why += "; stopped so that two owners never run it at once";
         std::fprintf(stderr, "flux: %s\n", why.c_str());
         if (auto run = h.run.lock()) run->lose_lease(std::move(why));
+      }
+    }
+    // Runtime::cancel from another process: its request waits in the store (one round trip
+    // for all the runs held here).
+    if (!held.empty()) {
+      std::vector<std::string> ids;
+      ids.reserve(held.size());
+      for (auto& [id, h] : held) ids.push_back(id);
+      try {
+        std::vector<std::optional<CancelRequest>> requests = storage_.cancel_requests(ids);
+        for (std::size_t i = 0; i < ids.size() && i < requests.size(); ++i) {
+          if (!requests[i]) continue;
+          if (auto run = held[ids[i]].run.lock()) run->cancel(requests[i]->by, requests[i]->reason);
+          storage_.clear_cancel_request(ids[i]);
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "flux: reading cancel requests failed (retried next round): %s\n",
+                     e.what());
       }
     }
     lock.lock();

@@ -27,10 +27,16 @@ class LeaseKeeper {
   /// `flush` is called at every renewal round (every third of `ttl`), before renewing: it
   /// returns true once the writes queued so far (the leases' claims) are in the store, false
   /// if that took too long (the round is then skipped).
+  ///
+  /// Every round also asks the store for cancel requests of the runs held here
+  /// (Runtime::cancel from another process) and cancels those: a request is honoured within
+  /// a third of `ttl` plus a store round trip.
   LeaseKeeper(Storage& storage, std::chrono::milliseconds ttl, std::function<bool()> flush);
   ~LeaseKeeper();  // stops renewing
   void add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run);
   void remove(const std::string& run_id);
+  /// The run `run_id` if this process holds its lease (it runs here).
+  std::shared_ptr<RunState> find(const std::string& run_id);
 
  private:
   void loop();

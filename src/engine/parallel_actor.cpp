@@ -19,6 +19,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
     Timestamp start = wall_now();
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     bool concluded = false;
+    std::uint64_t cancel_hook = 0;
   };
   const PlanStep& step = at.step();
   auto g = std::make_shared<Gather>();
@@ -30,6 +31,14 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
     o.on_node_start(NodeEvent{job.run->run_id(), k_parallel_name, step.id, attempt});
   });
   auto me = caf::actor_cast<caf::actor>(self);
+  // A cancelled run ends now: branches still executing a sync step would keep the parallel
+  // (and so the run) waiting for them otherwise. A weak handle: the hook must not keep this
+  // actor alive.
+  g->cancel_hook = job.run->on_cancel([weak = caf::actor_cast<caf::weak_actor_ptr>(self)] {
+    if (auto strong = caf::actor_cast<caf::actor>(weak)) {
+      caf::anon_send(strong, cancel_atom::value);
+    }
+  });
   for (std::size_t b = 0; b < step.children.size(); ++b) {
     advance(Cursor{at.job, &step.children[b], 0, me, static_cast<std::uint32_t>(b)}, input, source);
   }
@@ -37,6 +46,7 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
   auto conclude = [self, at, g, attempt, input](caf::expected<Value> out) {
     g->concluded = true;
     const RunJob& job = *at.job;
+    job.run->off_cancel(g->cancel_hook);
     const PlanStep& step = at.step();
     // The list of the branches' outputs is one level deeper than the deepest of them.
     if (out) {
@@ -89,6 +99,12 @@ caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value inpu
         if (g->concluded) return;
         g->outputs[branch] = std::move(out);
         if (--g->pending == 0) conclude(Value(std::move(g->outputs)));
+      },
+      [g, conclude, at](cancel_atom) {
+        if (g->concluded) return;
+        const PlanStep& step = at.step();
+        conclude(make_failure(flux_errc::cancelled, k_parallel_name, step.id,
+                              at.job->run->stop_reason()));
       },
       [g, conclude](seq_fail_atom, std::uint32_t, caf::error& err) {
         if (g->concluded) return;

@@ -15,10 +15,103 @@
 #include "engine/run_driver.hpp"
 
 #include <chrono>
+#include <random>
 
 #include "engine/node_executors.hpp"
 
 namespace flux::detail {
+namespace {
+
+/// The failure as the run reports it once no attempt is left: it says how many were made.
+caf::error with_attempts(caf::error error, std::uint32_t attempts) {
+  RunFailure f = failure_of(error);
+  const std::string where = "node '" + f.node + "' (step " + f.step + ")";
+  const std::string count = std::to_string(attempts) + " attempts";
+  if (f.message.rfind(where + " failed: ", 0) == 0) {
+    f.message = where + " failed after " + count + ": " + f.message.substr(where.size() + 9);
+  } else {
+    f.message += " (" + count + ")";
+  }
+  return make_failure(static_cast<flux_errc>(error.code()), f.node, f.step, f.message);
+}
+
+/// Whether `policy` gives the failed attempt `e` another one.
+bool retry_allowed(const RetryPolicy& policy, const HistoryEntry& e, const caf::error& error) {
+  if (e.attempt >= policy.attempts || is_cancelled(error)) return false;
+  AttemptFailure f;
+  f.node = e.node;
+  f.step = e.step;
+  f.attempt = e.attempt;
+  f.message = *e.error;
+  f.timed_out = error.code() == static_cast<std::uint8_t>(flux_errc::timed_out);
+  f.type_mismatch = error.code() == static_cast<std::uint8_t>(flux_errc::type_mismatch);
+  if (!policy.retry_on) return !f.type_mismatch;
+  try {
+    return policy.retry_on(f);
+  } catch (...) {
+    return false;  // documented: an exception from the predicate means "no"
+  }
+}
+
+std::chrono::nanoseconds backoff_of(const RetryPolicy& policy, std::uint32_t failed_attempt) {
+  std::chrono::nanoseconds wait = policy.backoff.after(failed_attempt);
+  if (policy.jitter && wait.count() > 0) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::uniform_real_distribution<double> share(0.5, 1.0);
+    wait = std::chrono::nanoseconds(static_cast<std::int64_t>(wait.count() * share(rng)));
+  }
+  return wait;
+}
+
+/// Executes `req` again once `wait` has passed, or at once if the run is cancelled meanwhile
+/// (submit_step then fails it). Holds no thread while it waits.
+void retry_after(std::chrono::nanoseconds wait, ExecRequest req) {
+  struct Pending {
+    explicit Pending(ExecRequest r) : req(std::move(r)) {}
+    ExecRequest req;
+    std::atomic<bool> fired{false};
+    std::atomic<std::uint64_t> timer{0}, hook{0};
+  };
+  auto p = std::make_shared<Pending>(std::move(req));
+  RunState& run = *p->req.at.job->run;
+  Timers& timers = *p->req.at.job->services->timers;
+  auto go = [p] {
+    if (p->fired.exchange(true)) return;
+    const RunJob& job = *p->req.at.job;
+    job.services->timers->cancel(p->timer);
+    job.run->off_cancel(p->hook);
+    submit_step(std::move(p->req));
+  };
+  p->hook = run.on_cancel(go);  // first: a run cancelled already goes on at once
+  if (p->fired) return;
+  p->timer = timers.after(wait, go);
+}
+
+/// The label of what produced the input of the step at `at`, when the caller did not say.
+const std::string* source_of(const Cursor& at) {
+  return at.index > 0 ? &at.seq->children[at.index - 1].label : &k_run_input;
+}
+
+}  // namespace
+
+void submit_step(ExecRequest req) {
+  const RunJob& job = *req.at.job;
+  if (job.run->failing) {  // cancelled, or another branch failed: start nothing new
+    fail(req.at, make_failure(flux_errc::cancelled, "", "", job.run->stop_reason()));
+    return;
+  }
+  const NodePlacement& placement = job.plan->placement(req.at.step());
+  if (placement.remote) {
+    job.services->remote->submit(std::move(req));
+  } else {
+    placement.executors->submit(std::move(req));
+  }
+}
+
+bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason) {
+  if (job.ended) return false;
+  return job.run->cancel(by, reason);
+}
 
 void fail(const Cursor& at, caf::error error) {
   if (!at.reply_to) {
@@ -47,7 +140,7 @@ void advance(Cursor at, Value input, const std::string* source) {
     }
     return;
   }
-  if (job.run->failing) {  // another branch failed: start nothing new
+  if (job.run->failing) {  // cancelled, or another branch failed: start nothing new
     fail(at, make_failure(flux_errc::cancelled, "", "", job.run->stop_reason()));
     return;
   }
@@ -83,19 +176,36 @@ void advance_when_stored(Cursor at, Value input, const std::string* source, bool
 }
 
 void record_step(const Cursor& at, HistoryEntry e, Value input, caf::expected<Value> outcome,
-                 bool slow) {
+                 bool slow, const std::string* source) {
   const RunJob& job = *at.job;
+  // A step may notice the run's deadline (ctx.cancelled()) before the deadline's timer does:
+  // the run is cancelled here then, so that it never completes past its deadline.
+  if (job.deadline && !job.run->cancelled() && wall_now() >= *job.deadline) {
+    cancel_run(job, "deadline", "deadline exceeded");
+  }
+  const RetryPolicy* policy = job.services->retry_policy(at.step().node);
+  std::optional<ExecRequest> again;  // the next attempt, if the policy gives one
   // An output too deep to store fails its step here, naming it, rather than the run later
   // when the store refuses the history entry.
   if (outcome) {
     if (auto too_deep = check_output_depth(e.node, e.step, *outcome)) outcome = *too_deep;
   }
-  e.input = job.services->for_history(std::move(input));  // the call is done with it
   if (outcome) {
+    e.input = job.services->for_history(std::move(input));  // the call is done with it
     e.output = job.services->for_history(*outcome);
   } else {
     e.error = failure_of(outcome.error()).message;
-    job.run->failing = true;
+    if (policy && !job.run->failing && retry_allowed(*policy, e, outcome.error())) {
+      e.input = job.services->for_history(input);
+      again.emplace(
+          ExecRequest{at, std::move(input), source ? source : source_of(at), e.attempt + 1});
+    } else {
+      e.input = job.services->for_history(std::move(input));
+      if (policy && e.attempt > 1) {
+        outcome = with_attempts(std::move(outcome.error()), e.attempt);
+      }
+      job.run->failing = true;
+    }
   }
   const bool ok = e.ok();
   if (job.services->observers.empty()) {
@@ -112,7 +222,9 @@ void record_step(const Cursor& at, HistoryEntry e, Value input, caf::expected<Va
     });
   }
   job.run->end_step();
-  if (outcome) {
+  if (again) {
+    retry_after(backoff_of(*policy, e.attempt), std::move(*again));
+  } else if (outcome) {
     Cursor next = at;
     ++next.index;
     const std::string* label = &at.step().label;
@@ -132,10 +244,17 @@ void start_run(std::shared_ptr<RunJob> job) {
 
 void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
   if (job->ended.exchange(true)) return;  // the root sequence ends once; be sure of it
+  if (std::uint64_t timer = job->deadline_timer.exchange(0)) job->services->timers->cancel(timer);
+  job->run->mark_ended();  // no cancel from now on; executions still going have nothing to cut
   RunInfo& info = job->info;
   info.updated = wall_now();
   info.finished = info.updated;
-  if (out) {
+  // A run cancelled while its last step was finishing is cancelled: the caller of cancel() was
+  // told so.
+  if (job->run->cancellation()) {
+    info.status = RunStatus::cancelled;
+    info.error = RunFailure{"", "", job->run->stop_reason()};
+  } else if (out) {
     info.status = RunStatus::completed;
     info.output = std::move(*out);
   } else {

@@ -30,6 +30,7 @@ using exec_atom = caf::atom_constant<caf::atom("exec")>;         // run a node, 
 using seq_done_atom = caf::atom_constant<caf::atom("seqdone")>;  // a sequence produced its output
 using seq_fail_atom = caf::atom_constant<caf::atom("seqfail")>;  // a sequence failed
 using drain_atom = caf::atom_constant<caf::atom("drain")>;       // the journal has writes queued
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;     // the run was cancelled
 
 /// Everything about one run that its actors need.
 struct RunJob {
@@ -44,6 +45,11 @@ struct RunJob {
   /// executing them, and the attempts already made per step. Read-only once started.
   std::unordered_map<std::string, Value> replay;
   std::unordered_map<std::string, std::uint32_t> attempts;
+  /// When the run must be over (RunOptions::deadline); every step's ctx.deadline() is at
+  /// most this. Read-only once started.
+  std::optional<Timestamp> deadline;
+  /// The timer that cancels the run at its deadline (Services::timers), 0 if none.
+  std::atomic<std::uint64_t> deadline_timer{0};
 
   std::uint32_t attempt_of(const std::string& step) const {
     if (attempts.empty()) return 1;
@@ -75,6 +81,9 @@ struct ExecRequest {
   Cursor at;
   Value input;
   const std::string* source;  // label of the step that produced `input`, or &k_run_input
+  /// The attempt to make: 0 for the step's first in this process (RunJob::attempt_of), else
+  /// a retry's number (Node::retry).
+  std::uint32_t attempt = 0;
 };
 
 /// Continues `at` with `input` (the output of the step before, labelled `source`):
@@ -93,8 +102,18 @@ void fail(const Cursor& at, caf::error error);
 /// output and error — notifies observers, ends the step's hold on the run, then continues
 /// the run with the output or fails the sequence. `slow`: the step did slow work (its record
 /// may have to be stored before the run goes on, Config::durability).
+///
+/// A failed attempt whose retry policy (Node::retry, else Config::retry) allows another is
+/// executed again after its backoff — holding no thread meanwhile (Services::timers) —
+/// unless the run is stopping; `source` labels the input for the retry (null: derived from
+/// the cursor). Once no attempt is left, the failure names how many were made.
 void record_step(const Cursor& at, HistoryEntry entry, Value input, caf::expected<Value> outcome,
-                 bool slow);
+                 bool slow, const std::string* source = nullptr);
+/// Executes the node step of `req` (again): hands it to its executors or the cluster, or fails
+/// its sequence if the run is stopping.
+void submit_step(ExecRequest req);
+/// Cancels the run of `job` (see RunState::cancel) unless it has ended; false if it had.
+bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason);
 
 /// Executor `index` of `def` (see node_executors.hpp): takes each request from `slot` (its
 /// NodeExecutors::Slot) and tells `executors` when it is free again.

@@ -21,6 +21,8 @@
 #include "engine/journal.hpp"
 #include "engine/lease_keeper.hpp"
 #include "engine/plan.hpp"
+#include "engine/timers.hpp"
+#include "flux/node.hpp"
 #include "flux/observer.hpp"
 #include "flux/runtime.hpp"
 
@@ -65,6 +67,16 @@ struct Services {
   std::size_t history_value_limit = 0;
   Config::Durability durability = Config::Durability::slow_steps;
   RemoteSteps* remote = nullptr;  ///< where remote node steps go (cluster drivers only)
+  /// Backoffs, timeouts and deadlines wait here, holding no thread.
+  std::unique_ptr<Timers> timers;
+  /// Config::retry: the policy of nodes without one of their own.
+  std::optional<RetryPolicy> retry;
+
+  /// The retry policy of a node step, if any.
+  const RetryPolicy* retry_policy(const NodeDef* node) const {
+    if (node && node->retry) return &*node->retry;
+    return retry ? &*retry : nullptr;
+  }
 
   /// Whether a step's record must be acknowledged before its branch goes on.
   bool waits_for_store(bool slow_step) const {

@@ -542,6 +542,9 @@ std::string encode_history(const HistoryEntry& e) {
       case HistoryEntry::Type::resume:
         b.setType(w::HistoryEntry::Type::RESUME);
         break;
+      case HistoryEntry::Type::cancel:
+        b.setType(w::HistoryEntry::Type::CANCEL);
+        break;
     }
     b.setNode(text(e.node));
     b.setStep(text(e.step));
@@ -592,6 +595,9 @@ std::string encode_run(const RunInfo& r) {
       case RunStatus::failed:
         b.setStatus(w::RunRecord::Status::FAILED);
         break;
+      case RunStatus::cancelled:
+        b.setStatus(w::RunRecord::Status::CANCELLED);
+        break;
     }
     b.setCreatedNs(ns(r.created));
     b.setUpdatedNs(ns(r.updated));
@@ -610,6 +616,8 @@ std::string encode_run(const RunInfo& r) {
     b.setOwner(text(r.owner));
     b.setParentRunId(text(r.parent_run_id));
     b.setParentStep(text(r.parent_step));
+    b.setHasDeadline(r.deadline.has_value());
+    b.setDeadlineNs(r.deadline ? ns(*r.deadline) : 0);
     switch (r.history_values) {
       case HistoryValues::full:
         b.setHistoryValues(w::RunRecord::HistoryValues::FULL);
@@ -651,6 +659,9 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key,
             break;
           case w::HistoryEntry::Type::RESUME:
             e.type = HistoryEntry::Type::resume;
+            break;
+          case w::HistoryEntry::Type::CANCEL:
+            e.type = HistoryEntry::Type::cancel;
             break;
           default:
             throw corrupt(key, "unknown history entry type " +
@@ -713,6 +724,9 @@ RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_vie
           case w::RunRecord::Status::FAILED:
             info.status = RunStatus::failed;
             break;
+          case w::RunRecord::Status::CANCELLED:
+            info.status = RunStatus::cancelled;
+            break;
           default:
             throw corrupt(key, "unknown run status " +
                                    std::to_string(static_cast<unsigned>(r.getStatus())) +
@@ -726,6 +740,7 @@ RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_vie
         info.owner = str(r.getOwner(), budget);
         info.parent_run_id = str(r.getParentRunId(), budget);
         info.parent_step = str(r.getParentStep(), budget);
+        if (r.getHasDeadline()) info.deadline = at_ns(r.getDeadlineNs());
         switch (r.getHistoryValues()) {
           case w::RunRecord::HistoryValues::FULL:
             info.history_values = HistoryValues::full;

@@ -118,7 +118,79 @@ std::vector<HistoryEntry> RunState::history() const {
   return history_;
 }
 
+bool RunState::cancel(const std::string& by, const std::string& reason) {
+  std::string message = "run " + run_id_ + " was cancelled";
+  if (by == "deadline") {
+    message += ": " + reason;
+  } else {
+    message += " by " + by + (reason.empty() ? std::string() : ": " + reason);
+  }
+  std::map<std::uint64_t, std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    if (cancellation_ || ended_) return false;
+    cancellation_.emplace(by, reason);
+    callbacks.swap(on_cancel_);
+  }
+  HistoryEntry mark;
+  mark.type = HistoryEntry::Type::cancel;
+  mark.node = "cancel";
+  mark.start = mark.end =
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
+  mark.input = Value::Map{{"by", by}, {"reason", reason}};
+  append(std::move(mark));
+  stop(std::move(message));
+  cancelled_ = true;
+  // Newest first: executions (registered after the parallel that started them) record their
+  // abandoned attempts before that parallel concludes and the run ends.
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) it->second();
+  return true;
+}
+
+std::optional<std::pair<std::string, std::string>> RunState::cancellation() const {
+  std::lock_guard lock(mu_);
+  return cancellation_;
+}
+
+std::uint64_t RunState::on_cancel(std::function<void()> f) {
+  {
+    std::lock_guard lock(mu_);
+    if (ended_) return 0;  // nothing will cancel it: `f` is not needed
+    if (!cancellation_) {
+      const std::uint64_t id = next_on_cancel_++;
+      on_cancel_.emplace(id, std::move(f));
+      return id;
+    }
+  }
+  f();
+  return 0;
+}
+
+void RunState::mark_ended() {
+  std::map<std::uint64_t, std::function<void()>> dropped;
+  std::lock_guard lock(mu_);
+  ended_ = true;
+  dropped.swap(on_cancel_);
+  // `dropped` goes after the lock: a callback's captures may own this RunState.
+}
+
+void RunState::off_cancel(std::uint64_t id) {
+  if (id == 0) return;
+  std::function<void()> dropped;  // destroyed after the lock: its captures may own this
+  std::lock_guard lock(mu_);
+  auto it = on_cancel_.find(id);
+  if (it == on_cancel_.end()) return;
+  dropped = std::move(it->second);
+  on_cancel_.erase(it);
+}
+
 }  // namespace detail
+
+bool Context::cancelled() const noexcept {
+  if (abandoned_ && abandoned_->load(std::memory_order_relaxed)) return true;
+  if (run_->cancelled()) return true;
+  return deadline_ && std::chrono::system_clock::now() >= *deadline_;
+}
 
 ChildRun Context::start_value(const Pipeline& pipeline, Value input) {
   detail::ChildStarter* starter = run_->child_starter();

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,6 +72,8 @@ class RunAccess {
   virtual std::vector<HistoryEntry> history() const = 0;
   /// Who starts the run's child runs; nullptr where children cannot be started.
   virtual ChildStarter* child_starter() const noexcept = 0;
+  /// Whether the run was cancelled (or its deadline passed): Context::cancelled().
+  virtual bool cancelled() const noexcept { return false; }
 };
 
 /// The live view of a run: kv, shared state and history as this process has written
@@ -144,6 +147,28 @@ class RunState final : public RunAccess {
     stop(std::move(why));
   }
   bool lease_lost() const noexcept { return lease_lost_; }
+
+  /// Cancels the run: appends a `cancel` history entry naming `by` and `reason`, stops it
+  /// from starting steps (as `stop`, with `message`) and calls every `on_cancel` callback
+  /// (each abandons an execution or cuts a wait short). Once only: false if it was already.
+  /// The run's error then reads `run <id> was cancelled by <by>: <reason>`, or for `by`
+  /// "deadline", `run <id> was cancelled: deadline exceeded`.
+  bool cancel(const std::string& by, const std::string& reason);
+  /// Also true once the run lost its lease: another owner runs it now, so its steps here
+  /// should stop as well.
+  bool cancelled() const noexcept override {
+    return cancelled_.load(std::memory_order_relaxed) ||
+           lease_lost_.load(std::memory_order_relaxed);
+  }
+  /// Who cancelled the run and why, once cancelled.
+  std::optional<std::pair<std::string, std::string>> cancellation() const;
+  /// Calls `f` when the run is cancelled (at once, here, if it is already); returns the id
+  /// that `off_cancel` takes (0 if `f` was called at once). `f` must not call on_cancel.
+  std::uint64_t on_cancel(std::function<void()> f);
+  void off_cancel(std::uint64_t id);
+  /// The run ended: it can no longer be cancelled, and every `on_cancel` callback is
+  /// forgotten (nothing is left to cut short).
+  void mark_ended();
   /// Why the run stopped starting steps: the reason given to `stop`, or that a step failed.
   std::string stop_reason() const {
     std::lock_guard lock(mu_);
@@ -182,6 +207,12 @@ class RunState final : public RunAccess {
   Value::Map shared_;
   std::vector<HistoryEntry> history_;
   std::string stop_reason_;  // guarded by mu_
+  std::atomic<bool> cancelled_{false};
+  // Guarded by mu_: who cancelled and why, and what to call on cancellation.
+  std::optional<std::pair<std::string, std::string>> cancellation_;
+  std::map<std::uint64_t, std::function<void()>> on_cancel_;
+  std::uint64_t next_on_cancel_ = 1;
+  bool ended_ = false;
 };
 
 }  // namespace flux::detail

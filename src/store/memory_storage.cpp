@@ -76,6 +76,18 @@ bool Storage::renew_lease(std::string_view, const Lease&, std::chrono::milliseco
 void Storage::release_lease(std::string_view, const Lease&) {}
 std::optional<std::string> Storage::lease_holder(std::string_view) const { return std::nullopt; }
 
+void Storage::request_cancel(std::string_view run_id, const CancelRequest&) {
+  throw Error(Errc::invalid_argument,
+              "run " + std::string(run_id) +
+                  " is not owned by this Runtime, and its store keeps no cancel requests "
+                  "(Storage::request_cancel is not implemented)");
+}
+std::vector<std::optional<CancelRequest>> Storage::cancel_requests(
+    std::span<const std::string> run_ids) const {
+  return std::vector<std::optional<CancelRequest>>(run_ids.size());
+}
+void Storage::clear_cancel_request(std::string_view) {}
+
 std::vector<std::optional<std::string>> Storage::lease_holders(
     std::span<const std::string> run_ids) const {
   std::vector<std::optional<std::string>> out;
@@ -134,6 +146,7 @@ struct MemoryStorage::Impl {
     // While the record says completed or failed: its place in `finished` (for retention).
     std::optional<std::list<Run*>::iterator> finished_at;
     Clock::time_point finished_when{};
+    std::optional<CancelRequest> cancel_request;  // Runtime::cancel from another Runtime
   };
 
   explicit Impl(Retention r) : retention(r) {}
@@ -152,7 +165,7 @@ struct MemoryStorage::Impl {
   std::unordered_map<std::string, Run, Hash, std::equal_to<>> runs;
   std::uint64_t next_order = 0;
   Index all;                 // runs with a record
-  Index by_status[3];        // indexed by RunStatus
+  Index by_status[4];        // indexed by RunStatus
   std::list<Run*> finished;  // finished runs, in the order they finished (oldest first)
 
   static Place place_of(const Run& r) {
@@ -427,6 +440,29 @@ void MemoryStorage::release_lease(std::string_view run_id, const Lease& lease) {
   if (it == impl_->runs.end()) return;
   Impl::Run& r = it->second;
   if (r.lease && r.lease->token == lease.token) r.lease.reset();
+}
+
+void MemoryStorage::request_cancel(std::string_view run_id, const CancelRequest& request) {
+  std::unique_lock lock(impl_->mu);
+  impl_->run(run_id).cancel_request = request;
+}
+
+std::vector<std::optional<CancelRequest>> MemoryStorage::cancel_requests(
+    std::span<const std::string> run_ids) const {
+  std::shared_lock lock(impl_->mu);
+  std::vector<std::optional<CancelRequest>> out;
+  out.reserve(run_ids.size());
+  for (const std::string& id : run_ids) {
+    const Impl::Run* r = impl_->find(id);
+    out.push_back(r ? r->cancel_request : std::nullopt);
+  }
+  return out;
+}
+
+void MemoryStorage::clear_cancel_request(std::string_view run_id) {
+  std::unique_lock lock(impl_->mu);
+  auto it = impl_->runs.find(run_id);
+  if (it != impl_->runs.end()) it->second.cancel_request.reset();
 }
 
 std::optional<std::string> MemoryStorage::lease_holder(std::string_view run_id) const {

@@ -64,6 +64,10 @@ class RedisStorage final : public Storage {
   std::optional<std::string> lease_holder(std::string_view run_id) const override;
   std::vector<std::optional<std::string>> lease_holders(
       std::span<const std::string> run_ids) const override;
+  void request_cancel(std::string_view run_id, const CancelRequest& request) override;
+  std::vector<std::optional<CancelRequest>> cancel_requests(
+      std::span<const std::string> run_ids) const override;
+  void clear_cancel_request(std::string_view run_id) override;
 
   /// The key of a run's record, history, kv or shared hash (for tests and tools).
   std::string run_key(std::string_view run_id) const;
@@ -71,6 +75,7 @@ class RedisStorage final : public Storage {
   std::string scope_key(std::string_view run_id, Scope scope) const;
   std::string lease_key(std::string_view run_id) const;
   std::string fence_key(std::string_view run_id) const;
+  std::string cancel_key(std::string_view run_id) const;
   /// The largest record this store sends: the configured limit or the server's
   /// proto-max-bulk-len, whichever is smaller.
   std::size_t max_record_size() const noexcept;
