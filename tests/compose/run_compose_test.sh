@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The docker-compose local cluster, for real (ctest: compose.cluster, label `docker`).
+#
+# With a Docker engine (`docker info` answers):
+#   1. seeds debian:bookworm and debian:bookworm-slim locally (tools/docker-base-images.sh:
+#      debootstrap + docker import; no registry is reachable here);
+#   2. builds the images from the repository's Dockerfile (flux-redis:local, flux-example:local)
+#      and prints how long that took;
+#   3. brings the repository's docker-compose.yml up under a project name of its own with 3
+#      workers, then starts the driver, which starts 12 runs at once;
+#   4. while steps are in flight, `docker kill`s one worker container and `docker network
+#      disconnect`s another from the project's network;
+#   5. checks that the driver exits 0 (every run completed with the right output) and that
+#      the history it prints shows, for each of the two workers, a step recorded as lost
+#      ("was lost") and the same step completed as the next attempt on another worker;
+#   6. `down -v` (containers, network, volumes), also when anything failed (trap).
+# Without an engine it validates docker-compose.yml with `docker-compose config` and says,
+# on stdout, that the cluster was NOT run.
+#
+# What it does differently from a user's `docker compose up --scale worker=3`:
+#   - FLUX_EXAMPLE_STEP_MS=1000: every worker step takes 1 s, so that steps are in flight
+#     when a worker is killed (users leave it at 0);
+#   - FLUX_DRIVER_RUNS=12 instead of the default 6;
+#   - the driver is started after the workers announced themselves (`up -d driver`), not
+#     together with them, and the images are built with `docker build` before `up --no-build`;
+#   - `down -v --timeout 10`: the disconnected worker cannot reach Redis to drain, so the
+#     35 s stop_grace_period is not waited for.
+# Every wait is bounded.
+#
+#   run_compose_test.sh SOURCE_DIR
+set -euo pipefail
+
+src=${1:?usage: run_compose_test.sh SOURCE_DIR}
+cd "$src"
+test_start=$SECONDS
+
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  compose=(docker-compose)
+else
+  echo "FAIL: neither 'docker compose' nor 'docker-compose' is installed (Debian: docker-compose)" >&2
+  exit 1
+fi
+
+if ! command -v docker >/dev/null || ! timeout 20 docker info >/dev/null 2>&1; then
+  "${compose[@]}" -f docker-compose.yml config -q ||
+    { echo "FAIL: '${compose[*]} config' rejected docker-compose.yml" >&2; exit 1; }
+  echo "compose.cluster: NO DOCKER ENGINE on this machine (docker info does not answer):"
+  echo "  docker-compose.yml was only validated with '${compose[*]} config'; the cluster was NOT"
+  echo "  built, started or tested."
+  exit 0
+fi
+
+project=fluxtest$$x$RANDOM
+export COMPOSE_PROJECT_NAME=$project
+export FLUX_EXAMPLE_STEP_MS=1000 FLUX_DRIVER_RUNS=12
+dc() { timeout "${DC_TIMEOUT:-120}" "${compose[@]}" -f docker-compose.yml -p "$project" "$@"; }
+logs=$(mktemp -d /tmp/flux-compose-test-XXXXXX)
+
+cleanup() {
+  local status=$?
+  if ((status != 0)); then
+    dc ps -a >&2 || true
+    dc logs --no-color --tail 40 >&2 || true
+  fi
+  # Bounded: the disconnected worker cannot drain (Redis is out of its reach).
+  DC_TIMEOUT=180 dc down -v --remove-orphans --timeout 10 >"$logs/down.log" 2>&1 ||
+    { echo "compose.cluster: 'down -v' failed:" >&2; cat "$logs/down.log" >&2; }
+  rm -rf "$logs"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# Polls `condition` (a command) every 0.5 s for at most $1 seconds.
+wait_until() {
+  local tries=$(($1 * 2))
+  shift
+  until "$@"; do
+    ((--tries > 0)) || return 1
+    sleep 0.5
+  done
+}
+
+# 1. Base images.
+timeout 900 ./tools/docker-base-images.sh || fail "could not seed the base images"
+
+# 2. The images, from the Dockerfile (the classic builder: this machine has no buildx).
+build_start=$SECONDS
+for target in redis runtime; do
+  tag=$([[ $target == redis ]] && echo flux-redis:local || echo flux-example:local)
+  DOCKER_BUILDKIT=0 timeout 2400 docker build --target "$target" -t "$tag" . >"$logs/build-$target.log" 2>&1 ||
+    { tail -n 40 "$logs/build-$target.log" >&2; fail "docker build --target $target failed"; }
+done
+echo "compose.cluster: images built in $((SECONDS - build_start)) s"
+
+# 3. Redis (healthy), the certificates, 3 workers; then the driver.
+dc up -d --no-build --scale worker=3 redis certs worker >"$logs/up.log" 2>&1 ||
+  { cat "$logs/up.log" >&2; fail "up -d --scale worker=3 failed"; }
+mapfile -t workers < <(dc ps -q worker)
+((${#workers[@]} == 3)) || fail "expected 3 worker containers, got ${#workers[@]}"
+all_announced() {
+  local c
+  for c in "${workers[@]}"; do docker logs "$c" 2>/dev/null | grep -q '^worker .* serving' || return 1; done
+}
+wait_until 60 all_announced || fail "the 3 workers did not all announce themselves within 60 s"
+worker_id() { docker logs "$1" 2>/dev/null | sed -n 's/^worker \([^ ]*\) serving.*/\1/p' | head -n1; }
+killed=${workers[0]} cut=${workers[1]}
+killed_id=$(worker_id "$killed") cut_id=$(worker_id "$cut")
+echo "compose.cluster: workers $(for c in "${workers[@]}"; do printf '%s ' "$(worker_id "$c")"; done)"
+
+dc up -d --no-build --no-deps driver >>"$logs/up.log" 2>&1 || { cat "$logs/up.log" >&2; fail "up -d driver failed"; }
+driver=$(dc ps -q driver)
+[[ -n $driver ]] || fail "no driver container"
+started() { docker logs "$driver" 2>/dev/null | grep -q '^driver started 12 runs'; }
+wait_until 60 started || fail "the driver did not start its runs within 60 s"
+
+# 4. Steps take 1 s and 36 of them share 6 slots: every worker is busy for several seconds.
+sleep 0.5
+docker kill "$killed" >/dev/null || fail "docker kill $killed failed"
+echo "compose.cluster: killed worker $killed_id"
+network=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$cut" | awk '{print $1}')
+docker network disconnect "$network" "$cut" || fail "docker network disconnect $network $cut failed"
+echo "compose.cluster: disconnected worker $cut_id from $network"
+
+# 5. The driver finishes every run, and the history shows both re-dispatches.
+status=$(timeout 180 docker wait "$driver") || fail "the driver did not exit within 180 s"
+docker logs "$driver" >"$logs/driver.out" 2>"$logs/driver.err"
+cat "$logs/driver.out"
+((status == 0)) || { cat "$logs/driver.err" >&2; fail "the driver exited with $status"; }
+runs=$(grep -cE '^run [^ ]+: [0-9]+ words, [0-9]+ letters: ' "$logs/driver.out" || true)
+((runs == 12)) || fail "the driver printed $runs completed runs, not 12"
+
+# For worker $1: a step recorded as lost on it (attempt k, "was lost") whose attempt k+1 of
+# the same run completed on another worker.
+redispatched() {
+  awk -v lost="$1" '
+    /^run / { run = $2 }
+    /^  step / {
+      step = $2; node = $3; attempt = $5; worker = ($7 == "worker") ? $8 : "driver"
+      if (worker == lost && / failed: / && /was lost/) lost_at[run " " step " " attempt + 1] = 1
+      else if (!/ failed: /) done_at[run " " step " " attempt] = worker
+    }
+    END {
+      for (k in lost_at) if (k in done_at && done_at[k] != lost) { print k " on " done_at[k]; found = 1 }
+      exit !found
+    }' "$logs/driver.out"
+}
+moved=$(redispatched "$killed_id") || fail "no step lost on the killed worker $killed_id completed on another worker"
+echo "compose.cluster: killed worker's steps re-dispatched (run step attempt): $(echo "$moved" | head -n3 | tr '\n' ';')"
+moved=$(redispatched "$cut_id") ||
+  fail "no step lost on the disconnected worker $cut_id completed on another worker"
+echo "compose.cluster: disconnected worker's steps re-dispatched (run step attempt): $(echo "$moved" | head -n3 | tr '\n' ';')"
+echo "compose.cluster: passed in $((SECONDS - test_start)) s (12 runs on 3 workers, one killed, one cut off)"
