@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,6 +103,11 @@ struct Config {
   std::vector<std::shared_ptr<Observer>> observers{};
   /// Makes this Runtime a cluster driver: node steps go to workers (README, "Cluster").
   ClusterConfig cluster{};
+  /// Serve this process's Prometheus metrics (flux/metrics.hpp) at "host:port", e.g.
+  /// "127.0.0.1:9464" (port 0: any free one, see `Runtime::metrics_port`), and count this
+  /// Runtime's runs and steps there (`metrics_observer()` is added to `observers`); empty:
+  /// off. Listen on loopback unless your Prometheus is elsewhere: there is no authentication.
+  std::string metrics_listen{};
 };
 
 /// The outcome of a run.
@@ -226,9 +232,12 @@ class Runtime {
 
   /// The store this runtime writes to.
   Storage& storage() const noexcept;
+  /// The port of its metrics endpoint (`Config::metrics_listen`); 0 when off.
+  std::uint16_t metrics_port() const noexcept;
 
  private:
-  std::unique_ptr<detail::Engine> engine_;
+  std::unique_ptr<MetricsServer> metrics_;  // destroyed after the engine: it may be scraped
+  std::unique_ptr<detail::Engine> engine_;  // until the engine is gone
 };
 
 }  // namespace flux

@@ -1,6 +1,7 @@
 #include "engine/journal.hpp"
 
 #include "engine/run_driver.hpp"
+#include "metrics/metrics.hpp"
 
 namespace flux::detail {
 namespace {
@@ -45,6 +46,7 @@ void ActorJournal::push(F&& add, bool urgent) {
 
 void ActorJournal::write(Write w) {
   push([&](Batch& q) { q.writes.push_back(std::move(w)); }, false);
+  metrics::persistence_queued(1);
 }
 
 void ActorJournal::complete(Completion c) {
@@ -90,6 +92,7 @@ ActorJournal::Batch ActorJournal::take() {
     queue_.writes.reserve(out.writes.size());  // the next batch is likely as large
   }
   drained_.notify_all();
+  metrics::persistence_queued(-static_cast<std::int64_t>(out.writes.size()));
   return out;
 }
 
