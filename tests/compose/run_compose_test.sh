@@ -13,7 +13,9 @@
 #   5. checks that the driver exits 0 (every run completed with the right output) and that
 #      the history it prints shows, for each of the two workers, a step recorded as lost
 #      ("was lost") and the same step completed as the next attempt on another worker;
-#   6. `down -v` (containers, network, volumes), also when anything failed (trap).
+#   6. scrapes the surviving worker's Prometheus metrics with curl through the port Docker
+#      published on 127.0.0.1, and checks its capacity and the steps it executed;
+#   7. `down -v` (containers, network, volumes), also when anything failed (trap).
 # Without an engine it validates docker-compose.yml with `docker-compose config` and says,
 # on stdout, that the cluster was NOT run.
 #
@@ -65,8 +67,10 @@ cleanup() {
     dc logs --no-color --tail 40 >&2 || true
   fi
   # Bounded: the disconnected worker cannot drain (Redis is out of its reach).
+  local down_start=$SECONDS
   DC_TIMEOUT=180 dc down -v --remove-orphans --timeout 10 >"$logs/down.log" 2>&1 ||
     { echo "compose.cluster: 'down -v' failed:" >&2; cat "$logs/down.log" >&2; }
+  echo "compose.cluster: down -v took $((SECONDS - down_start)) s; $((SECONDS - test_start)) s in all"
   rm -rf "$logs"
   exit "$status"
 }
@@ -111,8 +115,8 @@ all_announced() {
 }
 wait_until 60 all_announced || fail "the 3 workers did not all announce themselves within 60 s"
 worker_id() { docker logs "$1" 2>/dev/null | sed -n 's/^worker \([^ ]*\) serving.*/\1/p' | head -n1; }
-killed=${workers[0]} cut=${workers[1]}
-killed_id=$(worker_id "$killed") cut_id=$(worker_id "$cut")
+killed=${workers[0]} cut=${workers[1]} survivor=${workers[2]}
+killed_id=$(worker_id "$killed") cut_id=$(worker_id "$cut") survivor_id=$(worker_id "$survivor")
 echo "compose.cluster: workers $(for c in "${workers[@]}"; do printf '%s ' "$(worker_id "$c")"; done)"
 
 dc up -d --no-build --no-deps driver >>"$logs/up.log" 2>&1 || { cat "$logs/up.log" >&2; fail "up -d driver failed"; }
@@ -133,6 +137,8 @@ echo "compose.cluster: disconnected worker $cut_id from $network"
 status=$(timeout 180 docker wait "$driver") || fail "the driver did not exit within 180 s"
 docker logs "$driver" >"$logs/driver.out" 2>"$logs/driver.err"
 cat "$logs/driver.out"
+echo "--- the driver's stderr"
+cat "$logs/driver.err"
 ((status == 0)) || { cat "$logs/driver.err" >&2; fail "the driver exited with $status"; }
 runs=$(grep -cE '^run [^ ]+: [0-9]+ words, [0-9]+ letters: ' "$logs/driver.out" || true)
 ((runs == 12)) || fail "the driver printed $runs completed runs, not 12"
@@ -157,4 +163,23 @@ echo "compose.cluster: killed worker's steps re-dispatched (run step attempt): $
 moved=$(redispatched "$cut_id") ||
   fail "no step lost on the disconnected worker $cut_id completed on another worker"
 echo "compose.cluster: disconnected worker's steps re-dispatched (run step attempt): $(echo "$moved" | head -n3 | tr '\n' ';')"
+# 6. The survivor's metrics, from the host, as Prometheus would scrape them.
+published=$(docker port "$survivor" 9464/tcp | head -n1)
+[[ $published == 127.0.0.1:* ]] || fail "the metrics port is published on '$published', not on 127.0.0.1"
+timeout 10 curl -sSf "http://$published/metrics" >"$logs/metrics.txt" ||
+  fail "GET http://$published/metrics failed"
+metric() { awk -v series="$1" '$1 == series {print $2}' "$logs/metrics.txt"; }
+grep -qx '# TYPE flux_worker_capacity gauge' "$logs/metrics.txt" || fail "no TYPE line for flux_worker_capacity"
+grep -qx '# TYPE flux_worker_step_duration_seconds histogram' "$logs/metrics.txt" ||
+  fail "no TYPE line for flux_worker_step_duration_seconds"
+capacity=$(metric "flux_worker_capacity{worker=\"$survivor_id\"}")
+((${capacity:-0} >= 1)) || fail "flux_worker_capacity of $survivor_id is '$capacity' (one per core expected)"
+[[ $(metric "flux_worker_steps_in_flight{worker=\"$survivor_id\"}") == 0 ]] || fail "the survivor still reports steps in flight"
+executed=0
+for node in tokenize count_words count_chars; do
+  n=$(metric "flux_worker_step_duration_seconds_count{node=\"$node\"}")
+  ((${n:-0} >= 1)) || fail "the survivor's metrics show no $node step executed"
+  executed=$((executed + n))
+done
+echo "compose.cluster: the survivor's metrics (http://$published/metrics): capacity $capacity, $executed steps executed"
 echo "compose.cluster: passed in $((SECONDS - test_start)) s (12 runs on 3 workers, one killed, one cut off)"
