@@ -10,9 +10,9 @@
 #
 # Stages, in this order because the classic builder builds every stage before the target:
 #   redis   - redis-server on bookworm-slim, for the compose file's store
-#   build   - compiles only the `cluster` example and the library (Release, no tests or
+#   build   - compiles only the library, the `cluster` example and the `flux` tool (Release, no tests or
 #             benchmarks) on debian:bookworm
-#   runtime - bookworm-slim with only the runtime libraries, the binary and the script that
+#   runtime - bookworm-slim with only the runtime libraries, the binaries and the script that
 #             makes the compose cluster's TLS certificates
 
 FROM debian:bookworm-slim AS redis
@@ -30,6 +30,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis-dev libssl-dev \
+      libcli11-dev nlohmann-json3-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the library and the example need, so that editing tests or docs does not
@@ -42,8 +43,8 @@ COPY src src
 COPY examples examples
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DFLUX_BUILD_TESTS=OFF \
       -DFLUX_BUILD_BENCH=OFF -DFLUX_INSTALL=OFF >/dev/null \
- && cmake --build /build -j2 --target cluster \
- && strip /build/examples/cluster
+ && cmake --build /build -j2 --target cluster flux_cli \
+ && strip /build/examples/cluster /build/bin/flux
 
 FROM debian:bookworm-slim AS runtime
 # The shared libraries `cluster` links (ldd), and openssl for flux-compose-certs.
@@ -56,7 +57,7 @@ RUN apt-get update \
 # ownership of the image's directory when it is first mounted).
 RUN useradd --system --uid 10001 --home-dir /var/lib/flux --create-home flux \
  && mkdir -p /var/lib/flux/certs && chown flux:flux /var/lib/flux/certs
-COPY --from=build /build/examples/cluster /usr/local/bin/cluster
+COPY --from=build /build/examples/cluster /build/bin/flux /usr/local/bin/
 COPY tools/compose-certs.sh /usr/local/bin/flux-compose-certs
 USER flux
 WORKDIR /var/lib/flux

@@ -7,11 +7,11 @@
 #   2. builds the images from the repository's Dockerfile (flux-redis:local, flux-example:local)
 #      and prints how long that took;
 #   3. brings the repository's docker-compose.yml up under a project name of its own with 3
-#      workers, then starts the driver, which starts 12 runs at once;
+#      workers, then the driver, and submits 12 runs at once (`cluster run --submit --wait`);
 #   4. while steps are in flight, `docker kill`s one worker container and `docker network
 #      disconnect`s another from the project's network;
-#   5. checks that the driver exits 0 (every run completed with the right output) and that
-#      the history it prints shows, for each of the two workers, a step recorded as lost
+#   5. checks that every run completed with the right output and that its history
+#      (`flux runs show --json`) shows, for each of the two workers, a step recorded as lost
 #      ("was lost") and the same step completed as the next attempt on another worker;
 #   6. scrapes the surviving worker's Prometheus metrics with curl through the port Docker
 #      published on 127.0.0.1, and checks its capacity and the steps it executed;
@@ -22,7 +22,6 @@
 # What it does differently from a user's `docker compose up --scale worker=3`:
 #   - FLUX_EXAMPLE_STEP_MS=1000: every worker step takes 1 s, so that steps are in flight
 #     when a worker is killed (users leave it at 0);
-#   - FLUX_DRIVER_RUNS=12 instead of the default 6;
 #   - the driver is started after the workers announced themselves (`up -d driver`), not
 #     together with them, and the images are built with `docker build` before `up --no-build`;
 #   - `down -v --timeout 10`: the disconnected worker cannot reach Redis to drain, so the
@@ -56,7 +55,7 @@ fi
 
 project=fluxtest$$x$RANDOM
 export COMPOSE_PROJECT_NAME=$project
-export FLUX_EXAMPLE_STEP_MS=1000 FLUX_DRIVER_RUNS=12
+export FLUX_EXAMPLE_STEP_MS=1000
 dc() { timeout "${DC_TIMEOUT:-120}" "${compose[@]}" -f docker-compose.yml -p "$project" "$@"; }
 logs=$(mktemp -d /tmp/flux-compose-test-XXXXXX)
 
@@ -122,47 +121,74 @@ echo "compose.cluster: workers $(for c in "${workers[@]}"; do printf '%s ' "$(wo
 dc up -d --no-build --no-deps driver >>"$logs/up.log" 2>&1 || { cat "$logs/up.log" >&2; fail "up -d driver failed"; }
 driver=$(dc ps -q driver)
 [[ -n $driver ]] || fail "no driver container"
-started() { docker logs "$driver" 2>/dev/null | grep -q '^driver started 12 runs'; }
-wait_until 60 started || fail "the driver did not start its runs within 60 s"
+adopting() { docker logs "$driver" 2>/dev/null | grep -q '^driver .* adopting wordcount'; }
+wait_until 60 adopting || fail "the driver did not say it adopts wordcount within 60 s"
 
-# 4. Steps take 1 s and 36 of them share 6 slots: every worker is busy for several seconds.
-sleep 0.5
+# 12 runs submitted at once (`cluster run --submit --wait` in the driver's container, as a user
+# would with `docker compose exec driver ...`); the driver adopts and runs them.
+sentences=("the quick brown fox" "jumps over the lazy dog" "flux runs pipelines on a cluster")
+expected=("4 words, 16 letters: the quick brown fox" "5 words, 19 letters: jumps over the lazy dog"
+  "6 words, 27 letters: flux runs pipelines on a cluster")
+clients=()
+for i in $(seq 0 11); do
+  timeout 180 docker exec "$driver" cluster run wordcount --input "\"${sentences[i % 3]}\"" \
+    --submit --wait >"$logs/run$i.out" 2>"$logs/run$i.err" &
+  clients+=($!)
+done
+submitted() {
+  local i
+  for i in $(seq 0 11); do [[ -s $logs/run$i.out ]] || return 1; done
+}
+wait_until 60 submitted || fail "the 12 runs were not all submitted within 60 s"
+
+# 4. Steps take 1 s and 36 of them share 6 slots; the driver adopts within its 1 s interval.
+sleep 2
 docker kill "$killed" >/dev/null || fail "docker kill $killed failed"
 echo "compose.cluster: killed worker $killed_id"
 network=$(docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$cut" | awk '{print $1}')
 docker network disconnect "$network" "$cut" || fail "docker network disconnect $network $cut failed"
 echo "compose.cluster: disconnected worker $cut_id from $network"
 
-# 5. The driver finishes every run, and the history shows both re-dispatches.
-status=$(timeout 180 docker wait "$driver") || fail "the driver did not exit within 180 s"
-docker logs "$driver" >"$logs/driver.out" 2>"$logs/driver.err"
-cat "$logs/driver.out"
+# 5. Every run completes with the right output, and the history shows both re-dispatches.
+for i in $(seq 0 11); do
+  status=0
+  wait "${clients[i]}" || status=$?
+  run_id=$(head -n1 "$logs/run$i.out")
+  output=$(sed -n 2p "$logs/run$i.out")
+  [[ $status == 0 && $output == "\"${expected[i % 3]}\"" ]] ||
+    { cat "$logs/run$i.err" >&2; fail "run $i ($run_id) exited $status with output '$output'"; }
+  echo "compose.cluster: run $run_id: $output"
+  docker exec "$driver" flux runs show "$run_id" --json >"$logs/show$i.json" ||
+    fail "flux runs show $run_id failed"
+done
 echo "--- the driver's stderr"
-cat "$logs/driver.err"
-((status == 0)) || { cat "$logs/driver.err" >&2; fail "the driver exited with $status"; }
-runs=$(grep -cE '^run [^ ]+: [0-9]+ words, [0-9]+ letters: ' "$logs/driver.out" || true)
-((runs == 12)) || fail "the driver printed $runs completed runs, not 12"
+docker logs "$driver" 2>&1 >/dev/null | tail -n 20
 
 # For worker $1: a step recorded as lost on it (attempt k, "was lost") whose attempt k+1 of
-# the same run completed on another worker.
+# the same run completed on another worker; prints "run step attempt on worker" for each.
 redispatched() {
-  awk -v lost="$1" '
-    /^run / { run = $2 }
-    /^  step / {
-      step = $2; node = $3; attempt = $5; worker = ($7 == "worker") ? $8 : "driver"
-      if (worker == lost && / failed: / && /was lost/) lost_at[run " " step " " attempt + 1] = 1
-      else if (!/ failed: /) done_at[run " " step " " attempt] = worker
-    }
-    END {
-      for (k in lost_at) if (k in done_at && done_at[k] != lost) { print k " on " done_at[k]; found = 1 }
-      exit !found
-    }' "$logs/driver.out"
+  python3 - "$1" "$logs"/show*.json <<'PY'
+import json, sys
+lost_worker, found = sys.argv[1], False
+for path in sys.argv[2:]:
+    doc = json.load(open(path))
+    history = doc["history"]
+    for e in history:
+        if e["worker"] == lost_worker and e["status"] == "failed" and "was lost" in (e["error"] or ""):
+            for n in history:
+                if (n["step"] == e["step"] and n["attempt"] == e["attempt"] + 1
+                        and n["status"] == "ok" and n["worker"] not in (None, lost_worker)):
+                    print(doc["run"]["id"], n["step"], n["node"], "attempt", n["attempt"], "on", n["worker"])
+                    found = True
+sys.exit(0 if found else 1)
+PY
 }
 moved=$(redispatched "$killed_id") || fail "no step lost on the killed worker $killed_id completed on another worker"
-echo "compose.cluster: killed worker's steps re-dispatched (run step attempt): $(echo "$moved" | head -n3 | tr '\n' ';')"
+echo "compose.cluster: the killed worker's steps, placed again: $(echo "$moved" | head -n3 | tr '\n' ';')"
 moved=$(redispatched "$cut_id") ||
   fail "no step lost on the disconnected worker $cut_id completed on another worker"
-echo "compose.cluster: disconnected worker's steps re-dispatched (run step attempt): $(echo "$moved" | head -n3 | tr '\n' ';')"
+echo "compose.cluster: the disconnected worker's steps, placed again: $(echo "$moved" | head -n3 | tr '\n' ';')"
+
 # 6. The survivor's metrics, from the host, as Prometheus would scrape them.
 published=$(docker port "$survivor" 9464/tcp | head -n1)
 [[ $published == 127.0.0.1:* ]] || fail "the metrics port is published on '$published', not on 127.0.0.1"
