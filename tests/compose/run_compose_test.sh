@@ -12,7 +12,7 @@
 #      disconnect`s another from the project's network;
 #   5. checks that every run completed with the right output and that its history
 #      (`flux runs show --json`) shows, for each of the two workers, a step recorded as lost
-#      ("was lost") and the same step completed as the next attempt on another worker;
+#      ("was lost") and the same step completed as a later attempt on another worker;
 #   6. scrapes the surviving worker's Prometheus metrics with curl through the port Docker
 #      published on 127.0.0.1, and checks its capacity and the steps it executed;
 #   7. `down -v` (containers, network, volumes), also when anything failed (trap).
@@ -164,8 +164,9 @@ done
 echo "--- the driver's stderr"
 docker logs "$driver" 2>&1 >/dev/null | tail -n 20
 
-# For worker $1: a step recorded as lost on it (attempt k, "was lost") whose attempt k+1 of
-# the same run completed on another worker; prints "run step attempt on worker" for each.
+# For worker $1: a step recorded as lost on it (attempt k, "was lost") of which a later
+# attempt (k+1, or more if that one was lost too) completed on another worker; prints "run
+# step node attempt on worker" for each.
 redispatched() {
   python3 - "$1" "$logs"/show*.json <<'PY'
 import json, sys
@@ -176,7 +177,7 @@ for path in sys.argv[2:]:
     for e in history:
         if e["worker"] == lost_worker and e["status"] == "failed" and "was lost" in (e["error"] or ""):
             for n in history:
-                if (n["step"] == e["step"] and n["attempt"] == e["attempt"] + 1
+                if (n["step"] == e["step"] and n["attempt"] > e["attempt"]
                         and n["status"] == "ok" and n["worker"] not in (None, lost_worker)):
                     print(doc["run"]["id"], n["step"], n["node"], "attempt", n["attempt"], "on", n["worker"])
                     found = True
