@@ -21,15 +21,30 @@
 //     A driver adopts submitted (and orphaned) runs and places their steps on workers.
 // The store is --store, else the FLUX_STORE environment variable: redis://host:port. Every
 // option has such a variable (see --help), so a container needs no flags.
+// FLUX_EXAMPLE_STEP_MS makes each worker step take that long (the compose test sets it, so
+// that steps are in flight when it kills a worker).
+#include <chrono>
+#include <cstdlib>
 #include <flux/flux.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
 
+/// FLUX_EXAMPLE_STEP_MS: how long each worker step takes (default: no delay).
+void pace() {
+  static const long ms = [] {
+    const char* v = std::getenv("FLUX_EXAMPLE_STEP_MS");
+    return v ? std::atol(v) : 0L;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
 flux::Pipeline make_pipeline() {
   auto tokenize = flux::node("tokenize", [](const std::string& text, flux::Context& ctx) {
+    pace();
     ctx.save("sentence", text);  // on a worker: applied by the run's owner, the driver
     std::vector<std::string> words;
     std::istringstream in(text);
@@ -37,9 +52,11 @@ flux::Pipeline make_pipeline() {
     return words;
   });
   auto count_words = flux::node("count_words", [](const std::vector<std::string>& words) {
+    pace();
     return static_cast<std::int64_t>(words.size());
   });
   auto count_chars = flux::node("count_chars", [](const std::vector<std::string>& words) {
+    pace();
     std::int64_t n = 0;
     for (const std::string& w : words) n += static_cast<std::int64_t>(w.size());
     return n;

@@ -3,6 +3,7 @@
 #include "cluster/dispatcher.hpp"
 #include "cluster/wire.hpp"
 #include "engine/engine.hpp"
+#include "flux/metrics.hpp"
 #include "run/run_state.hpp"
 #include "store/open_storage.hpp"
 
@@ -102,10 +103,15 @@ detail::ClusterHooks cluster_hooks(const Config& config) {
 }  // namespace
 
 Runtime::Runtime(Config config) {
+  if (!config.metrics_listen.empty()) {
+    metrics_ = std::make_unique<MetricsServer>(config.metrics_listen);
+    config.observers.push_back(metrics_observer());
+  }
   detail::ClusterHooks hooks = cluster_hooks(config);
   engine_ = std::make_unique<detail::Engine>(std::move(config), std::move(hooks));
 }
 Runtime::~Runtime() = default;
+std::uint16_t Runtime::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 
 RunHandle Runtime::start_value(const Pipeline& pipeline, Value input, const RunOptions& options) {
   return RunHandle(engine_->start(pipeline, std::move(input), options));

@@ -7,6 +7,10 @@ packages=(g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis
   libcli11-dev nlohmann-json3-dev)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libgtest-dev redis-server redis-tools libbenchmark-dev iproute2 nftables openssl)
+  # The compose test (tests/compose): base images made with debootstrap, docker-compose to
+  # run (or, without a Docker engine, only validate) docker-compose.yml, curl to scrape the
+  # metrics. No engine is installed.
+  packages+=(debootstrap docker-compose curl)
 fi
 
 missing=()

@@ -102,11 +102,15 @@ struct WorkerConfig {
   /// On drain: how long executions in progress may take to finish.
   std::chrono::milliseconds drain_grace{30000};
   NetworkConfig network{};
+  /// Serve this process's Prometheus metrics (flux/metrics.hpp) at "host:port", e.g.
+  /// "127.0.0.1:9464" (port 0: any free one, see `Worker::metrics_port`); empty: off.
+  std::string metrics_listen{};
 };
 
 namespace detail {
 class WorkerImpl;
 }
+class MetricsServer;
 
 /// Serves the nodes of a Registry to the drivers of a cluster: listens (CAF's network layer,
 /// mutual TLS when configured), announces itself in the store (id, address, node names and
@@ -131,6 +135,8 @@ class Worker {
   std::uint16_t port() const noexcept;
   /// Steps executing now.
   std::size_t busy() const;
+  /// The port of its metrics endpoint (`WorkerConfig::metrics_listen`); 0 when off.
+  std::uint16_t metrics_port() const noexcept;
 
   /// Stops taking work (new requests are handed back, and drivers place them elsewhere),
   /// withdraws the announcement, waits up to `drain_grace` for the executions in progress,
@@ -141,6 +147,8 @@ class Worker {
 
  private:
   std::unique_ptr<detail::WorkerImpl> impl_;
+  std::uint64_t metrics_watch_ = 0;         // its load in the process's metrics
+  std::unique_ptr<MetricsServer> metrics_;  // when metrics_listen is set
 };
 
 }  // namespace flux

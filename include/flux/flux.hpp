@@ -15,6 +15,7 @@
 #include "flux/context.hpp"   // IWYU pragma: export
 #include "flux/error.hpp"     // IWYU pragma: export
 #include "flux/main.hpp"      // IWYU pragma: export
+#include "flux/metrics.hpp"   // IWYU pragma: export
 #include "flux/node.hpp"      // IWYU pragma: export
 #include "flux/observer.hpp"  // IWYU pragma: export
 #include "flux/pipeline.hpp"  // IWYU pragma: export

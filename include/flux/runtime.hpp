@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -110,6 +111,11 @@ struct Config {
   /// Every run's deadline, counted from its start, unless `RunOptions::deadline` gives one;
   /// zero: none. A run that reaches it is cancelled with reason "deadline exceeded".
   std::chrono::milliseconds deadline{0};
+  /// Serve this process's Prometheus metrics (flux/metrics.hpp) at "host:port", e.g.
+  /// "127.0.0.1:9464" (port 0: any free one, see `Runtime::metrics_port`), and count this
+  /// Runtime's runs and steps there (`metrics_observer()` is added to `observers`); empty:
+  /// off. Listen on loopback unless your Prometheus is elsewhere: there is no authentication.
+  std::string metrics_listen{};
 };
 
 /// Options of one run (`Runtime::start(pipeline, input, {.deadline = 30s})`).
@@ -282,9 +288,12 @@ class Runtime {
 
   /// The store this runtime writes to.
   Storage& storage() const noexcept;
+  /// The port of its metrics endpoint (`Config::metrics_listen`); 0 when off.
+  std::uint16_t metrics_port() const noexcept;
 
  private:
-  std::unique_ptr<detail::Engine> engine_;
+  std::unique_ptr<MetricsServer> metrics_;  // destroyed after the engine: it may be scraped
+  std::unique_ptr<detail::Engine> engine_;  // until the engine is gone
 };
 
 }  // namespace flux

@@ -140,6 +140,7 @@ struct DriverArgs {
   Shared shared;
   bool cluster = false;
   std::vector<std::string> local_nodes;
+  std::string metrics;  // Config::metrics_listen (driver only)
 };
 
 Config driver_config(const MainOptions& options, const DriverArgs& a, bool cluster) {
@@ -149,6 +150,7 @@ Config driver_config(const MainOptions& options, const DriverArgs& a, bool clust
   if (cluster) config.cluster.enabled = true;
   for (const auto& n : a.local_nodes) config.cluster.local_nodes.insert(n);
   apply_tls(config.cluster.network, a.shared);
+  if (!a.metrics.empty()) config.metrics_listen = a.metrics;
   return config;
 }
 
@@ -382,6 +384,10 @@ int dispatch(int argc, char** argv, const Registry& registry, const MainOptions&
   worker->add_option("--listen", worker_args.config.listen_host, "Address to listen on")
       ->envname("FLUX_LISTEN")
       ->capture_default_str();
+  worker
+      ->add_option("--metrics", worker_args.config.metrics_listen,
+                   "Serve Prometheus metrics at host:port (GET /metrics), e.g. 127.0.0.1:9464")
+      ->envname("FLUX_METRICS");
   worker->add_option("--port", worker_args.config.port, "Port to listen on (0: any free one)")
       ->envname("FLUX_PORT")
       ->capture_default_str();
@@ -445,6 +451,10 @@ int dispatch(int argc, char** argv, const Registry& registry, const MainOptions&
   add_driver_options(driver, driver_args, false);
   driver->add_flag("--local", driver_local, "Execute every step here instead of on workers")
       ->envname("FLUX_LOCAL");
+  driver
+      ->add_option("--metrics", driver_args.metrics,
+                   "Serve Prometheus metrics at host:port (GET /metrics), e.g. 127.0.0.1:9464")
+      ->envname("FLUX_METRICS");
 
   try {
     app.parse(argc, argv);

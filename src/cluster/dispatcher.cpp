@@ -13,6 +13,7 @@
 #include "cluster/worker_directory.hpp"
 #include "flux/error.hpp"
 #include "format/record_codec.hpp"
+#include "metrics/metrics.hpp"
 
 namespace flux::detail {
 
@@ -245,6 +246,11 @@ class Placement {
       const NodeEvent event{job.run->run_id(), e.node, e.step, e.attempt};
       job.run->append(e);
       job.services->notify([&](Observer& o) { o.on_node_error(event, e); });
+      metrics::step_redispatched();
+      // The next attempt starts (waits for a worker) now: observers see every attempt begin
+      // and end, as for a first attempt in take_inbox().
+      const NodeEvent next{job.run->run_id(), e.node, e.step, d.attempt + 1};
+      job.services->notify([&](Observer& o) { o.on_node_start(next); });
       enqueue(Waiting{std::move(d.req), d.attempt + 1,
                       std::chrono::steady_clock::now() + config_.placement_timeout, wall_now(),
                       std::chrono::steady_clock::now()});

@@ -23,7 +23,9 @@
 #include "engine/run_driver.hpp"
 #include "flux/cluster.hpp"
 #include "flux/error.hpp"
+#include "flux/metrics.hpp"
 #include "format/record_codec.hpp"
+#include "metrics/metrics.hpp"
 #include "store/open_storage.hpp"
 
 namespace flux {
@@ -269,6 +271,7 @@ class WorkerImpl {
     r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
+    metrics::worker_step(req.node, std::chrono::nanoseconds(r.duration_ns));
     if (out) {
       r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::ok);
     } else {
@@ -307,6 +310,7 @@ class WorkerImpl {
   bool stuck_ = false;  // steps still executing when the drain grace ran out
 
  public:
+  std::size_t capacity() const noexcept { return capacity_; }
   /// Whether steps were still executing when a drain gave up waiting for them.
   bool stuck() const {
     std::lock_guard lock(mu_);
@@ -316,9 +320,24 @@ class WorkerImpl {
 
 }  // namespace detail
 
-Worker::Worker(const Registry& registry, WorkerConfig config)
-    : impl_(std::make_unique<detail::WorkerImpl>(registry, std::move(config))) {}
+Worker::Worker(const Registry& registry, WorkerConfig config) {
+  const std::string metrics_listen = config.metrics_listen;
+  impl_ = std::make_unique<detail::WorkerImpl>(registry, std::move(config));
+  detail::WorkerImpl* impl = impl_.get();
+  metrics_watch_ = detail::metrics::watch_worker(
+      impl->id(), [impl] { return impl->busy(); }, impl->capacity());
+  if (!metrics_listen.empty()) {
+    try {
+      metrics_ = std::make_unique<MetricsServer>(metrics_listen);
+    } catch (...) {
+      detail::metrics::unwatch_worker(metrics_watch_);
+      throw;  // ~WorkerImpl drains
+    }
+  }
+}
 Worker::~Worker() {
+  metrics_.reset();
+  detail::metrics::unwatch_worker(metrics_watch_);
   impl_->drain();
   if (impl_->stuck()) {
     // Destroying the worker would wait for its stuck threads forever: its state is left to
@@ -333,6 +352,7 @@ Worker::~Worker() {
 const std::string& Worker::id() const noexcept { return impl_->id(); }
 std::uint16_t Worker::port() const noexcept { return impl_->port(); }
 std::size_t Worker::busy() const { return impl_->busy(); }
+std::uint16_t Worker::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 void Worker::drain() { impl_->drain(); }
 
 namespace {

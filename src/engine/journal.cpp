@@ -1,6 +1,7 @@
 #include "engine/journal.hpp"
 
 #include "engine/run_driver.hpp"
+#include "metrics/metrics.hpp"
 
 namespace flux::detail {
 namespace {
@@ -44,7 +45,12 @@ void ActorJournal::push(F&& add, bool urgent) {
 }
 
 void ActorJournal::write(Write w) {
-  push([&](Batch& q) { q.writes.push_back(std::move(w)); }, false);
+  push(
+      [&](Batch& q) {
+        q.writes.push_back(std::move(w));
+        metrics::persistence_queued(1);  // under the lock, as take()'s decrement
+      },
+      false);
 }
 
 void ActorJournal::complete(Completion c) {
@@ -87,6 +93,7 @@ ActorJournal::Batch ActorJournal::take() {
     std::lock_guard lock(mu_);
     scheduled_ = false;
     std::swap(out, queue_);
+    metrics::persistence_queued(-static_cast<std::int64_t>(out.writes.size()));
     queue_.writes.reserve(out.writes.size());  // the next batch is likely as large
   }
   drained_.notify_all();

@@ -13,6 +13,7 @@
 #include <cstdio>
 
 #include "engine/run_driver.hpp"
+#include "metrics/metrics.hpp"
 
 namespace flux::detail {
 namespace {
@@ -45,6 +46,12 @@ std::unordered_map<std::string, Refused> apply_writes(Storage& storage,
                                                       const std::vector<Write>& writes) {
   std::unordered_map<std::string, Refused> failed;
   if (writes.empty()) return failed;
+  const auto started = std::chrono::steady_clock::now();
+  struct Timed {  // whichever way apply() ends
+    std::chrono::steady_clock::time_point started;
+    std::size_t n;
+    ~Timed() { metrics::store_write(std::chrono::steady_clock::now() - started, n); }
+  } timed{started, writes.size()};
   try {
     for (const RunRefusal& r : storage.apply(writes)) {
       failed.emplace(owner_key(r.run_id, r.fence), Refused{r.error.what(), r.error.code()});
