@@ -289,6 +289,49 @@ TEST_F(FluxTool, RunsFollowPrintsStepsUntilTheRunEndsAndExitsWithItsResult) {
   EXPECT_EQ(doc.at("history").size(), 2u);
 }
 
+TEST_F(FluxTool, RunsCancelStopsARunAnotherProcessOwns) {
+  // A 20 s step in the app's own process; the tool asks through the store, the owner stops
+  // the run at its next lease renewal (lease_ttl / 3: about 3.3 s by default).
+  Background slow({k_app, "run", "slow", "--input", "20000", "--wait"}, env());
+  const std::string id = slow.read_line();
+  flux::test::Exit r;
+  for (int i = 0; i < 50; ++i) {  // visible with its first batch of records
+    r = flux({"runs", "cancel", id, "--reason", "operator said so"});
+    if (r.code != 4) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "run " + id + ": cancel requested; its owner stops it at its next lease renewal\n");
+  // Cancelled long before its 20 s step ends (the bound is half of it). The app's process
+  // itself lingers until the abandoned step returns (a Runtime waits for its threads).
+  Json doc;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    doc = Json::parse(flux({"runs", "show", id, "--json"}).out);
+  } while (doc.at("run").at("status") == "running" && std::chrono::steady_clock::now() < until);
+  EXPECT_EQ(doc.at("run").at("status"), "cancelled") << doc;
+  const std::string error = doc["run"].at("error").dump();
+  EXPECT_NE(error.find("was cancelled by"), std::string::npos) << error;
+  EXPECT_NE(error.find("operator said so"), std::string::npos) << error;
+  bool cancel_entry = false;
+  for (const Json& e : doc.at("history")) cancel_entry = cancel_entry || e.at("type") == "cancel";
+  EXPECT_TRUE(cancel_entry) << doc["history"];
+  auto listed = Json::parse(flux({"runs", "list", "--status", "cancelled", "--json"}).out);
+  ASSERT_EQ(listed.at("runs").size(), 1u) << listed;
+  EXPECT_EQ(listed["runs"][0].at("id"), id);
+
+  // Again: it has ended; an unknown run is exit 4.
+  auto again = flux({"runs", "cancel", id});
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(again.out, "run " + id + " had already ended: cancelled\n");
+  auto j = Json::parse(flux({"runs", "cancel", id, "--json"}).out);
+  EXPECT_EQ(
+      j, Json::parse(R"({"run_id": ")" + id + R"(", "cancelled": false, "status": "cancelled"})"));
+  EXPECT_EQ(flux({"runs", "cancel", "no-such-run"}).code, 4);
+}
+
 TEST_F(FluxTool, FollowingAnOrphanSaysSoAndStopsAtItsTimeout) {
   auto submitted = run({k_app, "run", "double-inc", "--input", "1", "--submit"}, env());
   ASSERT_EQ(submitted.code, 0) << submitted.err;

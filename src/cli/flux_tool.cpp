@@ -338,6 +338,47 @@ int runs_export(Global& g, const ExportArgs& a) {
   return code(ExitCode::ok);
 }
 
+// ---- runs cancel ------------------------------------------------------------------------------
+
+struct CancelArgs {
+  std::string id;
+  std::string reason = "cancelled with the flux tool";
+};
+
+// Through a Runtime on the store, so that the tool cancels as any process sharing it does: the
+// owner is asked through the store (and ends the run within its lease renewal), an orphan is
+// recorded cancelled here.
+int runs_cancel(Global& g, const CancelArgs& a) {
+  auto store = open_store(g);
+  (void)load_run(g, *store, a.id);  // exit 4 for an unknown run, 5 for a corrupt record
+  flux::Config config;
+  config.store = g.url;
+  config.key_prefix = g.prefix;
+  config.store_retry_deadline = std::chrono::seconds(2);
+  config.threads = 1;
+  bool requested = false;
+  std::optional<flux::RunInfo> after;
+  read(g, [&] {
+    flux::Runtime rt(config);
+    requested = rt.cancel(a.id, a.reason);
+    after = rt.get_run(a.id);
+    return 0;
+  });
+  const std::string status = after ? flux::to_string(after->status) : "unknown";
+  if (g.json) {
+    std::printf("%s\n",
+                dump(Json{{"run_id", a.id}, {"cancelled", requested}, {"status", status}}).c_str());
+  } else if (!requested) {
+    std::printf("run %s had already ended: %s\n", a.id.c_str(), status.c_str());
+  } else if (status == "cancelled") {
+    std::printf("run %s cancelled\n", a.id.c_str());
+  } else {
+    std::printf("run %s: cancel requested; its owner stops it at its next lease renewal\n",
+                a.id.c_str());
+  }
+  return code(ExitCode::ok);
+}
+
 // ---- workers, orphans -------------------------------------------------------------------------
 
 /// A short duration for a narrow column: "0.4 s", "12.0 s", then "12m 05s".
@@ -457,14 +498,14 @@ int dispatch(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", g.json, "Print one JSON document instead of text");
 
-  auto* runs = app.add_subcommand("runs", "Runs: list, show, follow, export");
+  auto* runs = app.add_subcommand("runs", "Runs: list, show, follow, export, cancel");
   runs->require_subcommand(1);
   runs->fallthrough();
 
   ListArgs list_args;
   auto* list = runs->add_subcommand("list", "Runs, newest first");
   list->add_option("--status", list_args.status, "Only runs with this status")
-      ->check(CLI::IsMember({"running", "completed", "failed"}));
+      ->check(CLI::IsMember({"running", "completed", "failed", "cancelled"}));
   list->add_option("--pipeline", list_args.pipeline, "Only runs of this pipeline");
   list->add_option("--limit", list_args.limit, "At most this many runs")->capture_default_str();
   list->add_option("--cursor", list_args.cursor, "Where the page starts (printed by the last one)");
@@ -496,6 +537,16 @@ int dispatch(int argc, char** argv) {
   exp->add_option("--output,-o", export_args.output, "Write to this file instead of stdout");
   exp->fallthrough();
 
+  CancelArgs cancel_args;
+  auto* cancel = runs->add_subcommand(
+      "cancel",
+      "Cancel a running run, wherever it runs: no new step starts, running ones see "
+      "ctx.cancelled(), it ends with status cancelled (exit 0 also if it had already ended)");
+  cancel->add_option("run_id", cancel_args.id, "The run")->required();
+  cancel->add_option("--reason", cancel_args.reason, "Recorded in the run's history and error")
+      ->capture_default_str();
+  cancel->fallthrough();
+
   auto* workers_cmd = app.add_subcommand(
       "workers",
       "Live workers: address, load (steps executing or queued / capacity) at the last heartbeat, "
@@ -516,6 +567,7 @@ int dispatch(int argc, char** argv) {
     if (*show) return runs_show(g, show_id);
     if (*follow) return runs_follow(g, follow_args);
     if (*exp) return runs_export(g, export_args);
+    if (*cancel) return runs_cancel(g, cancel_args);
     if (*workers_cmd) return workers(g);
     if (*orphans_cmd) return orphans(g);
   } catch (const Exit& e) {
