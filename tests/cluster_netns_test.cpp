@@ -391,6 +391,29 @@ TEST_F(ClusterNetns, ACutOffDriversRunIsAdoptedAndTheCutOffDriverStopsAfterLinkU
   }
 }
 
+// CAF 0.17 opens a connection with a blocking connect() inside its one middleman actor: a
+// worker whose address does not answer (a host gone from the network, a firewall dropping its
+// packets) held every later connect of the driver for the kernel's SYN timeout (~2 min), so
+// a worker joining meanwhile was never used. The driver now probes addresses first, bounded.
+TEST_F(ClusterNetns, AWorkerThatDoesNotAnswerDoesNotKeepTheDriverFromTheOthers) {
+  auto a = start_worker(0, "A", "where");
+  hosts->drop_all(0);  // A's card stays in the store until its TTL runs out
+  auto config = driver_config();
+  config.cluster.placement_timeout = 8s;
+  flux::Runtime rt(config);
+  std::this_thread::sleep_for(300ms);  // the driver's discovery has tried A
+  auto b = start_worker(1, "B", "where");
+  const auto started = Clock::now();
+  auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.output.as_string(), "B");
+  std::printf("B used %lld ms after it started, A not answering\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started)
+                      .count()));
+  hosts->undrop(0);
+}
+
 TEST_F(ClusterNetns, ANodeThatNoWorkerHostsFailsTheRunNamingTheNodeAndTheWorkersSeen) {
   auto a = start_worker(0, "A", "inc,where");
   auto config = driver_config();

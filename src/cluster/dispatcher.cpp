@@ -628,14 +628,23 @@ void Dispatcher::discover() {
     }
     std::set<std::string> live;
     bool joined = false;
+    auto unusable = [&](const WorkerCard& card, std::string why) {
+      std::lock_guard guard(shared_->mu);
+      shared_->unusable[card.id] = std::move(why);
+    };
+    auto connect_failed = [&](const WorkerCard& card, std::string why) {
+      Retry& next = retry[card.id];
+      std::fprintf(stderr, "flux: worker %s: %s; retrying in %lld ms\n", card.id.c_str(),
+                   why.c_str(), static_cast<long long>(next.backoff.count()));
+      unusable(card, std::move(why));
+      next.next = clock::now() + next.backoff;
+      next.backoff = std::min(next.backoff * 2, std::chrono::milliseconds(5000));
+    };
+    std::vector<const WorkerCard*> candidates;
     for (const WorkerCard& card : cards) {
       live.insert(card.id);
       if (connected.count(card.id)) continue;
       const std::string where = card.host + ":" + std::to_string(card.port);
-      auto unusable = [&](std::string why) {
-        std::lock_guard guard(shared_->mu);
-        shared_->unusable[card.id] = std::move(why);
-      };
       if (card.protocol != k_wire_protocol || card.tls != tls) {
         std::string why = "at " + where + ", it speaks " + card.protocol +
                           (card.tls ? " over TLS" : " in plaintext") + ", this driver " +
@@ -643,7 +652,7 @@ void Dispatcher::discover() {
         if (refused.insert(card.id).second) {
           std::fprintf(stderr, "flux: worker %s not used: %s\n", card.id.c_str(), why.c_str());
         }
-        unusable(std::move(why));
+        unusable(card, std::move(why));
         continue;
       }
       if (!tls && !config_.network.allow_plaintext && !wire::is_loopback(card.host)) {
@@ -653,22 +662,31 @@ void Dispatcher::discover() {
         if (refused.insert(card.id).second) {
           std::fprintf(stderr, "flux: worker %s not used: %s\n", card.id.c_str(), why.c_str());
         }
-        unusable(std::move(why));
+        unusable(card, std::move(why));
         continue;
       }
       auto r = retry.find(card.id);
       if (r != retry.end() && clock::now() < r->second.next) continue;
+      candidates.push_back(&card);
+    }
+    // All at once and bounded, before CAF's connect, which blocks on an address that does not
+    // answer and holds every other connect meanwhile (wire::connect_to).
+    std::vector<std::pair<std::string, std::uint16_t>> addresses;
+    for (const WorkerCard* card : candidates) addresses.emplace_back(card->host, card->port);
+    const auto probed = wire::probe_tcp(
+        addresses, std::max(std::chrono::milliseconds(1000), config_.network.connection_timeout));
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const WorkerCard& card = *candidates[i];
+      const std::string where = card.host + ":" + std::to_string(card.port);
+      if (!probed[i].empty()) {
+        connect_failed(card, "cannot connect to " + where + ": " + probed[i]);
+        continue;
+      }
       auto handle = wire::connect_to(
           system_, config_.network, card.host, card.port,
           std::max(std::chrono::milliseconds(2000), config_.network.connection_timeout * 2));
       if (!handle) {
-        Retry& next = retry[card.id];
-        std::string why = "cannot connect to " + where + ": " + system_.render(handle.error());
-        std::fprintf(stderr, "flux: worker %s: %s; retrying in %lld ms\n", card.id.c_str(),
-                     why.c_str(), static_cast<long long>(next.backoff.count()));
-        unusable(std::move(why));
-        next.next = clock::now() + next.backoff;
-        next.backoff = std::min(next.backoff * 2, std::chrono::milliseconds(5000));
+        connect_failed(card, "cannot connect to " + where + ": " + system_.render(handle.error()));
         continue;
       }
       retry.erase(card.id);

@@ -113,9 +113,23 @@ void configure_network(caf::actor_system_config& cfg, const NetworkConfig& netwo
 
 /// Connects to the gateway published at host:port, waiting at most `timeout` (CAF's own
 /// connect has no bound: a peer that accepts but never answers would hold the caller).
+///
+/// Probe the address first (probe_tcp): CAF 0.17 opens the TCP connection with a blocking
+/// connect() inside its middleman actor, so one address that does not answer (a host gone
+/// from the network) holds every later connect of the process for the kernel's SYN timeout
+/// (about two minutes). A connection that CAF's heartbeat check closes during its handshake
+/// (CAF gives a new outgoing connection a "last seen" of zero, so the first tick after it
+/// opens drops it unless the handshake is done: seen under load with TLS) is tried again at
+/// once, up to three times.
 caf::expected<caf::actor> connect_to(caf::actor_system& sys, const NetworkConfig& network,
                                      const std::string& host, std::uint16_t port,
                                      std::chrono::milliseconds timeout);
+
+/// Opens (and closes) a TCP connection to each host:port at once, waiting at most `timeout`
+/// for all of them: per address, empty when it accepted, else why not ("connection refused",
+/// "no answer within 1000 ms", ...).
+std::vector<std::string> probe_tcp(const std::vector<std::pair<std::string, std::uint16_t>>& to,
+                                   std::chrono::milliseconds timeout);
 
 /// Whether `host` is a loopback address (plaintext allowed there).
 bool is_loopback(const std::string& host);
