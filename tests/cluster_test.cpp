@@ -316,6 +316,73 @@ TEST_F(Cluster, ADrainingWorkerFinishesItsStepAndGetsNoMoreWork) {
   EXPECT_EQ(info->history[0].attempt, 1u);
 }
 
+/// The node entries of step `step` of run `run_id`, in order.
+std::vector<flux::HistoryEntry> attempts_of(flux::Runtime& rt, const std::string& run_id,
+                                            const std::string& step) {
+  std::vector<flux::HistoryEntry> out;
+  auto info = rt.get_run(run_id);
+  if (!info) return out;
+  for (const auto& e : info->history) {
+    if (e.type == flux::HistoryEntry::Type::node && e.step == step) out.push_back(e);
+  }
+  return out;
+}
+
+/// What the `patient` step of run `run_id` wrote where it ran (FLUX_TEST_MARKS), waiting up
+/// to 3 s for it.
+std::string mark_of(const std::string& dir, const std::string& run_id) {
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  std::string line;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(dir + "/" + run_id);
+    if (in && std::getline(in, line)) return line;
+    std::this_thread::sleep_for(10ms);
+  }
+  return "(nothing written)";
+}
+
+TEST_F(Cluster, ADrainThatRunsOutOfGraceCancelsItsStepWhichIsPlacedAgain) {
+  const std::string marks = ::testing::TempDir() + "/marks-" + prefix;
+  std::filesystem::create_directories(marks);
+  std::vector<std::string> args{"--store",   shared_redis().url(), "--prefix", prefix, "--id", "A",
+                                "--nodes",   "patient,where",      "--drain-grace-ms", "600"};
+  auto a = std::make_unique<WorkerProcess>(FLUX_CLUSTER_NODE, "A", args,
+                                           std::vector<std::string>{"FLUX_TEST_MARKS=" + marks});
+  flux::Runtime rt(driver_config());
+  wait_for_workers(rt, {"A"});
+  auto handle = rt.start(flux::Pipeline(flux::test::patient_node()), 5);
+  std::this_thread::sleep_for(300ms);  // executing on A
+  auto b = start_worker("B", "patient,where");
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(a->terminate(10s), 0);  // SIGTERM: drains, then exits 0
+  const auto drained = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(drained, 250ms);  // it waited for its step first
+  EXPECT_LT(drained, 3s);     // not for the step's own 10 s
+  // The step on A saw ctx.cancelled() when the grace's last part began; its result was not
+  // sent. The driver placed it again on B, where it runs until the test cancels the run.
+  EXPECT_EQ(mark_of(marks, handle.run_id()), "cancelled -1");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::vector<flux::HistoryEntry> attempts;
+  while (std::chrono::steady_clock::now() < deadline) {
+    attempts = attempts_of(rt, handle.run_id(), "0");
+    if (!attempts.empty()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].worker, "A");
+  ASSERT_TRUE(attempts[0].error);
+  EXPECT_NE(attempts[0].error->find("placed again as attempt 2"), std::string::npos)
+      << *attempts[0].error;
+  EXPECT_TRUE(handle.cancel("enough"));
+  auto r = handle.wait_for(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, flux::RunStatus::cancelled);
+  attempts = attempts_of(rt, r->run_id, "0");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[1].worker, "B");
+  EXPECT_EQ(attempts[1].attempt, 2u);
+}
+
 TEST_F(Cluster, AKilledDriversRunIsAdoptedByAnotherDriverWhileTheWorkersKeepServing) {
   auto a = start_worker("A", "", {"FLUX_TEST_SLOW_MS=600"});
   auto b = start_worker("B", "", {"FLUX_TEST_SLOW_MS=600"});
@@ -385,31 +452,6 @@ TEST_F(Cluster, ObserversOnTheDriverSeeRemoteSteps) {
 }
 
 // ---- Control on workers: timeouts, cancellation and deadlines reach the worker ----------
-
-/// The node entries of step `step` of run `run_id`, in order.
-std::vector<flux::HistoryEntry> attempts_of(flux::Runtime& rt, const std::string& run_id,
-                                            const std::string& step) {
-  std::vector<flux::HistoryEntry> out;
-  auto info = rt.get_run(run_id);
-  if (!info) return out;
-  for (const auto& e : info->history) {
-    if (e.type == flux::HistoryEntry::Type::node && e.step == step) out.push_back(e);
-  }
-  return out;
-}
-
-/// What the `patient` step of run `run_id` wrote where it ran (FLUX_TEST_MARKS), waiting up
-/// to 3 s for it.
-std::string mark_of(const std::string& dir, const std::string& run_id) {
-  const auto deadline = std::chrono::steady_clock::now() + 3s;
-  std::string line;
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream in(dir + "/" + run_id);
-    if (in && std::getline(in, line)) return line;
-    std::this_thread::sleep_for(10ms);
-  }
-  return "(nothing written)";
-}
 
 TEST_F(Cluster, ARemoteNodesTimeoutIsEnforcedOnTheWorkerAndRetried) {
   auto a = start_worker("A", "slow,where");  // slow sleeps 1.5 s

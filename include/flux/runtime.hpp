@@ -111,6 +111,15 @@ struct Config {
   /// Every run's deadline, counted from its start, unless `RunOptions::deadline` gives one;
   /// zero: none. A run that reaches it is cancelled with reason "deadline exceeded".
   std::chrono::milliseconds deadline{0};
+  /// How long `~Runtime` waits for the runs still going to end. When the last part of it
+  /// (a second, or half of it if shorter) begins, the runs left are stopped: their steps see
+  /// `ctx.cancelled()`, async and `.blocking()` steps are abandoned (recorded as failed
+  /// attempts), no new step starts, and none of those runs is recorded as ended: they stay
+  /// `running` in the store and their leases are given up, so they are orphans that
+  /// `resume` (or an adopting driver) finishes. A step that ignores cancellation (a sync node,
+  /// or a thread that never returns) is left behind with what it uses, so that the
+  /// destructor returns within the grace; the process should then exit.
+  std::chrono::milliseconds shutdown_grace{30000};
   /// Serve this process's Prometheus metrics (flux/metrics.hpp) at "host:port", e.g.
   /// "127.0.0.1:9464" (port 0: any free one, see `Runtime::metrics_port`), and count this
   /// Runtime's runs and steps there (`metrics_observer()` is added to `observers`); empty:

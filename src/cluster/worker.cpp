@@ -117,13 +117,23 @@ class WorkerImpl {
                    e.what());
     }
     {
+      // As a Runtime's shutdown grace: in its last part (a second, or half of it if shorter)
+      // the steps still held see ctx.cancelled() and nothing more of theirs is sent; their
+      // drivers place them again when this worker's connections close.
+      const auto grace = config_.drain_grace;
+      const auto last_part = std::min(std::chrono::milliseconds(1000), grace / 2);
       std::unique_lock lock(mu_);
-      if (!cv_.wait_for(lock, config_.drain_grace, [this] { return busy_ == 0; })) {
-        stuck_ = true;
-        std::fprintf(stderr,
-                     "flux: worker %s: %zu step(s) still executing after the drain grace of %lld "
-                     "ms; their drivers will place them again\n",
-                     id_.c_str(), busy_, static_cast<long long>(config_.drain_grace.count()));
+      if (!cv_.wait_for(lock, grace - last_part, [this] { return busy_ == 0; })) {
+        lock.unlock();
+        abandon_all_held();
+        lock.lock();
+        if (!cv_.wait_for(lock, last_part, [this] { return busy_ == 0; })) {
+          stuck_ = true;
+          std::fprintf(stderr,
+                       "flux: worker %s: %zu step(s) still executing after the drain grace of "
+                       "%lld ms; their drivers will place them again\n",
+                       id_.c_str(), busy_, static_cast<long long>(grace.count()));
+        }
       }
     }
     // The last answers are handed to the network layer; give it a moment to write them
@@ -259,6 +269,14 @@ class WorkerImpl {
     std::lock_guard lock(held_mu_);
     auto it = held_.find(HeldKey{owner.address(), dispatch});
     return it == held_.end() ? nullptr : it->second;
+  }
+  /// Every step held: sees ctx.cancelled(), and its result is not sent (the drain's end).
+  void abandon_all_held() {
+    std::lock_guard lock(held_mu_);
+    for (auto& [key, held] : held_) {
+      held->settled = true;
+      held->abandoned->store(true);
+    }
   }
   void release(const caf::actor& owner, std::uint64_t dispatch) {
     std::lock_guard lock(held_mu_);

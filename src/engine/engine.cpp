@@ -129,6 +129,7 @@ std::string process_identity() {
 struct Engine::Impl {
   std::string owner;  // "host:pid:nonce": who holds this process's leases
   std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds shutdown_grace{30000};
   std::chrono::milliseconds deadline{0};  // Config::deadline
   // Declared before `system`: the actor system keeps a reference to its config.
   caf::actor_system_config caf_config;
@@ -235,6 +236,7 @@ Engine::Engine(Config config, ClusterHooks cluster) : impl_(std::make_unique<Imp
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
   impl_->lease_ttl = config.lease_ttl;
+  impl_->shutdown_grace = config.shutdown_grace;
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->durability = config.durability;
@@ -280,7 +282,12 @@ Engine::~Engine() {
     impl_->adopter_cv.notify_all();
     impl_->adopter.join();
   }
-  impl_->services->runs.wait_idle();
+  if (!shut_down_within_grace()) {
+    // Steps that ignore cancellation still run on threads of this engine and use its state:
+    // it is left to them (not destroyed), so that the process can exit.
+    (void)impl_.release();
+    return;
+  }
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   impl_->services->leases.reset();
   impl_->remote.reset();  // the cluster dispatcher: stops discovery
@@ -301,6 +308,46 @@ Engine::~Engine() {
   impl_->journal.reset();
   impl_->services.reset();  // also joins the blocking pool (idle: no run is in flight)
   impl_->system.reset();    // waits for every actor to finish
+}
+
+bool Engine::shut_down_within_grace() {
+  using namespace std::chrono;
+  Services& services = *impl_->services;
+  const milliseconds grace = impl_->shutdown_grace;
+  const milliseconds last_part = std::min(milliseconds(1000), grace / 2);
+  if (services.runs.wait_idle_for(grace - last_part) &&
+      services.executions.wait_idle_for(grace - last_part)) {
+    return true;
+  }
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.3f s", duration<double>(grace).count());
+  const std::string why = "the runtime " + impl_->owner + " shut down (Config::shutdown_grace " +
+                          seconds + ") before the run ended; it is left to resume";
+  auto runs = services.leases->runs();
+  if (!runs.empty()) {
+    std::fprintf(stderr,
+                 "flux: runtime %s: %zu run(s) still going %.3f s into the shutdown grace of %s: "
+                 "stopping them (they stay running in the store, for resume)\n",
+                 impl_->owner.c_str(), runs.size(), duration<double>(grace - last_part).count(),
+                 seconds);
+  }
+  for (auto& run : runs) run->shut_down(why);
+  if (services.runs.wait_idle_for(last_part) && services.executions.wait_idle_for(last_part)) {
+    return true;
+  }
+  // Something ignores cancellation. Store what was recorded, give the leases up (so that the
+  // runs are orphans now, and late writes are refused by fencing), and leave.
+  {
+    caf::scoped_actor self{*impl_->system};
+    self->request(impl_->persistence, milliseconds(2000), drain_atom::value)
+        .receive([] {}, [](caf::error&) {});
+  }
+  const auto given_up = services.leases->give_up_all();
+  std::fprintf(stderr,
+               "flux: runtime %s: steps that ignore cancellation still execute at the end of the "
+               "shutdown grace of %s: left behind (%zu more lease(s) given up)\n",
+               impl_->owner.c_str(), seconds, given_up.size());
+  return false;
 }
 
 Storage& Engine::storage() const noexcept { return *impl_->storage; }

@@ -62,7 +62,7 @@ class Engine final : public ChildStarter {
  public:
   /// An engine running node steps here, or (cluster drivers) where `cluster` says.
   explicit Engine(Config config, ClusterHooks cluster = {});
-  ~Engine() override;  // waits for runs in flight
+  ~Engine() override;  // waits for runs in flight, within Config::shutdown_grace
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -82,6 +82,10 @@ class Engine final : public ChildStarter {
   Storage& storage() const noexcept;
 
  private:
+  /// Waits for the runs in flight within Config::shutdown_grace, stopping those left when its
+  /// last part begins (RunState::shut_down); false if steps ignored that, in which case the
+  /// engine's state must be left to them.
+  bool shut_down_within_grace();
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input,
                                        const std::string& parent_run,
                                        const std::string& parent_step, const RunOptions& options);

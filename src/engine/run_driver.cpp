@@ -251,7 +251,12 @@ void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
   info.finished = info.updated;
   // A run cancelled while its last step was finishing is cancelled: the caller of cancel() was
   // told so.
-  if (job->run->cancellation()) {
+  if (job->run->shutting_down()) {
+    // Left to resume (Config::shutdown_grace): the store keeps the run `running`; the caller
+    // is told why it did not end.
+    info.finished.reset();
+    info.error = RunFailure{"", "", job->run->stop_reason()};
+  } else if (job->run->cancellation()) {
     info.status = RunStatus::cancelled;
     info.error = RunFailure{"", "", job->run->stop_reason()};
   } else if (out) {
@@ -261,7 +266,7 @@ void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
     info.status = RunStatus::failed;
     info.error = failure_of(out.error());
   }
-  job->run->journal_run(info);
+  if (!job->run->shutting_down()) job->run->journal_run(info);
   job->run->end_run();  // gives the lease up now, or when the last step still executing ends
   job->services->journal->complete(Completion{
       info.id, job->lease.token, [job](const std::string* store_error) {

@@ -147,6 +147,18 @@ bool RunState::cancel(const std::string& by, const std::string& reason) {
   return true;
 }
 
+void RunState::shut_down(std::string why) {
+  std::map<std::uint64_t, std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    if (ended_ || shut_down_) return;
+    shut_down_ = true;  // under the lock: on_cancel calls later callbacks at once
+    callbacks.swap(on_cancel_);
+  }
+  stop(std::move(why));
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) it->second();
+}
+
 std::optional<std::pair<std::string, std::string>> RunState::cancellation() const {
   std::lock_guard lock(mu_);
   return cancellation_;
@@ -156,7 +168,7 @@ std::uint64_t RunState::on_cancel(std::function<void()> f) {
   {
     std::lock_guard lock(mu_);
     if (ended_) return 0;  // nothing will cancel it: `f` is not needed
-    if (!cancellation_) {
+    if (!cancellation_ && !shut_down_) {
       const std::uint64_t id = next_on_cancel_++;
       on_cancel_.emplace(id, std::move(f));
       return id;

@@ -158,8 +158,15 @@ class RunState final : public RunAccess {
   /// should stop as well.
   bool cancelled() const noexcept override {
     return cancelled_.load(std::memory_order_relaxed) ||
-           lease_lost_.load(std::memory_order_relaxed);
+           lease_lost_.load(std::memory_order_relaxed) ||
+           shut_down_.load(std::memory_order_relaxed);
   }
+  /// The Runtime is shutting down and its grace ran out before this run ended: stops the run
+  /// (as `stop`, with `why`), turns its steps' ctx.cancelled() true and abandons its
+  /// executions (the `on_cancel` callbacks), but records no cancellation: the run's end is
+  /// not stored, so it stays `running` in the store, an orphan that resume finishes.
+  void shut_down(std::string why);
+  bool shutting_down() const noexcept { return shut_down_.load(std::memory_order_relaxed); }
   /// Who cancelled the run and why, once cancelled.
   std::optional<std::pair<std::string, std::string>> cancellation() const;
   /// Calls `f` when the run is cancelled (at once, here, if it is already); returns the id
@@ -208,6 +215,7 @@ class RunState final : public RunAccess {
   std::vector<HistoryEntry> history_;
   std::string stop_reason_;  // guarded by mu_
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> shut_down_{false};
   // Guarded by mu_: who cancelled and why, and what to call on cancellation.
   std::optional<std::pair<std::string, std::string>> cancellation_;
   std::map<std::uint64_t, std::function<void()>> on_cancel_;
