@@ -1,9 +1,5 @@
 #include "cli/common.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -114,31 +110,6 @@ std::string Table::render(std::size_t width) const {
   std::string out = line(header);
   for (const auto& row : rows_) out += line(row);
   return out;
-}
-
-namespace {
-int g_stop_pipe[2] = {-1, -1};
-extern "C" void on_stop(int sig) {
-  const char c = static_cast<char>(sig);
-  [[maybe_unused]] auto n = ::write(g_stop_pipe[1], &c, 1);
-}
-}  // namespace
-
-const char* wait_for_stop_signal() {
-  if (g_stop_pipe[0] < 0 && ::pipe2(g_stop_pipe, O_CLOEXEC) != 0) return "no signal pipe";
-  struct sigaction action {};
-  action.sa_handler = on_stop;
-  sigemptyset(&action.sa_mask);
-  struct sigaction old_term {
-  }, old_int{};
-  ::sigaction(SIGTERM, &action, &old_term);
-  ::sigaction(SIGINT, &action, &old_int);
-  char sig = 0;
-  while (::read(g_stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
-  }
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  return sig == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 
 std::string new_run_id() {

@@ -47,10 +47,6 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-/// Blocks until SIGTERM or SIGINT arrives; returns its name ("SIGTERM"). A handler writing to
-/// a pipe (not sigwait): threads started before it (CAF's) do not block the signals.
-const char* wait_for_stop_signal();
-
 /// A new random run id (UUID v4 text), as the engine makes them.
 std::string new_run_id();
 

@@ -2,8 +2,6 @@
 // `capacity` threads that executes them, and a thread that keeps the worker's card in the
 // store alive.
 
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,12 +12,14 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
 #include "cluster/remote_run.hpp"
 #include "cluster/wire.hpp"
 #include "cluster/worker_directory.hpp"
+#include "core/stop_signal.hpp"
 #include "engine/blocking_pool.hpp"
 #include "engine/engine.hpp"
 #include "engine/run_driver.hpp"
@@ -471,35 +471,12 @@ std::size_t Worker::busy() const { return impl_->busy(); }
 std::uint16_t Worker::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 void Worker::drain() { impl_->drain(); }
 
-namespace {
-int g_signal_pipe[2] = {-1, -1};
-extern "C" void on_stop_signal(int sig) {
-  const char c = static_cast<char>(sig);
-  ssize_t ignored = ::write(g_signal_pipe[1], &c, 1);  // async-signal-safe
-  (void)ignored;
-}
-}  // namespace
-
 void Worker::serve_until_signal() {
-  // A handler that writes to a pipe, rather than sigwait: the threads CAF and the pool have
-  // started do not block the signals, so any of them may receive one.
-  if (g_signal_pipe[0] < 0 && ::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+  const char* sig = detail::wait_for_stop_signal();
+  if (std::string_view(sig) == "no signal pipe") {
     throw Error(Errc::invalid_argument, "worker " + id() + ": cannot create a pipe for signals");
   }
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  struct sigaction old_term {
-  }, old_int{};
-  ::sigaction(SIGTERM, &action, &old_term);
-  ::sigaction(SIGINT, &action, &old_int);
-  char sig = 0;
-  while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
-  }
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(),
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(), sig);
   drain();
 }
 
