@@ -153,11 +153,19 @@ class RunState final : public RunAccess {
   /// (each abandons an execution or cuts a wait short). Once only: false if it was already.
   /// The run's error then reads `run <id> was cancelled by <by>: <reason>`, or for `by`
   /// "deadline", `run <id> was cancelled: deadline exceeded`.
-  bool cancel(const std::string& by, const std::string& reason);
+  /// `compensate`: the run's completed steps are to be undone once it stops
+  /// (CancelOptions::compensate); the `cancel` entry's input then also has "compensate": true.
+  bool cancel(const std::string& by, const std::string& reason, bool compensate = false);
+  /// Whether the cancellation asked for compensation.
+  bool compensate_requested() const noexcept { return compensate_.load(); }
+  /// The run began undoing its completed steps: `cancelled()` is false from now on, so that
+  /// compensations that check `ctx.cancelled()` do their work.
+  void begin_compensation() noexcept { compensating_ = true; }
   /// Also true once the run lost its lease: another owner runs it now, so its steps here
   /// should stop as well.
   bool cancelled() const noexcept override {
-    return cancelled_.load(std::memory_order_relaxed) ||
+    return (cancelled_.load(std::memory_order_relaxed) &&
+            !compensating_.load(std::memory_order_relaxed)) ||
            lease_lost_.load(std::memory_order_relaxed);
   }
   /// Who cancelled the run and why, once cancelled.
@@ -208,6 +216,7 @@ class RunState final : public RunAccess {
   std::vector<HistoryEntry> history_;
   std::string stop_reason_;  // guarded by mu_
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> compensate_{false}, compensating_{false};
   // Guarded by mu_: who cancelled and why, and what to call on cancellation.
   std::optional<std::pair<std::string, std::string>> cancellation_;
   std::map<std::uint64_t, std::function<void()>> on_cancel_;
