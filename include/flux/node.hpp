@@ -530,8 +530,9 @@ class Node {
   /// ```cpp
   /// auto reserve = flux::node("reserve", [](std::int64_t seats) { return seats * 100; })
   ///                    .compensate([](std::int64_t booking, std::int64_t seats,
-  ///                                   flux::Context& ctx) { ctx.save("released", seats); },
-  ///                                {.attempts = 3});
+  ///                                   flux::Context& ctx) {
+  ///                      ctx.save("released", flux::Value::List{booking, seats});
+  ///                    }, {.attempts = 3});
   /// ```
   /// The compensations of a failed run's completed steps run one at a time, newest first,
   /// on the blocking-work pool (a `std::future` result is waited for there); each attempt is
