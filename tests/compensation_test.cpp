@@ -179,6 +179,34 @@ TEST_P(Compensation, ParallelBranchesAreUndoneInReverseWithinTheirBranch) {
   for (const HistoryEntry& e : undone) EXPECT_EQ(e.attempt, 1u);
 }
 
+TEST_P(Compensation, AStepOfAnotherBranchFinishingAfterTheFailureIsUndoneToo) {
+  // Fail fast: "broken" fails at once while "slow" (blocking, 200 ms) is still executing in
+  // the other branch. It completes after the failure, so it has something to undo.
+  Journal journal;
+  std::atomic<bool> slow_started{false};
+  auto slow = flux::node("slow",
+                         [&slow_started](std::int64_t x) {
+                           slow_started = true;
+                           std::this_thread::sleep_for(200ms);
+                           return x + 5;
+                         })
+                  .blocking()
+                  .compensate([&journal](std::int64_t out) {
+                    journal.add("undo slow " + std::to_string(out));
+                  });
+  auto broken = flux::node("broken", [&slow_started](std::int64_t) -> std::int64_t {
+    while (!slow_started) std::this_thread::sleep_for(1ms);
+    throw std::runtime_error("broken");
+  });
+  auto pipeline = (step("first", 1, journal) | flux::parallel(slow, broken)).named("late");
+  flux::Runtime rt(config());
+  flux::RunResult r = rt.run(pipeline, 0);
+  EXPECT_EQ(r.status, RunStatus::compensated);
+  EXPECT_EQ(r.error->node, "broken");
+  EXPECT_EQ(journal.log(),
+            (std::vector<std::string>{"undo slow 6", "undo first 1 from 0 at 0"}));
+}
+
 TEST_P(Compensation, AFailingCompensationIsRetriedByItsPolicyThenTheRunIsCompensationFailed) {
   Journal journal;
   std::atomic<int> refunds{0};

@@ -218,6 +218,50 @@ TEST(Crash, AKillDuringCompensationIsFinishedByResumeWithoutRedoingWhatWasUndone
   EXPECT_EQ(count("undo:0"), 1);
 }
 
+// An orphan cancelled with compensation: the canceller has no pipeline, so the request stays
+// in the store; the process that resumes the run undoes its completed steps instead of going
+// on. The worker dies in forward step 2 (done, not recorded).
+TEST(Crash, AnOrphanCancelledWithCompensationIsUndoneByWhoeverResumesIt) {
+  RedisServer server;
+  const std::string prefix = "sagaorphan";
+  std::string out = worker("saga '" + server.url() + "' " + prefix + " 2");
+  std::string run_id = field(out, "run");
+  ASSERT_FALSE(run_id.empty()) << out;
+  ASSERT_EQ(field(out, "finished"), "") << "the worker was meant to die: " << out;
+
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  wait_until_orphaned(rt, run_id);
+  EXPECT_TRUE(rt.cancel(run_id, "abandoned order", {.compensate = true}));
+  EXPECT_EQ(rt.get_run(run_id)->status, flux::RunStatus::running);  // left to the resumer
+
+  std::string resumed = worker("saga-resume '" + server.url() + "' " + prefix + " " + run_id);
+  EXPECT_EQ(field(resumed, "status"), "compensated") << resumed;
+  auto after = rt.get_run(run_id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, flux::RunStatus::compensated);
+  ASSERT_TRUE(after->error);
+  EXPECT_EQ(after->error->message,
+            "run " + run_id + " was cancelled by " + rt.owner_id() + ": abandoned order");
+  std::vector<flux::HistoryEntry::Type> types;
+  std::vector<std::string> undone;
+  for (const auto& e : after->history) {
+    types.push_back(e.type);
+    if (e.type == flux::HistoryEntry::Type::compensate) undone.push_back(e.step);
+  }
+  using T = flux::HistoryEntry::Type;
+  EXPECT_EQ(types, (std::vector<T>{T::node, T::node, T::resume, T::cancel, T::compensating,
+                                   T::compensate, T::compensate}));
+  EXPECT_EQ(undone, (std::vector<std::string>{"1", "0"}));
+  auto count = [&](const std::string& what) {
+    return std::atoi(server.cli("--raw GET " + prefix + ":effects:" + what).c_str());
+  };
+  EXPECT_EQ(count("2"), 1) << "the step in flight at the kill is not run again: it is undone";
+  EXPECT_EQ(count("3"), 0);
+  EXPECT_EQ(count("undo:1"), 1);
+  EXPECT_EQ(count("undo:0"), 1);
+  EXPECT_EQ(count("undo:2"), 0) << "step 2 never completed";
+}
+
 TEST(Crash, OfTwoProcessesResumingOneOrphanExactlyOneProceeds) {
   RedisServer server;
   const std::string prefix = "resumerace";

@@ -15,7 +15,7 @@
 //       waits until the given time, then tries to take the run's lease; prints
 //       "granted <token>" or "owned <holder>"
 //   crash_worker saga <redis-url> <prefix> <kill-at|none>
-//       runs the saga pipeline (s0 | s1 | s2 | s3, s3 failing; s0-s2 each undone by a
+//       runs the saga pipeline (s0 | s1 | s2 | s3, s3 failing; s0-s2 blocking, each undone by a
 //       compensation whose side effect is "undo:<step>"), prints "run <id>" and SIGKILLs itself
 //       right after the side effect named <kill-at> (e.g. "undo:1": in the middle of undoing)
 //   crash_worker saga-resume <redis-url> <prefix> <run-id>
@@ -77,6 +77,7 @@ flux::Pipeline saga_pipeline() {
                                  side_effect(ctx.step_id());
                                  return x + 1;
                                })
+                        .blocking()  // slow steps: each stored before the next starts
                         .compensate([](std::int64_t, flux::Context& ctx) {
                           side_effect("undo:" + ctx.step_id());
                         }));

@@ -171,6 +171,7 @@ struct Engine::Impl {
   /// `def` is the pipeline definition `step` was planned from (same shape).
   void place_nodes(const PipelineDef& def, const PlanStep& step, Plan& plan) {
     if (step.type == PipelineDef::Type::node) {
+      if (step.node->compensation) plan.compensates = true;
       NodePlacement& where = plan.nodes[step.node_index];
       if (cluster && !local_nodes.count(step.label)) {
         where.remote = true;

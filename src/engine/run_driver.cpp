@@ -273,7 +273,14 @@ void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
   // steps first -- unless another owner has it now.
   const bool compensate = status == RunStatus::failed ||
                           (status == RunStatus::cancelled && job->run->compensate_requested());
-  if (compensate && !job->run->lease_lost() && begin_compensation(job, *error, status)) return;
+  if (compensate && !job->run->lease_lost() && job->plan->compensates) {
+    // Steps of other parallel branches may still be finishing (fail-fast): what they complete
+    // is undone too, so the undoing starts once they are done.
+    job->run->when_steps_done([job, status, why = *error] {
+      if (!begin_compensation(job, why, status)) conclude_run(job, status, Value{}, why);
+    });
+    return;
+  }
   conclude_run(job, status, std::move(output), std::move(error));
 }
 

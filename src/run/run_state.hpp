@@ -123,6 +123,19 @@ class RunState final : public RunAccess {
   void begin_step() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
   void end_step() { drop_hold(); }
   void end_run() { drop_hold(); }
+  /// Calls `f` once no step of the run is executing here any more (at once, here, if none
+  /// is): a failed run's parallel branches may still be finishing steps, which compensation
+  /// must see completed before it decides what to undo. Once per run.
+  void when_steps_done(std::function<void()> f) {
+    {
+      std::lock_guard lock(mu_);
+      if (holds_.load(std::memory_order_acquire) > 1) {
+        steps_done_ = std::move(f);
+        return;
+      }
+    }
+    f();
+  }
   std::uint64_t fence() const noexcept { return fence_; }
 
   /// Assigns the entry its sequence number, keeps it and journals it.
@@ -195,9 +208,16 @@ class RunState final : public RunAccess {
   void drop_hold() {
     // A step that was queued before the run ended may begin after the release: the lease
     // is given up once only.
-    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1 && on_released_ &&
-        !released_.exchange(true)) {
+    const int before = holds_.fetch_sub(1, std::memory_order_acq_rel);
+    if (before == 1 && on_released_ && !released_.exchange(true)) {
       on_released_();
+    } else if (before == 2) {  // only the run's own hold is left (see when_steps_done)
+      std::function<void()> f;
+      {
+        std::lock_guard lock(mu_);
+        f.swap(steps_done_);
+      }
+      if (f) f();
     }
   }
 
@@ -221,6 +241,7 @@ class RunState final : public RunAccess {
   std::optional<std::pair<std::string, std::string>> cancellation_;
   std::map<std::uint64_t, std::function<void()>> on_cancel_;
   std::uint64_t next_on_cancel_ = 1;
+  std::function<void()> steps_done_;  // guarded by mu_: see when_steps_done
   bool ended_ = false;
 };
 
