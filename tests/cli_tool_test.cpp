@@ -359,7 +359,15 @@ TEST_F(FluxTool, CompensatedRunsAreListedByStatusAndShowTheirCompensations) {
   EXPECT_EQ(types, (std::vector<std::string>{"node", "node", "compensating", "compensate"}));
   auto table = flux({"runs", "show", id});
   EXPECT_EQ(table.code, 0) << table.err;
-  EXPECT_NE(table.out.find("compensated"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("status    compensated"), std::string::npos) << table.out;
+  // The compensation's row says its step was undone (a forward step's says ok).
+  bool undone_row = false;
+  for (const auto& line : lines(table.out)) {
+    undone_row = undone_row || (line.find(" reserve ") != std::string::npos &&
+                                line.find(" undone") != std::string::npos);
+  }
+  EXPECT_TRUE(undone_row) << table.out;
+  expect_fits_100_columns(table.out);
 }
 
 TEST_F(FluxTool, FollowingAnOrphanSaysSoAndStopsAtItsTimeout) {

@@ -199,7 +199,11 @@ Table history_table() {
 void add_entry(Table& table, const flux::HistoryEntry& e) {
   table.add({std::to_string(e.seq), e.step, e.node, std::to_string(e.attempt),
              e.worker.empty() ? "(owner)" : e.worker, flux::cli::format_duration(e.duration),
-             e.ok() ? "ok" : "failed", e.error.value_or("")});
+             // A compensation (Node::compensate) says what it did: its step was undone.
+             !e.ok() ? "failed"
+             : e.type == flux::HistoryEntry::Type::compensate ? "undone"
+                                                             : "ok",
+             e.error.value_or("")});
 }
 
 std::string value_line(const flux::Value& v) {
