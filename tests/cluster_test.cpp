@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -530,6 +531,40 @@ TEST_F(Cluster, ARunsDeadlineReachesItsStepOnTheWorker) {
   const long long left = std::stoll(mark.substr(10));
   EXPECT_LE(left, 0) << mark;
   EXPECT_GT(left, -1000) << mark;
+}
+
+// The remote step protocol carries steps, not compensations: a step executed on a worker is
+// undone on the driver that owns the run (README, "Compensation").
+TEST_F(Cluster, ARemoteStepIsUndoneByTheDriverThatOwnsTheRun) {
+  auto a = start_worker("A");
+  auto config = driver_config();
+  config.cluster.local_nodes = {"refuse"};
+  flux::Runtime rt(config);
+  std::mutex mu;
+  std::vector<std::string> undone;
+  auto inc = flux::test::inc_node().compensate([&](std::int64_t out, flux::Context& ctx) {
+    std::lock_guard lock(mu);
+    undone.push_back(std::to_string(out) + " undone by " + flux::test::process_name() + " at " +
+                     ctx.step_id());
+  });
+  auto refuse = flux::node("refuse", [](std::int64_t) -> std::int64_t {
+    throw std::runtime_error("no");
+  });
+  auto r = rt.run((inc | refuse).named("remote-saga"), 1);
+  EXPECT_EQ(r.status, flux::RunStatus::compensated);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(undone, std::vector<std::string>{"2 undone by driver at 0"});
+  }
+  auto info = rt.get_run(r.run_id);
+  ASSERT_TRUE(info);
+  ASSERT_GE(info->history.size(), 4u);
+  EXPECT_EQ(info->history[0].node, "inc");
+  EXPECT_EQ(info->history[0].worker, "A");
+  const flux::HistoryEntry& last = info->history.back();
+  EXPECT_EQ(last.type, flux::HistoryEntry::Type::compensate);
+  EXPECT_EQ(last.step, "0");
+  EXPECT_EQ(last.worker, "");  // the run's owner
 }
 
 TEST_F(Cluster, AResultForARunTheDriverNoLongerOwnsIsNeverRecorded) {

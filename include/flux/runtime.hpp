@@ -144,6 +144,14 @@ struct ResumeOptions {
   std::optional<std::chrono::milliseconds> deadline{};
 };
 
+/// Options of `Runtime::cancel` and `RunHandle::cancel`.
+struct CancelOptions {
+  /// Undo the run's completed steps (`Node::compensate`) once it has stopped, newest first;
+  /// it then ends `compensated` or `compensation_failed` instead of `cancelled` (README,
+  /// "Compensation"). A run with nothing to undo ends `cancelled`.
+  bool compensate = false;
+};
+
 /// The outcome of a run.
 struct RunResult {
   std::string run_id;
@@ -180,8 +188,8 @@ class RunHandle {
   std::optional<RunResult> wait_for(std::chrono::milliseconds timeout) const;
   bool done() const;
   /// Cancels the run (see `Runtime::cancel`); false if it had already ended or been
-  /// cancelled.
-  bool cancel(const std::string& reason = "") const;
+  /// cancelled (a run undoing its steps, `Node::compensate`, is no longer cancelled).
+  bool cancel(const std::string& reason = "", const CancelOptions& options = {}) const;
 
  private:
   std::shared_ptr<detail::RunCompletion> completion_;
@@ -235,7 +243,13 @@ class Runtime {
   /// at its next lease renewal (within `Config::lease_ttl` / 3 plus a store round trip);
   /// an orphan (its owner gone) is recorded cancelled here. Returns false if the run had
   /// already ended; throws Error(not_found) for a run the store does not know.
-  bool cancel(std::string_view run_id, const std::string& reason = "");
+  ///
+  /// `options.compensate`: the run's completed steps are then undone (`Node::compensate`)
+  /// and it ends `compensated` or `compensation_failed`. An orphan cancelled so is not
+  /// compensated here (this Runtime may not have its pipeline): the request stays in the
+  /// store, and whoever resumes or adopts the run undoes its steps instead of going on.
+  bool cancel(std::string_view run_id, const std::string& reason = "",
+              const CancelOptions& options = {});
 
   /// Finishes an interrupted or failed run from the store and waits for it.
   ///
@@ -254,6 +268,11 @@ class Runtime {
   ///
   /// A cancelled run (or one with a cancel request pending) is refused (invalid_argument)
   /// unless `options.cancelled` says to resume it anyway.
+  ///
+  /// Compensation (`Node::compensate`): a run that was undoing its steps when it was
+  /// interrupted, or whose compensation failed, goes on undoing them — never forward; a
+  /// `compensated` run returns its stored result and executes nothing; one with a cancel
+  /// request asking for compensation is undone instead of resumed.
   RunResult resume(std::string_view run_id, const Pipeline& pipeline,
                    const ResumeOptions& options = {});
   /// As `resume`, returning at once (the refusals above are still thrown here).

@@ -172,6 +172,7 @@ struct Engine::Impl {
   /// `def` is the pipeline definition `step` was planned from (same shape).
   void place_nodes(const PipelineDef& def, const PlanStep& step, Plan& plan) {
     if (step.type == PipelineDef::Type::node) {
+      if (step.node->compensation) plan.compensates = true;
       NodePlacement& where = plan.nodes[step.node_index];
       if (cluster && !local_nodes.count(step.label)) {
         where.remote = true;
@@ -418,10 +419,10 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
     services->leases->remove(id);
     if (auto r = run.lock()) r->journal_release(owner);
   });
-  job->completion->cancel = [weak = std::weak_ptr<RunJob>(job),
-                             owner = impl_->owner](const std::string& reason) {
+  job->completion->cancel = [weak = std::weak_ptr<RunJob>(job), owner = impl_->owner](
+                                const std::string& reason, bool compensate) {
     auto j = weak.lock();
-    return j && cancel_run(*j, owner, reason);
+    return j && cancel_run(*j, owner, reason, compensate);
   };
   job->deadline = job->info.deadline;
   job->run->journal_run(job->info);
@@ -449,22 +450,31 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     }
     throw Error(Errc::not_found, "run " + id + " is not in the store");
   }
-  if (info->status == RunStatus::completed) {  // nothing to do: its stored result
+  // Nothing to do: its stored result. (A compensated run's steps are undone; going on would
+  // redo them. One whose compensation failed is resumed: its remaining compensations run.)
+  if (info->status == RunStatus::completed || info->status == RunStatus::compensated) {
     auto done = std::make_shared<RunCompletion>();
     done->run_id = id;
     done->complete(RunResult{id, info->status, info->output, info->error});
     return done;
   }
+  // A cancel request asking for compensation (an orphan cancelled so) is honoured here: the
+  // resumed run undoes its steps instead of going on.
+  std::optional<CancelRequest> request;
+  {
+    const std::string ids[] = {id};
+    if (auto requests = store.cancel_requests(ids); !requests.empty()) request = requests[0];
+  }
+  const bool compensate_request = request && request->compensate;
   if (!options.cancelled) {  // someone meant it to stop: only an explicit resume goes on
     if (info->status == RunStatus::cancelled) {
       throw Error(Errc::invalid_argument,
                   (info->error ? info->error->message : "run " + id + " was cancelled") +
                       "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
     }
-    const std::string ids[] = {id};
-    if (auto requests = store.cancel_requests(ids); !requests.empty() && requests[0]) {
+    if (request && !compensate_request) {
       throw Error(Errc::invalid_argument,
-                  "run " + id + " has a cancel request from " + requests[0]->by +
+                  "run " + id + " has a cancel request from " + request->by +
                       "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
     }
   }
@@ -505,9 +515,20 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     store.release_lease(id, job->lease);
     throw;
   }
-  if (options.cancelled) store.clear_cancel_request(id);
+  if (options.cancelled || compensate_request) store.clear_cancel_request(id);
   for (const HistoryEntry& e : history) {
-    if (e.type == HistoryEntry::Type::resume || e.type == HistoryEntry::Type::cancel) continue;
+    if (e.type == HistoryEntry::Type::compensating) {  // it was undoing its steps: it goes on
+      auto field = [&](const char* name) {
+        if (!e.input.is_map()) return std::string();
+        auto it = e.input.as_map().find(name);
+        return it != e.input.as_map().end() && it->second.is_string() ? it->second.as_string()
+                                                                       : std::string();
+      };
+      job->compensating = RunJob::Stopped{
+          RunFailure{field("node"), field("step"), field("message")},
+          field("status") == "cancelled" ? RunStatus::cancelled : RunStatus::failed};
+    }
+    if (e.type != HistoryEntry::Type::node && e.type != HistoryEntry::Type::parallel) continue;
     auto& attempts = job->attempts[e.step];
     attempts = std::max(attempts, e.attempt);
     if (e.ok()) job->replay[e.step] = e.output;
@@ -523,8 +544,11 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->info.finished.reset();
   job->info.error.reset();
   job->info.output = Value{};
-  // An interrupted run keeps its deadline; a failed or cancelled one is a new try.
-  if (options.deadline) {
+  // An interrupted run keeps its deadline; a failed or cancelled one is a new try. A run undoing
+  // its steps has none: its compensations are not cut short.
+  if (compensate_request || job->compensating) {
+    job->info.deadline.reset();
+  } else if (options.deadline) {
     job->info.deadline = job->info.updated + std::chrono::nanoseconds(*options.deadline);
   } else if (previous != RunStatus::running) {
     job->info.deadline.reset();
@@ -539,20 +563,29 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   mark.output = Value::Map{{"reused_steps", static_cast<std::int64_t>(job->replay.size())}};
   job->run->set_child_starter(this);
   job->run->append(std::move(mark));  // before any step of the resumed run
+  if (compensate_request && !job->compensating) {  // cancelled as an orphan, to be undone
+    job->run->cancel(request->by, request->reason, /*compensate=*/true);
+    job->compensating =
+        RunJob::Stopped{RunFailure{"", "", job->run->stop_reason()}, RunStatus::cancelled};
+  }
   return launch(std::move(job));
 }
 
-bool Engine::cancel(std::string_view run_id, const std::string& reason) {
+bool Engine::cancel(std::string_view run_id, const std::string& reason, bool compensate) {
   const std::string id(run_id);
   // Owned here: at once.
-  if (auto run = impl_->services->leases->find(id)) return run->cancel(impl_->owner, reason);
+  if (auto run = impl_->services->leases->find(id)) {
+    return run->cancel(impl_->owner, reason, compensate);
+  }
   Storage& store = *impl_->storage;
   auto info = store.get_run(id);
   std::optional<std::string> holder = store.lease_holder(id);
   if (!info && !holder) throw Error(Errc::not_found, "run " + id + " is not in the store");
   if (info && info->status != RunStatus::running) return false;
-  if (holder) {  // its owner picks the request up at its next lease renewal
-    store.request_cancel(id, CancelRequest{impl_->owner, reason});
+  // Its owner picks the request up at its next lease renewal. An orphan whose steps are to be
+  // undone keeps the request for whoever resumes it: only a process with its pipeline can.
+  if (holder || compensate) {
+    store.request_cancel(id, CancelRequest{impl_->owner, reason, compensate});
     return true;
   }
   if (cancel_orphan(id, reason)) return true;

@@ -124,7 +124,7 @@ void LeaseKeeper::loop() {
         std::vector<std::optional<CancelRequest>> requests = storage_.cancel_requests(ids);
         for (std::size_t i = 0; i < ids.size() && i < requests.size(); ++i) {
           if (!requests[i]) continue;
-          if (auto run = held[ids[i]].run.lock()) run->cancel(requests[i]->by, requests[i]->reason);
+          if (auto run = held[ids[i]].run.lock()) run->cancel(requests[i]->by, requests[i]->reason, requests[i]->compensate);
           storage_.clear_cancel_request(ids[i]);
         }
       } catch (const std::exception& e) {

@@ -118,7 +118,7 @@ std::vector<HistoryEntry> RunState::history() const {
   return history_;
 }
 
-bool RunState::cancel(const std::string& by, const std::string& reason) {
+bool RunState::cancel(const std::string& by, const std::string& reason, bool compensate) {
   std::string message = "run " + run_id_ + " was cancelled";
   if (by == "deadline") {
     message += ": " + reason;
@@ -137,7 +137,10 @@ bool RunState::cancel(const std::string& by, const std::string& reason) {
   mark.node = "cancel";
   mark.start = mark.end =
       std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
-  mark.input = Value::Map{{"by", by}, {"reason", reason}};
+  Value::Map input{{"by", by}, {"reason", reason}};
+  if (compensate) input.emplace("compensate", true);
+  mark.input = std::move(input);
+  compensate_ = compensate;  // before the callbacks: the run may end in one of them
   append(std::move(mark));
   stop(std::move(message));
   cancelled_ = true;
