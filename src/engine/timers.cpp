@@ -26,11 +26,17 @@ struct Timers::State {
   }
 };
 
+namespace {
+// The state comes as an argument, not a capture: CAF 0.17 dereferences a null argument tuple
+// when it starts an actor spawned without arguments (undefined behaviour, UBSan reports it).
+caf::behavior timer_actor(caf::event_based_actor* self, std::shared_ptr<Timers::State> state) {
+  self->set_default_handler(caf::drop);
+  return {[state](fire_atom, std::uint64_t id) { state->fire(id); }};
+}
+}  // namespace
+
 Timers::Timers(caf::actor_system& system) : state_(std::make_shared<State>()) {
-  actor_ = system.spawn([state = state_](caf::event_based_actor* self) -> caf::behavior {
-    self->set_default_handler(caf::drop);
-    return {[state](fire_atom, std::uint64_t id) { state->fire(id); }};
-  });
+  actor_ = system.spawn(timer_actor, state_);
 }
 
 Timers::~Timers() {

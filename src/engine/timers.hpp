@@ -31,8 +31,9 @@ class Timers {
   /// Forgets a pending callback; false if it already ran (or is running) or was cancelled.
   bool cancel(std::uint64_t id);
 
- private:
   struct State;  // shared with the actor, which may see a message after the destructor ran
+
+ private:
   std::shared_ptr<State> state_;
   caf::actor actor_;
 };
