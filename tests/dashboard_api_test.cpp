@@ -49,10 +49,20 @@ std::string raw_http(int port, const std::string& request) {
     if (n <= 0) break;
     sent += static_cast<std::size_t>(n);
   }
+  // Until the server closes, or the response is complete (a refused request line keeps the
+  // connection open until the server's keep-alive timeout).
   std::string out;
   char buf[4096];
   ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    out.append(buf, static_cast<std::size_t>(n));
+    const auto end = out.find("\r\n\r\n");
+    const auto length = out.find("Content-Length: ");
+    if (end != std::string::npos && length != std::string::npos && length < end &&
+        out.size() >= end + 4 + std::stoul(out.substr(length + 16))) {
+      break;
+    }
+  }
   ::close(fd);
   return out;
 }
@@ -425,6 +435,7 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
 
 TEST_F(DashboardApi, NoPathOutsideTheEmbeddedAssetsIsServedAndRequestsAreBounded) {
   Dashboard d(env(), "");
+  const std::string host = "Host: 127.0.0.1:" + std::to_string(d.port()) + "\r\n";
   for (const std::string& path : std::vector<std::string>{
            "/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
            "/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd", "/..%2f..%2f..%2fetc%2fpasswd",
@@ -432,18 +443,30 @@ TEST_F(DashboardApi, NoPathOutsideTheEmbeddedAssetsIsServedAndRequestsAreBounded
         "/%252e%252e/etc/passwd", "/....//....//etc/passwd", "/etc/passwd", "/CMakeLists.txt",
         "/src/dashboard/assets/app.js", "/assets/app.js", "/..\\..\\etc\\passwd"}) {
     const std::string response =
-        raw_http(d.port(), "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + k_close);
+        raw_http(d.port(), "GET " + path + " HTTP/1.1\r\n" + host + k_close);
     EXPECT_EQ(status_of(response), 404) << path << "\n" << response.substr(0, 200);
     EXPECT_EQ(response.find("root:"), std::string::npos) << path;
     EXPECT_NE(response.find("{\"error\":\"not found\"}"), std::string::npos) << path;
   }
+  // DNS rebinding: a name that is not a loopback one in Host is refused, for reads too.
+  const std::string rebound = raw_http(
+      d.port(), "GET /api/runs HTTP/1.1\r\nHost: evil.example:" + std::to_string(d.port()) +
+                    "\r\n" + k_close);
+  EXPECT_EQ(status_of(rebound), 403) << rebound;
+  EXPECT_NE(rebound.find("is not this dashboard's address"), std::string::npos) << rebound;
+  for (const std::string name : {"127.0.0.1:", "localhost:"}) {
+    EXPECT_EQ(status_of(raw_http(d.port(), "GET /api/info HTTP/1.1\r\nHost: " + name +
+                                               std::to_string(d.port()) + "\r\n" + k_close)),
+              200)
+        << name;
+  }
   // Bounded: a request line over 8 KiB (414), a body over 16 KiB (413).
   const std::string long_query = "/api/runs?id=" + std::string(9000, 'a');
   EXPECT_EQ(status_of(raw_http(d.port(), "GET " + long_query +
-                                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + k_close)),
+                                             " HTTP/1.1\r\n" + host + k_close)),
             414);
   const std::string body(20000, 'x');
-  EXPECT_EQ(status_of(raw_http(d.port(), "POST /api/runs/abc/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+  EXPECT_EQ(status_of(raw_http(d.port(), "POST /api/runs/abc/cancel HTTP/1.1\r\n" + host +
                                          "Connection: close\r\nContent-Length: " +
                                              std::to_string(body.size()) + "\r\n\r\n" + body)),
             413);

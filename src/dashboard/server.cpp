@@ -239,6 +239,18 @@ struct Server::Impl {
       }
     });
 
+    // DNS rebinding: a page of another site whose name was made to resolve to 127.0.0.1
+    // reaches this server with its own name in Host. On loopback, only loopback names pass.
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!loopback() || host_allowed(req.get_header_value("Host"))) {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
+      send_json(res, 403,
+                {{"error", "Host " + req.get_header_value("Host").substr(0, 100) +
+                               " is not this dashboard's address (a loopback one)"}});
+      return httplib::Server::HandlerResponse::Handled;
+    });
+
     http.Get("/api/info", guarded([this](const httplib::Request&, httplib::Response& res) {
       Json pipelines = Json::array();
       if (options.registry) {
@@ -284,6 +296,15 @@ struct Server::Impl {
       res.status = 200;
       res.set_content(a->data, a->size, a->content_type);
     });
+  }
+
+  bool loopback() const {
+    return options.host == "127.0.0.1" || options.host == "localhost" || options.host == "::1";
+  }
+
+  bool host_allowed(const std::string& host) const {
+    const std::string p = ":" + std::to_string(port);
+    return host == "127.0.0.1" + p || host == "localhost" + p || host == "[::1]" + p;
   }
 
   detail::RedisStorage& redis_store() {

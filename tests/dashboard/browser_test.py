@@ -314,7 +314,27 @@ class Dashboard(unittest.TestCase):
                     if e["node"] == "flaky"]
         self.assertEqual(attempts, [1, 2])
 
-    def test_7_workers_are_listed(self):
+    def test_7_a_parent_and_its_child_link_to_each_other(self):
+        proc, parent = E.start(["run", "parent", "--input", "5"])
+        self.assertEqual(proc.wait(30), 0)
+        detail = E.api("/api/runs/" + parent)
+        self.assertEqual(len(detail["children"]), 1)
+        child = detail["children"][0]["id"]
+        self.assertEqual(detail["children"][0]["step"], "1")
+        self.assertEqual(detail["children"][0]["status"], "completed")
+        open_run(parent)
+        self.assertEqual(E.driver.find_element(By.ID, "r-output").text, "14")  # (5+1+1)*2
+        links = rows("#related li.related a")
+        self.assertEqual([a.text for a in links], [child])
+        self.assertIn("child of step 1 (spawn)", rows("#related li.related")[0].text)
+        links[0].click()
+        wait(lambda: E.driver.find_element(By.ID, "r-id").text == child, message="child opened")
+        wait(lambda: len(rows("#related li.related a")) == 1, message="parent link")
+        self.assertEqual(rows("#related li.related a")[0].text, parent)
+        self.assertIn("parent (step 1)", rows("#related li.related")[0].text)
+        self.assertEqual(E.api("/api/runs/" + child)["parent"]["id"], parent)
+
+    def test_8_workers_are_listed(self):
         env = dict(E.env, FLUX_ID="browser-worker-1", FLUX_CAPACITY="2")
         p = subprocess.Popen([ARGS.demo, "worker"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env)

@@ -53,8 +53,13 @@ flux::Registry make_registry() {
                std::this_thread::sleep_for(std::chrono::milliseconds(ms));
                return ms;
              }).blocking();
+  // A node that starts a child run of inc | dbl: a parent and a child to link.
+  auto spawn = flux::node("spawn", [inc, dbl](std::int64_t x, flux::Context& ctx) {
+    return ctx.start(inc | dbl, x);
+  });
   flux::Registry registry;
   registry.add((inc | dbl).named("double-inc"));
+  registry.add((inc | spawn).named("parent"));
   registry.add((inc | boom).named("fails"));
   registry.add((inc | flaky).named("mendable"));
   registry.add((inc | xss).named("xss"));
