@@ -129,6 +129,18 @@ def rows(css):
     return E.driver.find_elements(By.CSS_SELECTOR, css)
 
 
+def attrs(css, name):
+    """`name` of every element matching `css`, read at one moment (the page redraws live)."""
+    return E.driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.getAttribute(arguments[1]))",
+        css, name)
+
+
+def texts(css):
+    return E.driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css)
+
+
 def open_page(fragment):
     E.driver.get(E.base + fragment)
     E.driver.refresh()  # a hash change alone does not reload the script's state
@@ -150,16 +162,15 @@ class Dashboard(unittest.TestCase):
         expected = [r["wide-200"], r["xss"], r["mendable"], r["fails"]] + r["double-inc"][::-1]
         open_page("")
         wait(lambda: len(rows("#runs tbody tr.run")) == 7, message="7 runs listed")
-        ids = [row.get_attribute("data-id") for row in rows("#runs tbody tr.run")]
-        self.assertEqual(ids, expected)
-        first = rows("#runs tbody tr.run")[0].find_elements(By.TAG_NAME, "td")
-        self.assertEqual(first[1].text, "wide-200")
-        self.assertEqual(first[2].text, "completed")
-        self.assertEqual(first[5].text, "202")  # inc, 200 ticks, the parallel
-        fails_row = rows("#runs tbody tr.run")[3].find_elements(By.TAG_NAME, "td")
-        self.assertEqual(fails_row[2].text, "failed")
-        self.assertIn("boom: the input was refused", fails_row[6].get_attribute("title"))
-        counts = {b.get_attribute("data-status"): b.text for b in rows("#counts button")}
+        self.assertEqual(attrs("#runs tbody tr.run", "data-id"), expected)
+        first = texts("#runs tbody tr.run:nth-child(1) td")
+        self.assertEqual(first[1], "wide-200")
+        self.assertEqual(first[2], "completed")
+        self.assertEqual(first[5], "202")  # inc, 200 ticks, the parallel
+        fails_row = texts("#runs tbody tr.run:nth-child(4) td")
+        self.assertEqual(fails_row[2], "failed")
+        self.assertEqual(fails_row[6], "node 'boom' (step 1) failed: boom: the input was refused")
+        counts = dict(zip(attrs("#counts button", "data-status"), texts("#counts button")))
         self.assertEqual(counts["completed"], "completed 5")
         self.assertEqual(counts["failed"], "failed 2")
         self.assertEqual(counts["running"], "running 0")
@@ -172,19 +183,17 @@ class Dashboard(unittest.TestCase):
 
         Select(E.driver.find_element(By.ID, "f-status")).select_by_value("failed")
         E.driver.find_element(By.ID, "f-apply").click()
-        wait(lambda: len(rows("#runs tbody tr.run")) == 2, message="2 failed runs")
-        self.assertEqual([x.get_attribute("data-id") for x in rows("#runs tbody tr.run")],
-                         [r["mendable"], r["fails"]])
+        wait(lambda: len(attrs("#runs tbody tr.run", "data-id")) == 2, message="2 failed runs")
+        self.assertEqual(attrs("#runs tbody tr.run", "data-id"), [r["mendable"], r["fails"]])
         Select(E.driver.find_element(By.ID, "f-status")).select_by_value("")
         E.driver.find_element(By.ID, "f-pipeline").send_keys("double-inc")
         E.driver.find_element(By.ID, "f-apply").click()
-        wait(lambda: len(rows("#runs tbody tr.run")) == 3, message="3 double-inc runs")
-        self.assertEqual([x.get_attribute("data-id") for x in rows("#runs tbody tr.run")],
-                         r["double-inc"][::-1])
+        wait(lambda: attrs("#runs tbody tr.run", "data-id") == r["double-inc"][::-1],
+             message="the 3 double-inc runs")
         E.driver.find_element(By.ID, "f-clear").click()
         E.driver.find_element(By.ID, "f-id").send_keys(r["xss"][:13])
         E.driver.find_element(By.ID, "f-apply").click()
-        wait(lambda: [x.get_attribute("data-id") for x in rows("#runs tbody tr.run")] == [r["xss"]],
+        wait(lambda: attrs("#runs tbody tr.run", "data-id") == [r["xss"]],
              message="the run found by its id prefix")
         E.driver.find_element(By.ID, "f-clear").click()
         wait(lambda: len(rows("#runs tbody tr.run")) == 7, message="filters cleared")
@@ -269,7 +278,7 @@ class Dashboard(unittest.TestCase):
         self.assertEqual(E.driver.find_element(By.ID, "r-output").text, "12")
         self.assertEqual(proc.wait(15), 0)
 
-    def test_5_cancel_is_refused_without_the_token_and_done_with_it(self):
+    def test_5_cancel_is_refused_without_the_token_and_done_with_it_then_resumed(self):
         proc, run_id = E.start(["run", "sleepy", "--input", "12000"])
         open_run(run_id)
         self.assertEqual(status_of_page(), "running")
@@ -298,6 +307,17 @@ class Dashboard(unittest.TestCase):
         # `run` exits 1 for a cancelled run, once the abandoned 12 s sleep has ended (its
         # thread is joined when the owner's Runtime is destroyed).
         self.assertEqual(proc.wait(40), 1)
+
+        # Resumed from the dashboard (which has the pipelines): the abandoned step runs again.
+        resume = E.driver.find_element(By.ID, "a-resume")
+        wait(lambda: resume.is_displayed(), message="resume offered for a cancelled run")
+        resume.click()
+        wait(lambda: message.text.startswith("resume: "), message="resume accepted")
+        wait(lambda: status_of_page() == "completed", timeout=40, message="resumed run completed")
+        self.assertEqual(E.driver.find_element(By.ID, "r-output").text, "12001")
+        types = [e["type"] for e in E.api("/api/runs/" + run_id)["history"]]
+        self.assertIn("cancel", types)
+        self.assertIn("resume", types)
 
     def test_6_retry_from_failure_finishes_a_failed_run(self):
         run_id = E.runs["mendable"]
@@ -328,10 +348,9 @@ class Dashboard(unittest.TestCase):
         self.assertEqual([a.text for a in links], [child])
         self.assertIn("child of step 1 (spawn)", rows("#related li.related")[0].text)
         links[0].click()
-        wait(lambda: E.driver.find_element(By.ID, "r-id").text == child, message="child opened")
-        wait(lambda: len(rows("#related li.related a")) == 1, message="parent link")
-        self.assertEqual(rows("#related li.related a")[0].text, parent)
-        self.assertIn("parent (step 1)", rows("#related li.related")[0].text)
+        wait(lambda: texts("#related li.related a") == [parent], message="the child links back")
+        self.assertEqual(E.driver.find_element(By.ID, "r-id").text, child)
+        self.assertIn("parent (step 1)", texts("#related li.related")[0])
         self.assertEqual(E.api("/api/runs/" + child)["parent"]["id"], parent)
 
     def test_8_workers_are_listed(self):

@@ -183,8 +183,13 @@ function runRow(run) {
 
 async function loadRuns(more) {
   try {
-    const page = await api(runsQuery(more ? state.runs.cursor : null));
+    const query = runsQuery(more ? state.runs.cursor : null);
+    const page = await api(query);
     const body = $('runs').tBodies[0];
+    // A live refresh that brings nothing new leaves the table as it is.
+    const key = query + JSON.stringify(page);
+    if (!more && key === state.runs.lastKey) return;
+    state.runs.lastKey = more ? null : key;
     if (!more) {
       body.replaceChildren();
       state.runs.extraPages = false;
@@ -364,34 +369,38 @@ async function openRun(id) {
   state.run.historyLength = 0;
   state.run.entries = [];
   $('history').tBodies[0].replaceChildren();
-  $('timeline').replaceChildren();
+  for (const part of ['timeline', 'r-meta', 'related', 'r-status']) $(part).replaceChildren();
+  $('kv').textContent = '';
+  $('shared').textContent = '';
+  delete $('r-status').dataset.status;
+  $('run-view').dataset.loaded = 'no';
   $('r-id').textContent = id;
-  $('r-status').replaceChildren();
   await pollRun(id, generation);
   schedule(() => pollRun(id, generation), 1000);
 }
 
 // One poll: the history after what is shown (the cursor), the record, and the trace when
-// anything changed.
+// anything changed; then everything is drawn at once, so that the page never shows a record
+// newer than its timeline.
 async function pollRun(id, generation) {
   if (generation !== state.run.generation || state.view !== 'run') return;
   try {
     const from = state.run.historyLength;
-    const first = await api('/api/runs/' + encodeURIComponent(id) + '?from=' + from + '&trace=0');
+    const path = '/api/runs/' + encodeURIComponent(id) + '?from=';
+    const first = await api(path + from + '&trace=0');
     if (generation !== state.run.generation) return;
     const changed = first.history.length > 0 || first.run.status !== state.run.status || from === 0;
-    renderMeta(first);
-    appendHistory(first.history);
-    state.run.historyLength = from + first.history.length;
-    state.run.status = first.run.status;
+    let latest = first, entries = first.history;
     if (changed) {
-      const withTrace = await api('/api/runs/' + encodeURIComponent(id) + '?from=' +
-        state.run.historyLength + '&trace=1');
+      latest = await api(path + (from + first.history.length) + '&trace=1');
       if (generation !== state.run.generation) return;
-      appendHistory(withTrace.history);
-      state.run.historyLength += withTrace.history.length;
-      renderTimeline(withTrace.trace);
+      entries = first.history.concat(latest.history);
     }
+    renderMeta(latest);
+    appendHistory(entries);
+    state.run.historyLength = from + entries.length;
+    state.run.status = latest.run.status;
+    if (latest.trace) renderTimeline(latest.trace);
     $('run-view').dataset.loaded = 'yes';
   } catch (e) {
     showMessage(e.message);
