@@ -476,6 +476,35 @@ TEST_F(DashboardApi, NoPathOutsideTheEmbeddedAssetsIsServedAndRequestsAreBounded
   EXPECT_EQ(d.process().terminate(), 0);
 }
 
+TEST_F(DashboardApi, StopsCleanlyOnSigtermOrSigintEvenRightAfterItsAnnouncement) {
+  Dashboard d(env(), "");
+  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_NE(d.process().err().find("dashboard stopped (SIGTERM)"), std::string::npos)
+      << d.process().err();
+  Dashboard e(env(), "");
+  e.process().signal(SIGINT);
+  EXPECT_EQ(e.process().wait(std::chrono::seconds(10)), 0);
+  // Bad command lines: exit 2 naming the problem.
+  auto bad = run({k_flux, "dashboard", "--listen", "127.0.0.1:99999"}, env());
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--listen 127.0.0.1:99999: the port must be 0 to 65535"),
+            std::string::npos)
+      << bad.err;
+  auto no_port = run({k_flux, "dashboard", "--listen", "localhost"}, env());
+  EXPECT_EQ(no_port.code, 2);
+  EXPECT_NE(no_port.err.find("expected host:port"), std::string::npos) << no_port.err;
+  Dashboard f(env(), "");
+  auto busy = run({k_flux, "dashboard", "--listen", "127.0.0.1:" + std::to_string(f.port())},
+                  env(), std::chrono::seconds(20));
+  EXPECT_EQ(busy.code, 2);
+  EXPECT_NE(busy.err.find("cannot listen on 127.0.0.1:" + std::to_string(f.port())),
+            std::string::npos)
+      << busy.err;
+  auto no_store = run({k_flux, "dashboard", "--store", "redis://127.0.0.1:1"}, {});
+  EXPECT_EQ(no_store.code, 3) << no_store.err;
+  EXPECT_EQ(f.process().terminate(), 0);
+}
+
 TEST_F(DashboardApi, TheStorePasswordIsInNoResponse) {
   const std::string password = "s3cret-store-pass";
   flux::test::RedisServer locked(password);

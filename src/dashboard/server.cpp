@@ -157,6 +157,12 @@ struct Server::Impl {
     storage = detail::open_storage(config);
     redis = dynamic_cast<detail::RedisStorage*>(storage.get());
     routes();
+    // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second dashboard
+    // (or any process of the user) could bind the same port and take half the requests.
+    http.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     port = options.port == 0 ? http.bind_to_any_port(options.host)
                              : (http.bind_to_port(options.host, options.port) ? options.port : -1);
     if (port <= 0) {
@@ -579,6 +585,8 @@ std::uint16_t Server::port() const noexcept { return static_cast<std::uint16_t>(
 
 void Server::serve() { impl_->http.listen_after_bind(); }
 
+bool Server::serving() const { return impl_->http.is_running(); }
+
 void Server::stop() {
   if (impl_) impl_->http.stop();
 }
@@ -602,12 +610,17 @@ int serve_until_signal(Options options, const std::string& listen) {
   options.port = static_cast<std::uint16_t>(std::stoi(port));
   const bool read_only = options.token.empty();
   Server server(std::move(options));
-  const std::string host = server.host();
+  cli::catch_stop_signals();  // before the announcement: a SIGTERM sent on it stops us cleanly
+  std::thread serving([&] { server.serve(); });
+  // httplib ignores a stop() that comes before its loop runs: announce only once it does.
+  for (int i = 0; i < 5000 && !server.serving(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const std::string& host = server.host();
   std::printf("dashboard at http://%s:%u/ (%s)\n", host.c_str(),
               static_cast<unsigned>(server.port()),
               read_only ? "read-only: no --token" : "actions need the token");
   std::fflush(stdout);
-  std::thread serving([&] { server.serve(); });
   const char* sig = cli::wait_for_stop_signal();
   server.stop();
   serving.join();

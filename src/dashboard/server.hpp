@@ -53,8 +53,10 @@ class Server {
   /// The bound address and port.
   const std::string& host() const noexcept;
   std::uint16_t port() const noexcept;
-  /// Serves until `stop` (from another thread or a signal handler's thread).
+  /// Serves until `stop` (from another thread or a signal handler's thread). A `stop` before
+  /// `serving()` is true is lost (httplib's): wait for it first.
   void serve();
+  bool serving() const;
   void stop();
 
  private:
