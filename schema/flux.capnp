@@ -89,6 +89,11 @@ struct HistoryEntry {
     resume @2;                 # the run was resumed here (node "resume", step "")
     cancel @3;                 # the run was cancelled here (node "cancel", step ""; input:
                                # {"by": who, "reason": why})
+    compensating @4;           # the run began undoing its completed steps here (node
+                               # "compensation", step ""; input: {"status": "failed" or
+                               # "cancelled", "node", "step", "message": why it stopped})
+    compensate @5;             # one attempt of one step's compensation (node and step: the
+                               # step undone; input: that step's output)
   }
 
   children @12 :List(Text);    # ids of the child runs the execution started, in order
@@ -127,6 +132,8 @@ struct RunRecord {
     completed @1;
     failed @2;
     cancelled @3;              # Runtime::cancel or a deadline; readers before it refuse it
+    compensated @4;            # failed (or cancelled), then every compensation succeeded
+    compensationFailed @5;     # failed (or cancelled), then a compensation failed too
   }
 
   enum HistoryValues {

@@ -19,6 +19,10 @@ const char* to_string(RunStatus status) noexcept {
       return "failed";
     case RunStatus::cancelled:
       return "cancelled";
+    case RunStatus::compensated:
+      return "compensated";
+    case RunStatus::compensation_failed:
+      return "compensation_failed";
   }
   return "unknown";
 }
@@ -65,9 +69,9 @@ std::optional<RunResult> RunHandle::wait_for(std::chrono::milliseconds timeout) 
   return *completion_->result;
 }
 
-bool RunHandle::cancel(const std::string& reason) const {
+bool RunHandle::cancel(const std::string& reason, const CancelOptions& options) const {
   // A resumed completed run has no cancel: it is over.
-  return completion_->cancel && completion_->cancel(reason);
+  return completion_->cancel && completion_->cancel(reason, options.compensate);
 }
 
 bool RunHandle::done() const {
@@ -117,8 +121,9 @@ RunHandle Runtime::start_value(const Pipeline& pipeline, Value input, const RunO
   return RunHandle(engine_->start(pipeline, std::move(input), options));
 }
 
-bool Runtime::cancel(std::string_view run_id, const std::string& reason) {
-  return engine_->cancel(run_id, reason);
+bool Runtime::cancel(std::string_view run_id, const std::string& reason,
+                     const CancelOptions& options) {
+  return engine_->cancel(run_id, reason, options.compensate);
 }
 
 RunResult Runtime::resume(std::string_view run_id, const Pipeline& pipeline,

@@ -332,6 +332,44 @@ TEST_F(FluxTool, RunsCancelStopsARunAnotherProcessOwns) {
   EXPECT_EQ(flux({"runs", "cancel", "no-such-run"}).code, 4);
 }
 
+TEST_F(FluxTool, CompensatedRunsAreListedByStatusAndShowTheirCompensations) {
+  // A saga run by a Runtime on the same store: "reserve" completes, "pay" fails, "reserve" is
+  // undone.
+  auto reserve = flux::node("reserve", [](std::int64_t x) { return x + 1; })
+                     .compensate([](std::int64_t) {});
+  auto pay = flux::node("pay", [](std::int64_t) -> std::int64_t {
+    throw std::runtime_error("declined");
+  });
+  std::string id;
+  {
+    flux::Runtime rt(flux::Config{.store = redis.url(), .key_prefix = prefix});
+    flux::RunResult r = rt.run((reserve | pay).named("saga"), 1);
+    ASSERT_EQ(r.status, flux::RunStatus::compensated);
+    id = r.run_id;
+  }
+  auto listed = Json::parse(flux({"runs", "list", "--status", "compensated", "--json"}).out);
+  ASSERT_EQ(listed.at("runs").size(), 1u) << listed;
+  EXPECT_EQ(listed["runs"][0].at("id"), id);
+  EXPECT_EQ(listed["runs"][0].at("status"), "compensated");
+  auto none = Json::parse(flux({"runs", "list", "--status", "compensation_failed", "--json"}).out);
+  EXPECT_TRUE(none.at("runs").empty()) << none;
+  auto doc = Json::parse(flux({"runs", "show", id, "--json"}).out);
+  std::vector<std::string> types;
+  for (const Json& e : doc.at("history")) types.push_back(e.at("type"));
+  EXPECT_EQ(types, (std::vector<std::string>{"node", "node", "compensating", "compensate"}));
+  auto table = flux({"runs", "show", id});
+  EXPECT_EQ(table.code, 0) << table.err;
+  EXPECT_NE(table.out.find("status    compensated"), std::string::npos) << table.out;
+  // The compensation's row says its step was undone (a forward step's says ok).
+  bool undone_row = false;
+  for (const auto& line : lines(table.out)) {
+    undone_row = undone_row || (line.find(" reserve ") != std::string::npos &&
+                                line.find(" undone") != std::string::npos);
+  }
+  EXPECT_TRUE(undone_row) << table.out;
+  expect_fits_100_columns(table.out);
+}
+
 TEST_F(FluxTool, FollowingAnOrphanSaysSoAndStopsAtItsTimeout) {
   auto submitted = run({k_app, "run", "double-inc", "--input", "1", "--submit"}, env());
   ASSERT_EQ(submitted.code, 0) << submitted.err;

@@ -2,7 +2,8 @@
 // or a driver.
 //
 //   cluster_node [worker] --store URL --prefix P --id ID [--nodes a,b] [--listen HOST]
-//                [--advertise HOST] [--capacity N] [--tls CERT KEY CA] [--allow-plaintext]
+//                [--advertise HOST] [--capacity N] [--drain-grace-ms MS] [--tls CERT KEY CA]
+//                [--allow-plaintext]
 //     Prints "ready <port>" once announced in the store; serves until SIGTERM (drains).
 //   cluster_node driver --store URL --prefix P [--pipeline NAME --input N] [--adopt]
 //                [--lease-ttl-ms MS] [--tls CERT KEY CA] [--allow-plaintext]
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
       worker.listen_host = argv[++i];
     } else if (is("--advertise")) {
       worker.advertise_host = argv[++i];
+    } else if (is("--drain-grace-ms")) {
+      worker.drain_grace = std::chrono::milliseconds(std::atoll(argv[++i]));
     } else if (is("--capacity")) {
       worker.capacity = static_cast<std::size_t>(std::atoi(argv[++i]));
     } else if (is("--pipeline")) {

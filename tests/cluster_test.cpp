@@ -11,10 +11,12 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <chrono>
+#include <filesystem>
 #include <flux/flux.hpp>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -315,6 +317,73 @@ TEST_F(Cluster, ADrainingWorkerFinishesItsStepAndGetsNoMoreWork) {
   EXPECT_EQ(info->history[0].attempt, 1u);
 }
 
+/// The node entries of step `step` of run `run_id`, in order.
+std::vector<flux::HistoryEntry> attempts_of(flux::Runtime& rt, const std::string& run_id,
+                                            const std::string& step) {
+  std::vector<flux::HistoryEntry> out;
+  auto info = rt.get_run(run_id);
+  if (!info) return out;
+  for (const auto& e : info->history) {
+    if (e.type == flux::HistoryEntry::Type::node && e.step == step) out.push_back(e);
+  }
+  return out;
+}
+
+/// What the `patient` step of run `run_id` wrote where it ran (FLUX_TEST_MARKS), waiting up
+/// to 3 s for it.
+std::string mark_of(const std::string& dir, const std::string& run_id) {
+  const auto deadline = std::chrono::steady_clock::now() + 3s;
+  std::string line;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(dir + "/" + run_id);
+    if (in && std::getline(in, line)) return line;
+    std::this_thread::sleep_for(10ms);
+  }
+  return "(nothing written)";
+}
+
+TEST_F(Cluster, ADrainThatRunsOutOfGraceCancelsItsStepWhichIsPlacedAgain) {
+  const std::string marks = ::testing::TempDir() + "/marks-" + prefix;
+  std::filesystem::create_directories(marks);
+  std::vector<std::string> args{"--store",   shared_redis().url(), "--prefix", prefix, "--id", "A",
+                                "--nodes",   "patient,where",      "--drain-grace-ms", "600"};
+  auto a = std::make_unique<WorkerProcess>(FLUX_CLUSTER_NODE, "A", args,
+                                           std::vector<std::string>{"FLUX_TEST_MARKS=" + marks});
+  flux::Runtime rt(driver_config());
+  wait_for_workers(rt, {"A"});
+  auto handle = rt.start(flux::Pipeline(flux::test::patient_node()), 5);
+  std::this_thread::sleep_for(300ms);  // executing on A
+  auto b = start_worker("B", "patient,where");
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(a->terminate(10s), 0);  // SIGTERM: drains, then exits 0
+  const auto drained = std::chrono::steady_clock::now() - asked;
+  EXPECT_GE(drained, 250ms);  // it waited for its step first
+  EXPECT_LT(drained, 3s);     // not for the step's own 10 s
+  // The step on A saw ctx.cancelled() when the grace's last part began; its result was not
+  // sent. The driver placed it again on B, where it runs until the test cancels the run.
+  EXPECT_EQ(mark_of(marks, handle.run_id()), "cancelled -1");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::vector<flux::HistoryEntry> attempts;
+  while (std::chrono::steady_clock::now() < deadline) {
+    attempts = attempts_of(rt, handle.run_id(), "0");
+    if (!attempts.empty()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].worker, "A");
+  ASSERT_TRUE(attempts[0].error);
+  EXPECT_NE(attempts[0].error->find("placed again as attempt 2"), std::string::npos)
+      << *attempts[0].error;
+  EXPECT_TRUE(handle.cancel("enough"));
+  auto r = handle.wait_for(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, flux::RunStatus::cancelled);
+  attempts = attempts_of(rt, r->run_id, "0");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[1].worker, "B");
+  EXPECT_EQ(attempts[1].attempt, 2u);
+}
+
 TEST_F(Cluster, AKilledDriversRunIsAdoptedByAnotherDriverWhileTheWorkersKeepServing) {
   auto a = start_worker("A", "", {"FLUX_TEST_SLOW_MS=600"});
   auto b = start_worker("B", "", {"FLUX_TEST_SLOW_MS=600"});
@@ -381,6 +450,121 @@ TEST_F(Cluster, ObserversOnTheDriverSeeRemoteSteps) {
   EXPECT_EQ(recorder->events,
             (std::vector<std::string>{"start inc 0", "end inc 0 on A -> 2", "start times3 1",
                                       "end times3 1 on A -> 6"}));
+}
+
+// ---- Control on workers: timeouts, cancellation and deadlines reach the worker ----------
+
+TEST_F(Cluster, ARemoteNodesTimeoutIsEnforcedOnTheWorkerAndRetried) {
+  auto a = start_worker("A", "slow,where");  // slow sleeps 1.5 s
+  flux::Runtime rt(driver_config());
+  wait_for_workers(rt, {"A"});
+  auto slow = flux::test::slow_node().timeout(300ms).retry(
+      {.attempts = 2, .backoff = flux::fixed(50ms)});
+  const auto started = std::chrono::steady_clock::now();
+  auto r = rt.run(slow, 1);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_EQ(r.status, flux::RunStatus::failed);
+  EXPECT_EQ(r.error->node, "slow");
+  EXPECT_NE(r.error->message.find("node 'slow' (step 0) timed out after 0.300 s"),
+            std::string::npos)
+      << r.error->message;
+  EXPECT_LT(took, 1500ms) << "the run waited for the worker's late results";
+  auto attempts = attempts_of(rt, r.run_id, "0");
+  ASSERT_EQ(attempts.size(), 2u);
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(attempts[i].attempt, i + 1);
+    EXPECT_EQ(attempts[i].worker, "A");
+    EXPECT_EQ(attempts[i].error, "node 'slow' (step 0) timed out after 0.300 s");
+    EXPECT_GE(attempts[i].duration, 300ms);
+    EXPECT_LT(attempts[i].duration, 1500ms);
+  }
+  // The late results, when they come, are never recorded; the worker serves on.
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(attempts_of(rt, r.run_id, "0").size(), 2u);
+  auto after = rt.run(flux::Pipeline(flux::test::where_node()), 0);
+  ASSERT_TRUE(after.ok()) << after.error->message;
+  EXPECT_EQ(after.output.as_string(), "A");
+}
+
+TEST_F(Cluster, CancellingARunReachesItsStepOnTheWorker) {
+  const std::string marks = ::testing::TempDir() + "/marks-" + prefix;
+  std::filesystem::create_directories(marks);
+  auto a = start_worker("A", "patient,where", {"FLUX_TEST_MARKS=" + marks});
+  flux::Runtime rt(driver_config());
+  wait_for_workers(rt, {"A"});
+  auto handle = rt.start(flux::Pipeline(flux::test::patient_node()), 7);
+  std::this_thread::sleep_for(400ms);  // executing on A
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  EXPECT_TRUE(handle.cancel("operator said so"));
+  auto r = handle.wait_for(5s);
+  ASSERT_TRUE(r);
+  EXPECT_LT(std::chrono::steady_clock::now() - cancelled_at, 2s);
+  EXPECT_EQ(r->status, flux::RunStatus::cancelled);
+  auto attempts = attempts_of(rt, r->run_id, "0");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].worker, "A");
+  ASSERT_TRUE(attempts[0].error);
+  EXPECT_NE(attempts[0].error->find("node 'patient' (step 0) was abandoned: run " + r->run_id +
+                                    " was cancelled by"),
+            std::string::npos)
+      << *attempts[0].error;
+  // The step on the worker saw ctx.cancelled() (it has no deadline: -1).
+  EXPECT_EQ(mark_of(marks, r->run_id), "cancelled -1");
+}
+
+TEST_F(Cluster, ARunsDeadlineReachesItsStepOnTheWorker) {
+  const std::string marks = ::testing::TempDir() + "/marks-" + prefix;
+  std::filesystem::create_directories(marks);
+  auto a = start_worker("A", "patient,where", {"FLUX_TEST_MARKS=" + marks});
+  flux::Runtime rt(driver_config());
+  wait_for_workers(rt, {"A"});
+  flux::RunOptions options;
+  options.deadline = 600ms;
+  auto handle = rt.start(flux::Pipeline(flux::test::patient_node()), 7, options);
+  auto r = handle.wait_for(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, flux::RunStatus::cancelled);
+  EXPECT_NE(r->error->message.find("deadline exceeded"), std::string::npos) << r->error->message;
+  // The worker's ctx.deadline() was the run's: the step saw cancelled() at (or just after) it.
+  const std::string mark = mark_of(marks, r->run_id);
+  ASSERT_EQ(mark.rfind("cancelled ", 0), 0u) << mark;
+  const long long left = std::stoll(mark.substr(10));
+  EXPECT_LE(left, 0) << mark;
+  EXPECT_GT(left, -1000) << mark;
+}
+
+// The remote step protocol carries steps, not compensations: a step executed on a worker is
+// undone on the driver that owns the run (README, "Compensation").
+TEST_F(Cluster, ARemoteStepIsUndoneByTheDriverThatOwnsTheRun) {
+  auto a = start_worker("A");
+  auto config = driver_config();
+  config.cluster.local_nodes = {"refuse"};
+  flux::Runtime rt(config);
+  std::mutex mu;
+  std::vector<std::string> undone;
+  auto inc = flux::test::inc_node().compensate([&](std::int64_t out, flux::Context& ctx) {
+    std::lock_guard lock(mu);
+    undone.push_back(std::to_string(out) + " undone by " + flux::test::process_name() + " at " +
+                     ctx.step_id());
+  });
+  auto refuse = flux::node("refuse", [](std::int64_t) -> std::int64_t {
+    throw std::runtime_error("no");
+  });
+  auto r = rt.run((inc | refuse).named("remote-saga"), 1);
+  EXPECT_EQ(r.status, flux::RunStatus::compensated);
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(undone, std::vector<std::string>{"2 undone by driver at 0"});
+  }
+  auto info = rt.get_run(r.run_id);
+  ASSERT_TRUE(info);
+  ASSERT_GE(info->history.size(), 4u);
+  EXPECT_EQ(info->history[0].node, "inc");
+  EXPECT_EQ(info->history[0].worker, "A");
+  const flux::HistoryEntry& last = info->history.back();
+  EXPECT_EQ(last.type, flux::HistoryEntry::Type::compensate);
+  EXPECT_EQ(last.step, "0");
+  EXPECT_EQ(last.worker, "");  // the run's owner
 }
 
 TEST_F(Cluster, AResultForARunTheDriverNoLongerOwnsIsNeverRecorded) {
@@ -483,7 +667,7 @@ void announce(const std::string& prefix, const std::string& id, int port,
 }
 
 TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
-  // A CAF process that speaks flux-wire-0 but announces flux-wire-2 (a stale binary).
+  // A CAF process that speaks flux-wire-0 but announces flux-wire-3 (a stale binary).
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-0"});
@@ -493,7 +677,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
       [](caf::event_based_actor*, int) -> caf::behavior { return {[](int x) { return x; }}; }, 0);
   auto port = sys.middleman().publish(dummy, 0, "127.0.0.1");
   ASSERT_TRUE(port);
-  announce(prefix, "stale", *port, "flux-wire-2");
+  announce(prefix, "stale", *port, "flux-wire-3");
   announce(prefix, "older", *port + 0, "flux-wire-0");
   auto config = driver_config();
   config.cluster.placement_timeout = 1000ms;
@@ -501,7 +685,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
   auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error->message.find("older (not connected: at 127.0.0.1:" + std::to_string(*port) +
-                                  ", it speaks flux-wire-0 in plaintext, this driver flux-wire-2 "
+                                  ", it speaks flux-wire-0 in plaintext, this driver flux-wire-3 "
                                   "in plaintext)"),
             std::string::npos)
       << r.error->message;
@@ -509,7 +693,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
                                   std::to_string(*port)),
             std::string::npos)
       << r.error->message;
-  EXPECT_NE(r.error->message.find("speaks another protocol than flux-wire-2 (refused at connect)"),
+  EXPECT_NE(r.error->message.find("speaks another protocol than flux-wire-3 (refused at connect)"),
             std::string::npos)
       << r.error->message;
   caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
@@ -517,7 +701,7 @@ TEST_F(Cluster, APeerOfAnotherProtocolVersionIsRefusedAtConnect) {
 
 TEST_F(Cluster, AWorkerAddressThatDoesNotAnswerIsSkipped) {
   const int dead_port = flux::test::free_port();
-  announce(prefix, "ghost", dead_port, "flux-wire-2");
+  announce(prefix, "ghost", dead_port, "flux-wire-3");
   auto b = start_worker("B", "where");
   flux::Runtime rt(driver_config());
   for (int i = 0; i < 5; ++i) {
@@ -625,7 +809,7 @@ std::string raw_tls_connect(int port, const std::string& cert, const std::string
   if (!cert.empty()) cfg.set("openssl.certificate", cert);
   if (!key.empty()) cfg.set("openssl.key", key);
   if (!ca.empty()) cfg.set("openssl.cafile", ca);
-  cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-2"});
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"flux-wire-3"});
   caf::actor_system sys{cfg};
   std::string outcome = "connected";
   caf::scoped_actor self{sys};
@@ -675,7 +859,7 @@ TEST_F(ClusterTls, APlaintextDriverDoesNotUseATlsWorker) {
   auto r = rt.run(flux::Pipeline(flux::test::where_node()), 0);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error->message.find("A (not connected: at 127.0.0.1:" + std::to_string(a->port()) +
-                                  ", it speaks flux-wire-2 over TLS, this driver flux-wire-2 in "
+                                  ", it speaks flux-wire-3 over TLS, this driver flux-wire-3 in "
                                   "plaintext)"),
             std::string::npos)
       << r.error->message;

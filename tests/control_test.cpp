@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <flux/flux.hpp>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -557,6 +558,128 @@ TEST(Deadline, ConfigDeadlineAppliesToEveryRunAndAQuickRunIsUntouched) {
   flux::RunResult longer = rt.run(flux::node("q", [](std::int64_t x) { return x; }), 2,
                                   flux::RunOptions{.deadline = 5s});
   EXPECT_EQ(*rt.get_run(longer.run_id)->deadline - rt.get_run(longer.run_id)->created, 5s);
+}
+
+// ---- Shutdown --------------------------------------------------------------------------
+
+/// A Runtime on the shared Redis with `grace` as its shutdown grace.
+flux::Config shutdown_config(const std::string& prefix, std::chrono::milliseconds grace) {
+  flux::Config config;
+  config.store = flux::test::shared_redis().url();
+  config.key_prefix = prefix;
+  config.shutdown_grace = grace;
+  return config;
+}
+
+/// The node entries of step `step`, in order.
+std::vector<HistoryEntry> attempts_at(const flux::RunInfo& info, const std::string& step) {
+  std::vector<HistoryEntry> out;
+  for (const auto& e : info.history) {
+    if (e.type == HistoryEntry::Type::node && e.step == step) out.push_back(e);
+  }
+  return out;
+}
+
+TEST(Shutdown, AStuckNodeDoesNotHoldTheRuntimeBeyondItsGraceAndTheRunIsLeftToResume) {
+  const std::string prefix = flux::test::unique_prefix("shutdown");
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto entered = std::make_shared<std::atomic<bool>>(false);
+  auto first = flux::node("first", [](std::int64_t x) { return x + 1; });
+  // Ignores cancellation: returns only once the test releases it.
+  auto stuck = flux::node("stuck", [release, entered](std::int64_t x) {
+                 *entered = true;
+                 while (!*release) std::this_thread::sleep_for(5ms);
+                 return x * 10;
+               }).blocking();
+  auto pipeline = first | stuck;
+  std::optional<flux::Runtime> owner;
+  owner.emplace(shutdown_config(prefix, 600ms));
+  const std::string run_id = owner->start(pipeline, 1).run_id();
+  ASSERT_TRUE(wait_until(*entered));
+  const auto began = std::chrono::steady_clock::now();
+  owner.reset();  // ~Runtime
+  const auto took = std::chrono::steady_clock::now() - began;
+  std::printf("~Runtime returned after %lld ms (grace 600 ms)\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_GE(took, 300ms);  // it waited for the run first
+  EXPECT_LT(took, 3s);     // and did not wait for the stuck step (before: forever)
+  flux::Runtime rt(shutdown_config(prefix, 5s));
+  auto info = rt.get_run(run_id);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, RunStatus::running);
+  auto attempts = attempts_at(*info, "1");
+  ASSERT_EQ(attempts.size(), 1u);
+  ASSERT_TRUE(attempts[0].error);
+  EXPECT_NE(attempts[0].error->find("node 'stuck' (step 1) was abandoned: the runtime "),
+            std::string::npos)
+      << *attempts[0].error;
+  EXPECT_NE(attempts[0].error->find("shut down (Config::shutdown_grace 0.600 s) before the run "
+                                    "ended; it is left to resume"),
+            std::string::npos)
+      << *attempts[0].error;
+  // Its lease was given up: an orphan at once, which resume finishes.
+  bool orphan = false;
+  for (const auto& o : rt.list_orphans()) orphan = orphan || o.id == run_id;
+  EXPECT_TRUE(orphan);
+  release->store(true);
+  auto r = rt.resume(run_id, pipeline);
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.value<std::int64_t>(), 20);
+  info = rt.get_run(run_id);
+  EXPECT_EQ(info->status, RunStatus::completed);
+  EXPECT_EQ(attempts_at(*info, "0").size(), 1u);  // `first` was not executed again
+  attempts = attempts_at(*info, "1");
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[1].attempt, 2u);
+  EXPECT_TRUE(attempts[1].ok());
+}
+
+TEST(Shutdown, ACooperativeStepSeesCancelledAndItsRunIsLeftToResume) {
+  const std::string prefix = flux::test::unique_prefix("shutdown");
+  auto saw = std::make_shared<std::atomic<bool>>(false);
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  auto wait = flux::node("wait", [saw, started](std::int64_t x, flux::Context& ctx) {
+                if (ctx.attempt() > 1) return x + 100;
+                *started = true;
+                *saw = wait_for_cancel(ctx);
+                return x;
+              }).blocking();
+  std::string run_id;
+  const auto began = std::chrono::steady_clock::now();
+  {
+    flux::Runtime rt(shutdown_config(prefix, 400ms));
+    run_id = rt.start(flux::Pipeline(wait), 1).run_id();
+    ASSERT_TRUE(wait_until(*started));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - began, 3s);
+  EXPECT_TRUE(*saw);
+  flux::Runtime rt(shutdown_config(prefix, 5s));
+  auto info = rt.get_run(run_id);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, RunStatus::running);
+  EXPECT_EQ(count_type(*info, HistoryEntry::Type::cancel), 0u);  // not a cancellation
+  auto r = rt.resume(run_id, flux::Pipeline(wait));
+  ASSERT_TRUE(r.ok()) << r.error->message;
+  EXPECT_EQ(r.value<std::int64_t>(), 101);
+}
+
+TEST(Shutdown, RunsThatEndWithinTheGraceAreRecordedAsUsual) {
+  const std::string prefix = flux::test::unique_prefix("shutdown");
+  auto slow = flux::node("slow", [](std::int64_t x) {
+                std::this_thread::sleep_for(300ms);
+                return x + 1;
+              }).blocking();
+  std::string run_id;
+  {
+    flux::Runtime rt(shutdown_config(prefix, 5s));
+    run_id = rt.start(flux::Pipeline(slow), 1).run_id();
+  }
+  flux::Runtime rt(shutdown_config(prefix, 5s));
+  auto info = rt.get_run(run_id);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->status, RunStatus::completed);
+  EXPECT_EQ(info->output, flux::Value(std::int64_t{2}));
 }
 
 }  // namespace

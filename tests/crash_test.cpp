@@ -149,6 +149,119 @@ TEST(Crash, AKilledRunIsResumedWhenTheKillHitsInsideAParallel) {
   crash_and_resume(server, "crashpar", "500.1.5");
 }
 
+// Compensation survives a crash: the worker dies in the middle of undoing a failed saga (right
+// after the side effect of step 1's compensation, which is therefore not recorded); a new
+// process resumes the run. Asserted: no forward step runs again, a compensation recorded done
+// before the kill is not run again, the one in flight is run again (at least once, as a step
+// in flight is), the last one runs once, and the run ends compensated with exactly one
+// successful `compensate` entry per step.
+TEST(Crash, AKillDuringCompensationIsFinishedByResumeWithoutRedoingWhatWasUndone) {
+  RedisServer server;
+  const std::string prefix = "sagacrash";
+  std::string out = worker("saga '" + server.url() + "' " + prefix + " undo:1");
+  std::string run_id = field(out, "run");
+  ASSERT_FALSE(run_id.empty()) << out;
+  ASSERT_EQ(field(out, "finished"), "") << "the worker was meant to die: " << out;
+
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  auto before = rt.get_run(run_id);
+  ASSERT_TRUE(before.has_value());
+  EXPECT_EQ(before->status, flux::RunStatus::running);
+  std::vector<std::string> undone_before;
+  bool marked = false;
+  for (const auto& e : before->history) {
+    marked = marked || e.type == flux::HistoryEntry::Type::compensating;
+    if (e.type == flux::HistoryEntry::Type::compensate && e.ok()) undone_before.push_back(e.step);
+  }
+  EXPECT_TRUE(marked) << "the compensating entry is stored before anything is undone";
+  EXPECT_EQ(undone_before, std::vector<std::string>{"2"});
+
+  wait_until_orphaned(rt, run_id);
+  std::string resumed = worker("saga-resume '" + server.url() + "' " + prefix + " " + run_id);
+  EXPECT_EQ(field(resumed, "status"), "compensated") << resumed;
+
+  auto after = rt.get_run(run_id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, flux::RunStatus::compensated);
+  ASSERT_TRUE(after->error);
+  EXPECT_EQ(after->error->message, "node 's3' (step 3) failed: declined");
+  for (std::size_t i = 0; i < before->history.size(); ++i) {
+    EXPECT_EQ(after->history[i], before->history[i]) << "entry " << i;
+  }
+  std::vector<std::string> undone;
+  std::size_t forward = 0;
+  for (const auto& e : after->history) {
+    forward += e.type == flux::HistoryEntry::Type::node;
+    if (e.type == flux::HistoryEntry::Type::compensate) {
+      EXPECT_TRUE(e.ok()) << e.error.value_or("");
+      EXPECT_EQ(e.attempt, 1u) << "step " << e.step;
+      undone.push_back(e.step);
+    }
+  }
+  EXPECT_EQ(undone, (std::vector<std::string>{"2", "1", "0"}));
+  EXPECT_EQ(forward, 4u) << "no forward step was recorded again";
+  auto count = [&](const std::string& what) {
+    return std::atoi(server.cli("--raw GET " + prefix + ":effects:" + what).c_str());
+  };
+  for (const char* s : {"0", "1", "2", "3"}) EXPECT_EQ(count(s), 1) << "forward step " << s;
+  EXPECT_EQ(count("undo:2"), 1) << "recorded done before the kill: not run again";
+  EXPECT_EQ(count("undo:1"), 2) << "in flight at the kill: run again";
+  EXPECT_EQ(count("undo:0"), 1);
+  auto listed = rt.list_runs({.status = flux::RunStatus::compensated});
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, run_id);
+
+  // Resuming it again does nothing: it is compensated.
+  std::string again = worker("saga-resume '" + server.url() + "' " + prefix + " " + run_id);
+  EXPECT_EQ(field(again, "status"), "compensated") << again;
+  EXPECT_EQ(rt.get_run(run_id)->history.size(), after->history.size());
+  EXPECT_EQ(count("undo:0"), 1);
+}
+
+// An orphan cancelled with compensation: the canceller has no pipeline, so the request stays
+// in the store; the process that resumes the run undoes its completed steps instead of going
+// on. The worker dies in forward step 2 (done, not recorded).
+TEST(Crash, AnOrphanCancelledWithCompensationIsUndoneByWhoeverResumesIt) {
+  RedisServer server;
+  const std::string prefix = "sagaorphan";
+  std::string out = worker("saga '" + server.url() + "' " + prefix + " 2");
+  std::string run_id = field(out, "run");
+  ASSERT_FALSE(run_id.empty()) << out;
+  ASSERT_EQ(field(out, "finished"), "") << "the worker was meant to die: " << out;
+
+  flux::Runtime rt(flux::Config{.store = server.url(), .key_prefix = prefix});
+  wait_until_orphaned(rt, run_id);
+  EXPECT_TRUE(rt.cancel(run_id, "abandoned order", {.compensate = true}));
+  EXPECT_EQ(rt.get_run(run_id)->status, flux::RunStatus::running);  // left to the resumer
+
+  std::string resumed = worker("saga-resume '" + server.url() + "' " + prefix + " " + run_id);
+  EXPECT_EQ(field(resumed, "status"), "compensated") << resumed;
+  auto after = rt.get_run(run_id);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, flux::RunStatus::compensated);
+  ASSERT_TRUE(after->error);
+  EXPECT_EQ(after->error->message,
+            "run " + run_id + " was cancelled by " + rt.owner_id() + ": abandoned order");
+  std::vector<flux::HistoryEntry::Type> types;
+  std::vector<std::string> undone;
+  for (const auto& e : after->history) {
+    types.push_back(e.type);
+    if (e.type == flux::HistoryEntry::Type::compensate) undone.push_back(e.step);
+  }
+  using T = flux::HistoryEntry::Type;
+  EXPECT_EQ(types, (std::vector<T>{T::node, T::node, T::resume, T::cancel, T::compensating,
+                                   T::compensate, T::compensate}));
+  EXPECT_EQ(undone, (std::vector<std::string>{"1", "0"}));
+  auto count = [&](const std::string& what) {
+    return std::atoi(server.cli("--raw GET " + prefix + ":effects:" + what).c_str());
+  };
+  EXPECT_EQ(count("2"), 1) << "the step in flight at the kill is not run again: it is undone";
+  EXPECT_EQ(count("3"), 0);
+  EXPECT_EQ(count("undo:1"), 1);
+  EXPECT_EQ(count("undo:0"), 1);
+  EXPECT_EQ(count("undo:2"), 0) << "step 2 never completed";
+}
+
 TEST(Crash, OfTwoProcessesResumingOneOrphanExactlyOneProceeds) {
   RedisServer server;
   const std::string prefix = "resumerace";

@@ -14,6 +14,12 @@
 //   crash_worker acquire <redis-url> <prefix> <run-id> <start-at-epoch-ms>
 //       waits until the given time, then tries to take the run's lease; prints
 //       "granted <token>" or "owned <holder>"
+//   crash_worker saga <redis-url> <prefix> <kill-at|none>
+//       runs the saga pipeline (s0 | s1 | s2 | s3, s3 failing; s0-s2 blocking, each undone by a
+//       compensation whose side effect is "undo:<step>"), prints "run <id>" and SIGKILLs itself
+//       right after the side effect named <kill-at> (e.g. "undo:1": in the middle of undoing)
+//   crash_worker saga-resume <redis-url> <prefix> <run-id>
+//       resumes it; prints "status <status>" or "refused <code> <message>"
 //
 // The pipeline: 500 steps, a parallel of two 10-step branches, a step joining them, then
 // 489 steps — 1,010 nodes. Every step's side effect is an INCR of "<prefix>:effects:<step>"
@@ -61,6 +67,26 @@ flux::Node step_node(int i) {
     ctx.shared().add("executions", 1);
     return x + 1;
   });
+}
+
+flux::Pipeline saga_pipeline() {
+  std::vector<flux::Pipeline> steps;
+  for (int i = 0; i < 3; ++i) {
+    steps.push_back(flux::node("s" + std::to_string(i),
+                               [](std::int64_t x, flux::Context& ctx) {
+                                 side_effect(ctx.step_id());
+                                 return x + 1;
+                               })
+                        .blocking()  // slow steps: each stored before the next starts
+                        .compensate([](std::int64_t, flux::Context& ctx) {
+                          side_effect("undo:" + ctx.step_id());
+                        }));
+  }
+  steps.push_back(flux::node("s3", [](std::int64_t, flux::Context& ctx) -> std::int64_t {
+    side_effect(ctx.step_id());
+    throw std::runtime_error("declined");
+  }));
+  return flux::sequence(steps).named("saga-crash");
 }
 
 flux::Pipeline chain_pipeline(bool blocking, int n) {
@@ -148,6 +174,23 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::printf("output %lld\n", static_cast<long long>(r.value<std::int64_t>()));
+    } catch (const flux::Error& e) {
+      std::printf("refused %s %s\n", flux::to_string(e.code()), e.what());
+    }
+    return 0;
+  }
+  if (mode == "saga") {
+    g_kill_at = argv[4];
+    auto handle = rt.start(saga_pipeline(), std::int64_t{0});
+    std::printf("run %s\n", handle.run_id().c_str());
+    auto r = handle.wait();
+    std::printf("finished %s\n", flux::to_string(r.status));
+    return 0;
+  }
+  if (mode == "saga-resume") {
+    try {
+      auto r = rt.resume(argv[4], saga_pipeline());
+      std::printf("status %s\n", flux::to_string(r.status));
     } catch (const flux::Error& e) {
       std::printf("refused %s %s\n", flux::to_string(e.code()), e.what());
     }

@@ -201,6 +201,8 @@ TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatu
                   {"completed", 2},
                   {"failed", 1},
                   {"cancelled", 0},
+                  {"compensated", 0},
+                  {"compensation_failed", 0},
                   {"total", 3}}));
   // Each run is the object `flux runs list --json` prints, plus its history length.
   Json cli = flux_json({"runs", "list"});
@@ -255,7 +257,8 @@ TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatu
                 "cursor: ", 0),
             0u);
   EXPECT_EQ(get_json(c, "/api/runs?status=lost", 400).at("error"),
-            "status=lost: expected running, completed, failed or cancelled");
+            "status=lost: expected running, completed, failed, cancelled, compensated or "
+            "compensation_failed");
   EXPECT_EQ(get_json(c, "/api/runs?limit=0", 400).at("error"), "limit: at least 1");
   EXPECT_EQ(get_json(c, "/api/runs?limit=many", 400).at("error"), "limit: expected a whole number");
   EXPECT_EQ(get_json(c, "/api/runs?limit=501", 400).at("error"), "limit: at most 500");

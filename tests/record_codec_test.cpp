@@ -667,16 +667,16 @@ TEST(RecordCodec, UnknownEnumValueFromNewerWriterIsRejected) {
     capnp::MallocMessageBuilder mb;
     auto r = mb.initRoot<w::RunRecord>();
     r.setId("r1");
-    poke16(r, slot_of<w::RunRecord>("status"), 4);  // 3 is `cancelled`
+    poke16(r, slot_of<w::RunRecord>("status"), 6);  // 5 is `compensationFailed`
     EXPECT_CORRUPT(RecordKind::run, d::seal_record(RecordKind::run, packed_payload(mb)),
-                   "unknown run status 4 (written by a newer Flux?)");
+                   "unknown run status 6 (written by a newer Flux?)");
   }
   {
     capnp::MallocMessageBuilder mb;
     auto e = mb.initRoot<w::HistoryEntry>();
-    poke16(e, slot_of<w::HistoryEntry>("type"), 4);  // 3 is `cancel`
+    poke16(e, slot_of<w::HistoryEntry>("type"), 6);  // 5 is `compensate`
     EXPECT_CORRUPT(RecordKind::history, d::seal_record(RecordKind::history, packed_payload(mb)),
-                   "unknown history entry type 4");
+                   "unknown history entry type 6");
   }
 }
 
@@ -690,6 +690,22 @@ TEST(RecordCodec, CancelledRunsCancelEntriesAndDeadlinesRoundTrip) {
   HistoryEntry e = sample_history(false);
   e.type = HistoryEntry::Type::cancel;
   e.input = Value::Map{{"by", "host:1:abc"}, {"reason", "why"}};
+  EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
+}
+
+TEST(RecordCodec, CompensationStatusesAndEntriesRoundTrip) {
+  RunInfo r = sample_run(true);
+  for (auto status : {flux::RunStatus::compensated, flux::RunStatus::compensation_failed}) {
+    r.status = status;
+    EXPECT_EQ(d::decode_run(d::encode_run(r), kKey, r.id), r);
+  }
+  HistoryEntry e = sample_history(false);
+  e.type = HistoryEntry::Type::compensating;
+  e.input = Value::Map{{"status", "failed"}, {"node", "pay"}, {"step", "3"}, {"message", "no"}};
+  EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
+  e = sample_history(true);
+  e.type = HistoryEntry::Type::compensate;
+  e.attempt = 2;
   EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
 }
 

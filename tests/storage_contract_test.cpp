@@ -421,6 +421,36 @@ TEST_P(StorageContract, ACancelledRunIsStoredListedAndFilteredByItsOwnStatus) {
   EXPECT_TRUE(store().list_runs(with_status(RunStatus::cancelled)).empty());
 }
 
+TEST_P(StorageContract, CompensatedRunsAreStoredListedAndFilteredByTheirOwnStatus) {
+  RunInfo a = make_run("a", kBase, RunStatus::running);
+  RunInfo b = make_run("b", kBase + kSecond, RunStatus::running);
+  store().put_run(a);
+  store().put_run(b);
+  a.status = RunStatus::compensated;
+  a.finished = at(kBase + 2 * kSecond);
+  a.error = flux::RunFailure{"pay", "3", "node 'pay' (step 3) failed: declined"};
+  b.status = RunStatus::compensation_failed;
+  b.finished = at(kBase + 3 * kSecond);
+  b.error = flux::RunFailure{"reserve", "1", "compensation of node 'reserve' (step 1) failed"};
+  store().put_run(a);
+  store().put_run(b);
+  EXPECT_EQ(store().get_run("a"), a);
+  EXPECT_EQ(store().get_run("b"), b);
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::compensated))),
+            std::vector<std::string>{"a"});
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::compensation_failed))),
+            std::vector<std::string>{"b"});
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::running)).empty());
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::failed)).empty());
+  EXPECT_EQ(store().list_runs({}).size(), 2u);
+  // Resumed (a failed compensation retried): running again, out of its index.
+  b.status = RunStatus::running;
+  store().put_run(b);
+  EXPECT_TRUE(store().list_runs(with_status(RunStatus::compensation_failed)).empty());
+  EXPECT_EQ(ids(store().list_runs(with_status(RunStatus::running))),
+            std::vector<std::string>{"b"});
+}
+
 TEST_P(StorageContract, CancelRequestsAreKeptPerRunUntilCleared) {
   store().put_run(make_run("a", kBase, RunStatus::running));
   store().put_run(make_run("b", kBase + 1, RunStatus::running));

@@ -26,6 +26,8 @@
 /// - `.retry({...})` executes a failed step again (README, "Control"); `.timeout(d)` bounds
 ///   one attempt: an async or blocking attempt is abandoned when it expires, a sync one is
 ///   told through `ctx.cancelled()` / `ctx.deadline()` and failed when it returns late.
+/// - `.compensate(fn)` undoes a completed step when its run fails later (README,
+///   "Compensation"): a saga.
 ///
 /// Thread safety: a Node is immutable and may be used by any number of
 /// pipelines and concurrent runs; its callable is invoked concurrently, so it
@@ -99,6 +101,16 @@ struct RetryPolicy {
 
 namespace detail {
 
+/// A node's compensation (Node::compensate), type-erased. Immutable once built.
+struct CompensationDef {
+  /// Undoes one completed step, given its recorded output and input: decodes them into the
+  /// compensation's parameters, calls it, waits for its future if it returns one, and encodes
+  /// its result. Called on Flux's blocking-work pool.
+  std::function<Value(const Value& output, const Value& input, Context& ctx)> call;
+  std::vector<TypeInfo> params;  ///< the non-Context parameters: (output) or (output, input)
+  RetryPolicy retry;             ///< its own; one attempt unless given
+};
+
 /// How a node's function is run.
 enum class NodeMode : std::uint8_t { sync, async, blocking, child };
 
@@ -118,6 +130,8 @@ struct NodeDef {
   std::optional<RetryPolicy> retry;
   /// `.timeout(d)`: the bound of one attempt; zero: none.
   std::chrono::milliseconds timeout{0};
+  /// `.compensate(fn)`: how a completed step of this node is undone; null: it is not.
+  std::shared_ptr<const CompensationDef> compensation;
 };
 
 template <class T>
@@ -384,6 +398,88 @@ std::shared_ptr<NodeDef> make_node_def(std::string name, F f) {
   return def;
 }
 
+/// True if `F` can be a node's compensation; otherwise fails one static_assert naming the fix.
+template <class F>
+constexpr bool check_compensation() {
+  if constexpr (!has_readable_signature<F>) {
+    static_assert(always_false_v<F>,
+                  "flux::Node::compensate: cannot read the callable's parameter types; give every "
+                  "parameter an explicit type (no `auto`, no overloaded operator())");
+    return false;
+  } else {
+    using traits = callable_traits<F>;
+    using Args = typename traits::args;
+    constexpr std::size_t values = []<class... A>(std::tuple<A...>*) {
+      return value_slots<A...>()[sizeof...(A)];
+    }(static_cast<Args*>(nullptr));
+    constexpr ParamProblem problem = first_param_problem(static_cast<Args*>(nullptr));
+    static_assert(values <= 2,
+                  "flux::Node::compensate: the compensation takes the step's output, optionally "
+                  "followed by the step's input, and any flux::Context& -- at most two other "
+                  "parameters");
+    static_assert(!traits::is_mutable,
+                  "flux::Node::compensate: the callable must not be `mutable`: it runs for many "
+                  "runs at once; keep changing state in flux::Context or behind a mutex");
+    static_assert(problem != ParamProblem::string_view,
+                  "flux::Node::compensate: take `std::string` or `const std::string&`, not "
+                  "`std::string_view`");
+    static_assert(problem != ParamProblem::non_const_ref,
+                  "flux::Node::compensate: a parameter cannot be a non-const reference (only "
+                  "flux::Context& can); take it by value or by const reference");
+    static_assert(problem != ParamProblem::no_codec,
+                  "flux::Node::compensate: a parameter type has no flux::codec; for your struct "
+                  "add FLUX_STRUCT(Type, field, ...) at global scope, or specialise flux::codec");
+    using R = typename traits::result;
+    static_assert(!std::is_same_v<std::remove_cvref_t<R>, ChildRun>,
+                  "flux::Node::compensate: a compensation cannot return a child run");
+    static_assert(result_has_codec<R>(),
+                  "flux::Node::compensate: the result type has no flux::codec; return void or a "
+                  "type with a codec");
+    return values <= 2 && !traits::is_mutable && problem == ParamProblem::none &&
+           !std::is_same_v<std::remove_cvref_t<R>, ChildRun> && result_has_codec<R>();
+  }
+}
+
+template <class F>
+std::shared_ptr<CompensationDef> make_compensation_def(F f) {
+  using traits = callable_traits<F>;
+  using R = typename traits::result;
+  using Args = typename traits::args;
+  constexpr std::size_t arity = std::tuple_size_v<Args>;
+  constexpr std::size_t values = []<class... A>(std::tuple<A...>*) {
+    return value_slots<A...>()[sizeof...(A)];
+  }(static_cast<Args*>(nullptr));
+  auto def = std::make_shared<CompensationDef>();
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (add_param_type<std::tuple_element_t<I, Args>>(def->params), ...);
+  }
+  (std::make_index_sequence<arity>{});
+  auto fn = std::make_shared<F>(std::move(f));
+  def->call = [fn](const Value& output, const Value& input, Context& ctx) -> Value {
+    // Spread as a node's input is: one value parameter gets the output, two get both.
+    const Value arg = values == 2 ? Value(Value::List{output, input}) : output;
+    auto call = [&]() -> decltype(auto) {
+      return invoke_with(*fn, arg, ctx, static_cast<Args*>(nullptr),
+                         std::make_index_sequence<arity>{});
+    };
+    if constexpr (std::is_void_v<R>) {
+      call();
+      return Value{};
+    } else if constexpr (is_future<R>::value) {
+      auto fut = call();
+      if constexpr (std::is_void_v<typename is_future<R>::value_type>) {
+        fut.get();
+        return Value{};
+      } else {
+        return encode_result(fut.get());
+      }
+    } else {
+      return encode_result(call());
+    }
+  };
+  return def;
+}
+
 /// Throws Error(invalid_argument), naming `where`, for a policy that cannot work.
 void check_retry_policy(const RetryPolicy& policy, const std::string& where);
 
@@ -427,6 +523,41 @@ class Node {
   /// `ctx.deadline()` and `ctx.cancelled()`, and fails as timed out when it returns late.
   /// Throws Error(invalid_argument) unless `limit` is positive.
   Node timeout(std::chrono::milliseconds limit) const;
+  /// A copy of this node whose completed steps are undone by `fn` when their run fails
+  /// later, or is cancelled with `CancelOptions{.compensate = true}` (README, "Compensation").
+  /// `fn` takes the step's recorded output, optionally followed by the step's input, and
+  /// `flux::Context&` anywhere (the run's kv and shared state; `ctx.attempt()`):
+  /// ```cpp
+  /// auto reserve = flux::node("reserve", [](std::int64_t seats) { return seats * 100; })
+  ///                    .compensate([](std::int64_t booking, std::int64_t seats,
+  ///                                   flux::Context& ctx) {
+  ///                      ctx.save("released", flux::Value::List{booking, seats});
+  ///                    }, {.attempts = 3});
+  /// ```
+  /// The compensations of a failed run's completed steps run one at a time, newest first,
+  /// on the blocking-work pool (a `std::future` result is waited for there); each attempt is
+  /// a `compensate` history entry; a failed one is retried as `retry` says (one attempt
+  /// unless given; its own policy, not the node's). A run whose compensations all succeed
+  /// ends `compensated`; one whose compensation fails for good ends `compensation_failed`.
+  /// Throws Error(type_mismatch) at composition time, naming the node, when the first
+  /// parameter cannot take the node's result (or the second its input), and
+  /// Error(invalid_argument) for a retry policy that cannot work. A callable that cannot be
+  /// a compensation fails to compile with one `static_assert` saying what to change.
+  template <class F>
+  Node compensate(F fn, RetryPolicy retry = {}) const {
+    if constexpr (detail::check_compensation<F>()) {
+      bool is_null = false;
+      if constexpr (std::is_pointer_v<F> || detail::is_std_function<F>::value) is_null = !fn;
+      auto def = detail::make_compensation_def(std::move(fn));
+      def->retry = std::move(retry);
+      return with_compensation(std::move(def), is_null);
+    } else {
+      return *this;  // not instantiated past the failed static_assert
+    }
+  }
+  /// The node's compensation (`compensate`), or null.
+  const detail::CompensationDef* compensation() const noexcept { return def_->compensation.get(); }
+
   /// The node's own retry policy (unset: Config::retry applies) and timeout (0: none).
   const std::optional<RetryPolicy>& retry_policy() const noexcept { return def_->retry; }
   std::chrono::milliseconds timeout_limit() const noexcept { return def_->timeout; }
@@ -434,6 +565,9 @@ class Node {
   const std::shared_ptr<const detail::NodeDef>& def() const noexcept { return def_; }
 
  private:
+  /// Checks `def` against this node's types and returns the copy that has it.
+  Node with_compensation(std::shared_ptr<detail::CompensationDef> def, bool is_null) const;
+
   std::shared_ptr<const detail::NodeDef> def_;
 };
 

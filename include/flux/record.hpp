@@ -19,7 +19,18 @@ using Timestamp = std::chrono::time_point<std::chrono::system_clock, std::chrono
 
 /// Where a run stands. `cancelled`: stopped by `Runtime::cancel` / `RunHandle::cancel` or by
 /// its deadline (its error says who and why); stored, listed and filtered like the others.
-enum class RunStatus : std::uint8_t { running, completed, failed, cancelled };
+/// `compensated`: the run failed (or was cancelled with compensation, `CancelOptions`), then
+/// the compensations of its completed steps (`Node::compensate`) all succeeded; its error is
+/// still why it failed. `compensation_failed`: a compensation failed as well (its error names
+/// that node and step, then why the run failed). README, "Compensation".
+enum class RunStatus : std::uint8_t {
+  running,
+  completed,
+  failed,
+  cancelled,
+  compensated,
+  compensation_failed
+};
 const char* to_string(RunStatus status) noexcept;
 
 /// What history records of each step's input and output.
@@ -37,7 +48,12 @@ struct HistoryEntry {
   /// which status and how many recorded steps are reused.
   /// `cancel`: the run was cancelled here (node "cancel", step ""); its input says by whom
   /// (`by`: a process id, or "deadline") and why (`reason`).
-  enum class Type : std::uint8_t { node, parallel, resume, cancel };
+  /// `compensating`: the run began undoing its completed steps here (node "compensation",
+  /// step ""); its input says why the run stopped (`status` "failed" or "cancelled", `node`,
+  /// `step`, `message`).
+  /// `compensate`: one attempt of the compensation of the step `step` (node `node`); its input
+  /// is that step's recorded output, its output what the compensation returned.
+  enum class Type : std::uint8_t { node, parallel, resume, cancel, compensating, compensate };
 
   std::uint64_t seq = 0;  ///< position in the run's history, from 0, in append order
   Type type = Type::node;

@@ -111,6 +111,15 @@ struct Config {
   /// Every run's deadline, counted from its start, unless `RunOptions::deadline` gives one;
   /// zero: none. A run that reaches it is cancelled with reason "deadline exceeded".
   std::chrono::milliseconds deadline{0};
+  /// How long `~Runtime` waits for the runs still going to end. When the last part of it
+  /// (a second, or half of it if shorter) begins, the runs left are stopped: their steps see
+  /// `ctx.cancelled()`, async and `.blocking()` steps are abandoned (recorded as failed
+  /// attempts), no new step starts, and none of those runs is recorded as ended: they stay
+  /// `running` in the store and their leases are given up, so they are orphans that
+  /// `resume` (or an adopting driver) finishes. A step that ignores cancellation (a sync node,
+  /// or a thread that never returns) is left behind with what it uses, so that the
+  /// destructor returns within the grace; the process should then exit.
+  std::chrono::milliseconds shutdown_grace{30000};
   /// Serve this process's Prometheus metrics (flux/metrics.hpp) at "host:port", e.g.
   /// "127.0.0.1:9464" (port 0: any free one, see `Runtime::metrics_port`), and count this
   /// Runtime's runs and steps there (`metrics_observer()` is added to `observers`); empty:
@@ -133,6 +142,14 @@ struct ResumeOptions {
   /// A new deadline from now. Unset: an interrupted (running) run keeps the deadline it was
   /// started with; a failed or cancelled one is resumed without one.
   std::optional<std::chrono::milliseconds> deadline{};
+};
+
+/// Options of `Runtime::cancel` and `RunHandle::cancel`.
+struct CancelOptions {
+  /// Undo the run's completed steps (`Node::compensate`) once it has stopped, newest first;
+  /// it then ends `compensated` or `compensation_failed` instead of `cancelled` (README,
+  /// "Compensation"). A run with nothing to undo ends `cancelled`.
+  bool compensate = false;
 };
 
 /// The outcome of a run.
@@ -171,8 +188,8 @@ class RunHandle {
   std::optional<RunResult> wait_for(std::chrono::milliseconds timeout) const;
   bool done() const;
   /// Cancels the run (see `Runtime::cancel`); false if it had already ended or been
-  /// cancelled.
-  bool cancel(const std::string& reason = "") const;
+  /// cancelled (a run undoing its steps, `Node::compensate`, is no longer cancelled).
+  bool cancel(const std::string& reason = "", const CancelOptions& options = {}) const;
 
  private:
   std::shared_ptr<detail::RunCompletion> completion_;
@@ -226,7 +243,13 @@ class Runtime {
   /// at its next lease renewal (within `Config::lease_ttl` / 3 plus a store round trip);
   /// an orphan (its owner gone) is recorded cancelled here. Returns false if the run had
   /// already ended; throws Error(not_found) for a run the store does not know.
-  bool cancel(std::string_view run_id, const std::string& reason = "");
+  ///
+  /// `options.compensate`: the run's completed steps are then undone (`Node::compensate`)
+  /// and it ends `compensated` or `compensation_failed`. An orphan cancelled so is not
+  /// compensated here (this Runtime may not have its pipeline): the request stays in the
+  /// store, and whoever resumes or adopts the run undoes its steps instead of going on.
+  bool cancel(std::string_view run_id, const std::string& reason = "",
+              const CancelOptions& options = {});
 
   /// Finishes an interrupted or failed run from the store and waits for it.
   ///
@@ -245,6 +268,11 @@ class Runtime {
   ///
   /// A cancelled run (or one with a cancel request pending) is refused (invalid_argument)
   /// unless `options.cancelled` says to resume it anyway.
+  ///
+  /// Compensation (`Node::compensate`): a run that was undoing its steps when it was
+  /// interrupted, or whose compensation failed, goes on undoing them — never forward; a
+  /// `compensated` run returns its stored result and executes nothing; one with a cancel
+  /// request asking for compensation is undone instead of resumed.
   RunResult resume(std::string_view run_id, const Pipeline& pipeline,
                    const ResumeOptions& options = {});
   /// As `resume`, returning at once (the refusals above are still thrown here).

@@ -156,6 +156,8 @@ struct LeaseResult {
 struct CancelRequest {
   std::string by;      ///< who asked: the requesting Runtime's owner id
   std::string reason;  ///< why (may be empty)
+  /// CancelOptions::compensate: the run's completed steps are to be undone.
+  bool compensate = false;
   friend bool operator==(const CancelRequest&, const CancelRequest&) = default;
 };
 

@@ -47,14 +47,6 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-/// Blocks until SIGTERM or SIGINT arrives; returns its name ("SIGTERM"). A handler writing to
-/// a pipe (not sigwait): threads started before it (CAF's) do not block the signals.
-const char* wait_for_stop_signal();
-/// Starts catching SIGTERM and SIGINT for `wait_for_stop_signal` (which calls it too): call it
-/// before announcing that the process is ready, so that a signal sent on the announcement is
-/// waited for, not fatal. False if no pipe could be made.
-bool catch_stop_signals();
-
 /// A new random run id (UUID v4 text), as the engine makes them.
 std::string new_run_id();
 

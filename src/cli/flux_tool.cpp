@@ -114,9 +114,15 @@ int runs_list(Global& g, const ListArgs& a) {
       filter.status = flux::RunStatus::failed;
     else if (a.status == "cancelled")
       filter.status = flux::RunStatus::cancelled;
+    else if (a.status == "compensated")
+      filter.status = flux::RunStatus::compensated;
+    else if (a.status == "compensation_failed")
+      filter.status = flux::RunStatus::compensation_failed;
     else {
       throw Exit{code(ExitCode::usage),
-                 "--status " + a.status + ": expected running, completed, failed or cancelled"};
+                 "--status " + a.status +
+                     ": expected running, completed, failed, cancelled, compensated or "
+                     "compensation_failed"};
     }
   }
   if (a.limit == 0) throw Exit{code(ExitCode::usage), "--limit must be at least 1"};
@@ -189,7 +195,11 @@ Table history_table() {
 void add_entry(Table& table, const flux::HistoryEntry& e) {
   table.add({std::to_string(e.seq), e.step, e.node, std::to_string(e.attempt),
              e.worker.empty() ? "(owner)" : e.worker, flux::cli::format_duration(e.duration),
-             e.ok() ? "ok" : "failed", e.error.value_or("")});
+             // A compensation (Node::compensate) says what it did: its step was undone.
+             !e.ok() ? "failed"
+             : e.type == flux::HistoryEntry::Type::compensate ? "undone"
+                                                             : "ok",
+             e.error.value_or("")});
 }
 
 std::string value_line(const flux::Value& v) {
@@ -509,7 +519,8 @@ int dispatch(int argc, char** argv) {
   ListArgs list_args;
   auto* list = runs->add_subcommand("list", "Runs, newest first");
   list->add_option("--status", list_args.status, "Only runs with this status")
-      ->check(CLI::IsMember({"running", "completed", "failed", "cancelled"}));
+      ->check(CLI::IsMember({"running", "completed", "failed", "cancelled", "compensated",
+                             "compensation_failed"}));
   list->add_option("--pipeline", list_args.pipeline, "Only runs of this pipeline");
   list->add_option("--limit", list_args.limit, "At most this many runs")->capture_default_str();
   list->add_option("--cursor", list_args.cursor, "Where the page starts (printed by the last one)");

@@ -232,6 +232,10 @@ const char* to_string(HistoryEntry::Type t) {
       return "resume";
     case HistoryEntry::Type::cancel:
       return "cancel";
+    case HistoryEntry::Type::compensating:
+      return "compensating";
+    case HistoryEntry::Type::compensate:
+      return "compensate";
   }
   return "unknown";
 }

@@ -11,6 +11,7 @@
 
 #include "cli/common.hpp"
 #include "cli/json.hpp"
+#include "core/stop_signal.hpp"
 #include "store/open_storage.hpp"
 
 namespace flux {
@@ -359,7 +360,7 @@ int driver_verb(const std::string& program, const Registry& registry, const Main
                 config.cluster.enabled ? " (node steps on workers)" : " (node steps here)");
   }
   std::fflush(stdout);
-  const char* sig = cli::wait_for_stop_signal();
+  const char* sig = detail::wait_for_stop_signal();
   std::fprintf(stderr, "%s: driver %s: %s, finishing the runs in flight\n", program.c_str(),
                rt.owner_id().c_str(), sig);
   return code(ExitCode::ok);  // ~Runtime waits for the runs in flight

@@ -20,6 +20,7 @@ namespace flux::detail {
 namespace {
 using poke_atom = caf::atom_constant<caf::atom("poke")>;  // the inbox has something
 using tick_atom = caf::atom_constant<caf::atom("tick")>;  // check placement deadlines
+using abandon_atom = caf::atom_constant<caf::atom("abandon")>;  // a run with steps out stopped
 }  // namespace
 
 /// What the discovery thread, `submit` callers and the actor exchange. Thread-safe.
@@ -155,6 +156,7 @@ class Placement {
     release_slot(d.worker);
     const PlanStep& step = d.req.at.step();
     RunState& run = *d.req.at.job->run;
+    run.off_cancel(d.hook);
     if (run.lease_lost()) {
       std::fprintf(stderr,
                    "flux: driver %s dropped the result of step %s (node '%s') of run %s from "
@@ -194,6 +196,8 @@ class Placement {
       } catch (const std::exception& ex) {
         outcome = make_failure(flux_errc::node_failed, step.label, step.id, ex.what());
       }
+    } else if (r.outcome == static_cast<std::uint8_t>(wire::StepOutcome::timed_out)) {
+      outcome = make_failure(flux_errc::timed_out, step.label, step.id, r.error);
     } else {
       outcome = make_failure(r.type_mismatch ? flux_errc::type_mismatch : flux_errc::node_failed,
                              step.label, step.id, r.error);
@@ -230,6 +234,7 @@ class Placement {
       auto it = inflight_.find(dispatch);
       InFlight d = std::move(it->second);
       inflight_.erase(it);
+      d.req.at.job->run->off_cancel(d.hook);
       // The lost attempt is recorded: it may have had effects (at least once).
       HistoryEntry e = entry_for(d);
       e.start = d.start;
@@ -255,6 +260,36 @@ class Placement {
                       std::chrono::steady_clock::now() + config_.placement_timeout, wall_now(),
                       std::chrono::steady_clock::now()});
     }
+    place_waiting();
+  }
+
+  /// The run of an in-flight step stopped (cancelled, its deadline passed, another step
+  /// failed): the step is recorded as abandoned at once, as a local one is, and its worker told
+  /// (its ctx.cancelled() turns true; its result, if it comes, is ignored as stale).
+  void on_abandon(std::uint64_t dispatch) {
+    auto it = inflight_.find(dispatch);
+    if (it == inflight_.end()) return;  // ended meanwhile
+    InFlight d = std::move(it->second);
+    inflight_.erase(it);
+    const PlanStep& step = d.req.at.step();
+    RunState& run = *d.req.at.job->run;
+    run.off_cancel(d.hook);
+    const std::string why = run.stop_reason();
+    if (auto w = workers_.find(d.worker); w != workers_.end()) {
+      self_->send(w->second.handle, wire::CancelStep{dispatch, why});
+    }
+    release_slot(d.worker);
+    HistoryEntry e = entry_for(d);
+    e.start = d.start;
+    e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - d.started);
+    e.end = e.start + e.duration;
+    Value input = std::move(d.req.input);
+    record_step(d.req.at, std::move(e), std::move(input),
+                make_failure(flux_errc::cancelled, step.label, step.id,
+                             "node '" + step.label + "' (step " + step.id +
+                                 ") was abandoned: " + why),
+                /*slow=*/true);
     place_waiting();
   }
 
@@ -347,6 +382,7 @@ class Placement {
     Timestamp start;
     std::chrono::steady_clock::time_point started;
     std::chrono::steady_clock::time_point sent;
+    std::uint64_t hook = 0;  // the run's on_cancel callback that abandons the step
   };
 
   /// Steps of one node definition waiting for a worker, in order of submission.
@@ -457,6 +493,8 @@ class Placement {
     r.attempt = w.attempt;
     r.fence = job.run->fence();
     r.dispatch = dispatch;
+    r.timeout_ns = std::chrono::nanoseconds(step.node->timeout).count();
+    if (job.deadline) r.deadline_ns = job.deadline->time_since_epoch().count();
     try {
       r.input = encode_value(w.req.input);
     } catch (const std::exception& e) {
@@ -475,8 +513,15 @@ class Placement {
     }
     ++slot.outstanding;
     slot.last_sent = dispatch;
-    inflight_.emplace(dispatch, InFlight{std::move(w.req), w.attempt, slot.card.id, w.start,
-                                         w.started, std::chrono::steady_clock::now()});
+    RunState& run = *job.run;
+    auto [at, placed] =
+        inflight_.emplace(dispatch, InFlight{std::move(w.req), w.attempt, slot.card.id, w.start,
+                                             w.started, std::chrono::steady_clock::now()});
+    // Called at once if the run stopped already: the step is then abandoned on arrival.
+    at->second.hook = run.on_cancel(
+        [me = caf::actor_cast<caf::actor>(self_), dispatch] {
+          caf::anon_send(me, abandon_atom::value, dispatch);
+        });
     // Answered by a StepResult message carrying `dispatch`, not by a response: the worker's
     // execution thread sends it straight to this actor. A worker that goes away is noticed
     // through the monitor (on_down), which places its steps again.
@@ -556,6 +601,7 @@ caf::behavior dispatcher_actor(caf::event_based_actor* self,
   return {
       [p](poke_atom) { p->take_inbox(); },
       [p](wire::StepResult& r) { p->on_result(r.dispatch, r); },
+      [p](abandon_atom, std::uint64_t dispatch) { p->on_abandon(dispatch); },
       [self, p](tick_atom) {
         p->sweep_stopped();
         p->take_inbox();

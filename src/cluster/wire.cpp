@@ -61,6 +61,7 @@ void configure_network(caf::actor_system_config& cfg, const NetworkConfig& netwo
   }
   cfg.add_message_type<StepRequest>("flux.StepRequest");
   cfg.add_message_type<StepResult>("flux.StepResult");
+  cfg.add_message_type<CancelStep>("flux.CancelStep");
   cfg.add_message_type<ContextCall>("flux.ContextCall");
   cfg.add_message_type<ContextReply>("flux.ContextReply");
   cfg.set("middleman.app-identifiers", std::vector<std::string>{k_wire_protocol});

@@ -32,6 +32,16 @@ struct StepRequest {
   std::uint64_t fence = 0;     ///< the run's fencing token at the driver
   std::uint64_t dispatch = 0;  ///< the driver's id of this dispatch; context calls carry it
   std::string input;           ///< sealed Value
+  std::int64_t timeout_ns = 0;   ///< the node's timeout (0: none), counted from its start there
+  std::int64_t deadline_ns = 0;  ///< the run's deadline, ns since the epoch (0: none)
+};
+
+/// Driver → worker: the step of dispatch `dispatch` was abandoned (its run was cancelled or
+/// reached its deadline): its ctx.cancelled() turns true, and it is not started if it still
+/// waits. Not answered: the driver has recorded the step already and ignores its result.
+struct CancelStep {
+  std::uint64_t dispatch = 0;
+  std::string reason;
 };
 
 /// How a step ended on a worker.
@@ -39,6 +49,7 @@ enum class StepOutcome : std::uint8_t {
   ok = 0,       ///< `output` holds the sealed Value
   failed = 1,   ///< the node failed: `error`; a type mismatch sets `type_mismatch`
   refused = 2,  ///< not executed (draining, node not hosted): the driver places it elsewhere
+  timed_out = 3,  ///< it exceeded its timeout on the worker: `error` says so
 };
 
 /// Worker → driver: the outcome of a StepRequest, matched by `dispatch` and `worker`.
@@ -87,7 +98,11 @@ struct ContextReply {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepRequest& x) {
   return f(caf::meta::type_name("flux.StepRequest"), x.run_id, x.step, x.node, x.signature,
-           x.source, x.attempt, x.fence, x.dispatch, x.input);
+           x.source, x.attempt, x.fence, x.dispatch, x.input, x.timeout_ns, x.deadline_ns);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, CancelStep& x) {
+  return f(caf::meta::type_name("flux.CancelStep"), x.dispatch, x.reason);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, StepResult& x) {

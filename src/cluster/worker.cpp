@@ -2,8 +2,6 @@
 // `capacity` threads that executes them, and a thread that keeps the worker's card in the
 // store alive.
 
-#include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,13 +9,17 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
 #include "cluster/remote_run.hpp"
 #include "cluster/wire.hpp"
 #include "cluster/worker_directory.hpp"
+#include "core/stop_signal.hpp"
 #include "engine/blocking_pool.hpp"
 #include "engine/engine.hpp"
 #include "engine/run_driver.hpp"
@@ -30,6 +32,10 @@
 
 namespace flux {
 namespace detail {
+namespace {
+using timeout_atom = caf::atom_constant<caf::atom("timeout")>;  // a step's timeout ran out
+}  // namespace
+
 class WorkerImpl {
  public:
   WorkerImpl(const Registry& registry, WorkerConfig config)
@@ -111,13 +117,23 @@ class WorkerImpl {
                    e.what());
     }
     {
+      // As a Runtime's shutdown grace: in its last part (a second, or half of it if shorter)
+      // the steps still held see ctx.cancelled() and nothing more of theirs is sent; their
+      // drivers place them again when this worker's connections close.
+      const auto grace = config_.drain_grace;
+      const auto last_part = std::min(std::chrono::milliseconds(1000), grace / 2);
       std::unique_lock lock(mu_);
-      if (!cv_.wait_for(lock, config_.drain_grace, [this] { return busy_ == 0; })) {
-        stuck_ = true;
-        std::fprintf(stderr,
-                     "flux: worker %s: %zu step(s) still executing after the drain grace of %lld "
-                     "ms; their drivers will place them again\n",
-                     id_.c_str(), busy_, static_cast<long long>(config_.drain_grace.count()));
+      if (!cv_.wait_for(lock, grace - last_part, [this] { return busy_ == 0; })) {
+        lock.unlock();
+        abandon_all_held();
+        lock.lock();
+        if (!cv_.wait_for(lock, last_part, [this] { return busy_ == 0; })) {
+          stuck_ = true;
+          std::fprintf(stderr,
+                       "flux: worker %s: %zu step(s) still executing after the drain grace of "
+                       "%lld ms; their drivers will place them again\n",
+                       id_.c_str(), busy_, static_cast<long long>(grace.count()));
+        }
       }
     }
     // The last answers are handed to the network layer; give it a moment to write them
@@ -195,12 +211,76 @@ class WorkerImpl {
             self->send(owner, w->refused(req, std::move(*why)));
             return;
           }
-          w->pool_->submit([w, req = std::move(req), owner]() mutable {
-            caf::anon_send(owner, w->execute(req, owner));
+          auto held = w->hold(owner, req.dispatch);
+          w->pool_->submit([w, req = std::move(req), owner, held]() mutable {
+            // Abandoned by its driver while it waited here: the driver recorded it already.
+            if (!held->abandoned->load()) {
+              wire::StepResult r = w->execute(req, owner, *held);
+              if (!held->settled.exchange(true)) caf::anon_send(owner, std::move(r));
+            }
+            w->release(owner, req.dispatch);
             w->end_execution();  // only now: a drain waits for the answers to be sent
           });
         },
+        [w](timeout_atom, const caf::actor& owner, std::uint64_t dispatch,
+            const std::string& error) {
+          // The step's timeout on this worker: it is abandoned (its late result not sent).
+          auto held = w->find(owner, dispatch);
+          if (!held || held->settled.exchange(true)) return;
+          held->abandoned->store(true);
+          wire::StepResult r;
+          r.dispatch = dispatch;
+          r.worker = w->id_;
+          r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::timed_out);
+          r.error = error;
+          r.start_ns = held->start.time_since_epoch().count();
+          r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - held->started)
+                              .count();
+          caf::anon_send(owner, std::move(r));
+        },
+        [self, w](wire::CancelStep& c) {
+          auto owner = caf::actor_cast<caf::actor>(self->current_sender());
+          auto held = w->find(owner, c.dispatch);
+          if (!held) return;  // ended already
+          held->settled = true;  // the driver recorded the step: nothing more is sent
+          held->abandoned->store(true);
+        },
     };
+  }
+
+  /// A step this worker holds (waiting or executing), as its driver's CancelStep and its own
+  /// timeout reach it. Settled once: by its result, its timeout or its driver's cancel.
+  struct Held {
+    std::shared_ptr<std::atomic<bool>> abandoned = std::make_shared<std::atomic<bool>>(false);
+    std::atomic<bool> settled{false};
+    Timestamp start{};
+    std::chrono::steady_clock::time_point started{};
+  };
+  using HeldKey = std::pair<caf::actor_addr, std::uint64_t>;  // each driver numbers its own
+
+  std::shared_ptr<Held> hold(const caf::actor& owner, std::uint64_t dispatch) {
+    auto held = std::make_shared<Held>();
+    std::lock_guard lock(held_mu_);
+    held_[HeldKey{owner.address(), dispatch}] = held;
+    return held;
+  }
+  std::shared_ptr<Held> find(const caf::actor& owner, std::uint64_t dispatch) {
+    std::lock_guard lock(held_mu_);
+    auto it = held_.find(HeldKey{owner.address(), dispatch});
+    return it == held_.end() ? nullptr : it->second;
+  }
+  /// Every step held: sees ctx.cancelled(), and its result is not sent (the drain's end).
+  void abandon_all_held() {
+    std::lock_guard lock(held_mu_);
+    for (auto& [key, held] : held_) {
+      held->settled = true;
+      held->abandoned->store(true);
+    }
+  }
+  void release(const caf::actor& owner, std::uint64_t dispatch) {
+    std::lock_guard lock(held_mu_);
+    held_.erase(HeldKey{owner.address(), dispatch});
   }
 
   /// Why the worker does not execute `req`, if it does not; otherwise counts it as busy.
@@ -225,19 +305,43 @@ class WorkerImpl {
     cv_.notify_all();
   }
 
-  wire::StepResult execute(const wire::StepRequest& req, const caf::actor& owner) {
+  /// Executes `req` here. Its limits are the driver's: ctx.deadline() is the earlier of the
+  /// node's timeout (counted from now) and the run's deadline; ctx.cancelled() also turns true
+  /// when the driver abandons the step. A node that is not sync is abandoned at its timeout
+  /// (the gateway answers "timed out" then, and this result is not sent); a sync node cannot
+  /// be, and is recorded as timed out if it returns late, as on a driver.
+  wire::StepResult execute(const wire::StepRequest& req, const caf::actor& owner, Held& held) {
     wire::StepResult r;
     r.dispatch = req.dispatch;
     r.worker = id_;
     const Timestamp start = wall_now();
     const auto started = std::chrono::steady_clock::now();
+    held.start = start;
+    held.started = started;
     const NodeDef& def = *registry_.node(req.node)->def();
+    const auto timeout = std::chrono::nanoseconds(req.timeout_ns);
+    std::optional<Timestamp> deadline;
+    if (req.deadline_ns > 0) deadline = Timestamp(std::chrono::nanoseconds(req.deadline_ns));
+    if (timeout.count() > 0 && (!deadline || start + timeout < *deadline)) {
+      deadline = start + timeout;
+    }
+    const std::string timed_out_text =
+        timeout.count() > 0 ? failure_of(timed_out(req.node, req.step,
+                                                   std::chrono::duration_cast<
+                                                       std::chrono::milliseconds>(timeout)))
+                                  .message
+                            : std::string();
+    if (timeout.count() > 0 && def.mode != NodeMode::sync) {
+      caf::delayed_anon_send(gateway_, timeout, timeout_atom::value, owner, req.dispatch,
+                             timed_out_text);
+    }
     caf::expected<Value> out = Value{};
     try {
       Value input =
           decode_value(req.input, "the input of step " + req.step + " of run " + req.run_id);
       auto run = std::make_shared<RemoteRun>(*system_, owner, req, context_timeout());
       Context ctx(run, req.node, req.step, req.attempt);
+      ctx.set_limits(deadline, held.abandoned);
       ExecutingNode executing(ctx);
       switch (def.mode) {
         case NodeMode::sync:
@@ -254,6 +358,16 @@ class WorkerImpl {
       }
     } catch (...) {
       out = current_node_failure(req.node, req.step, req.source);
+    }
+    const bool late = timeout.count() > 0 && std::chrono::steady_clock::now() - started >= timeout;
+    if (late) {
+      r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::timed_out);
+      r.error = timed_out_text;
+      r.start_ns = start.time_since_epoch().count();
+      r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - started)
+                          .count();
+      return r;
     }
     if (out) {
       if (auto too_deep = check_output_depth(req.node, req.step, *out)) out = *too_deep;
@@ -302,6 +416,8 @@ class WorkerImpl {
   caf::actor gateway_;
   std::uint16_t port_ = 0;
   std::thread announcer_;
+  std::mutex held_mu_;  // guards held_
+  std::map<HeldKey, std::shared_ptr<Held>> held_;
   mutable std::mutex mu_;  // guards busy_, draining_, drained_
   std::condition_variable cv_;
   std::size_t busy_ = 0;
@@ -355,35 +471,12 @@ std::size_t Worker::busy() const { return impl_->busy(); }
 std::uint16_t Worker::metrics_port() const noexcept { return metrics_ ? metrics_->port() : 0; }
 void Worker::drain() { impl_->drain(); }
 
-namespace {
-int g_signal_pipe[2] = {-1, -1};
-extern "C" void on_stop_signal(int sig) {
-  const char c = static_cast<char>(sig);
-  ssize_t ignored = ::write(g_signal_pipe[1], &c, 1);  // async-signal-safe
-  (void)ignored;
-}
-}  // namespace
-
 void Worker::serve_until_signal() {
-  // A handler that writes to a pipe, rather than sigwait: the threads CAF and the pool have
-  // started do not block the signals, so any of them may receive one.
-  if (g_signal_pipe[0] < 0 && ::pipe2(g_signal_pipe, O_CLOEXEC) != 0) {
+  const char* sig = detail::wait_for_stop_signal();
+  if (std::string_view(sig) == "no signal pipe") {
     throw Error(Errc::invalid_argument, "worker " + id() + ": cannot create a pipe for signals");
   }
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  struct sigaction old_term {
-  }, old_int{};
-  ::sigaction(SIGTERM, &action, &old_term);
-  ::sigaction(SIGINT, &action, &old_int);
-  char sig = 0;
-  while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
-  }
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(),
-               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(), sig);
   drain();
 }
 

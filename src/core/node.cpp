@@ -87,4 +87,26 @@ Node Node::timeout(std::chrono::milliseconds limit) const {
   return Node(std::move(def));
 }
 
+Node Node::with_compensation(std::shared_ptr<detail::CompensationDef> comp, bool is_null) const {
+  const std::string where = "node \"" + def_->name + "\": compensate: ";
+  if (is_null) throw Error(Errc::invalid_argument, where + "the callable is null");
+  detail::check_retry_policy(comp->retry, "node \"" + def_->name + "\" compensation");
+  // The output and input it is given are the step's: checked here, as a pipeline checks
+  // that one step's output fits the next step's input.
+  if (!comp->params.empty() && !compatible(def_->result, comp->params[0])) {
+    throw Error(Errc::type_mismatch, where + "its first parameter (" + comp->params[0].name +
+                                         ") cannot take the node's output (" +
+                                         def_->result.name + ")");
+  }
+  if (comp->params.size() == 2 && def_->params.size() == 1 &&
+      !compatible(def_->params[0], comp->params[1])) {
+    throw Error(Errc::type_mismatch, where + "its second parameter (" + comp->params[1].name +
+                                         ") cannot take the node's input (" +
+                                         def_->params[0].name + ")");
+  }
+  auto def = std::make_shared<detail::NodeDef>(*def_);
+  def->compensation = std::move(comp);
+  return Node(std::move(def));
+}
+
 }  // namespace flux

@@ -16,6 +16,7 @@
 #include "cli/common.hpp"
 #include "cli/json.hpp"
 #include "cluster/worker_directory.hpp"
+#include "core/stop_signal.hpp"
 #include "dashboard/assets.hpp"
 #include "flux/main.hpp"
 #include "flux/runtime.hpp"
@@ -36,6 +37,8 @@ constexpr std::size_t k_default_page = 50;
 constexpr std::size_t k_max_examined = 10'000;
 /// Children listed with their status in a run's detail.
 constexpr std::size_t k_max_children = 200;
+/// RunStatus's values, running to compensation_failed.
+constexpr std::size_t k_statuses = 6;
 
 /// A failure that has chosen its HTTP status.
 struct HttpError {
@@ -66,12 +69,12 @@ std::string run_id_param(const httplib::Request& req) {
 
 std::optional<RunStatus> parse_status(const std::string& s) {
   if (s.empty()) return std::nullopt;
-  for (RunStatus st :
-       {RunStatus::running, RunStatus::completed, RunStatus::failed, RunStatus::cancelled}) {
-    if (s == to_string(st)) return st;
+  for (std::size_t i = 0; i < k_statuses; ++i) {
+    if (s == to_string(static_cast<RunStatus>(i))) return static_cast<RunStatus>(i);
   }
   throw HttpError{400, "status=" + s.substr(0, 32) +
-                           ": expected running, completed, failed or cancelled"};
+                           ": expected running, completed, failed, cancelled, compensated or "
+                           "compensation_failed"};
 }
 
 std::uint64_t parse_count(const std::string& name, const std::string& text, std::uint64_t max) {
@@ -122,6 +125,17 @@ Timestamp parse_time(const std::string& name, const std::string& text) {
   if (secs > 9'000'000'000) return Timestamp::max();
   if (secs < -9'000'000'000) return Timestamp::min();
   return Timestamp(std::chrono::seconds(secs)) + std::chrono::nanoseconds(nanos);
+}
+
+Json counts_json(const std::array<std::size_t, k_statuses>& counts) {
+  Json out = Json::object();
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < k_statuses; ++i) {
+    out[to_string(static_cast<RunStatus>(i))] = counts[i];
+    total += counts[i];
+  }
+  out["total"] = total;
+  return out;
 }
 
 std::string param(const httplib::Request& req, const char* name) {
@@ -385,7 +399,7 @@ struct Server::Impl {
     std::vector<std::string> ids;
     for (const auto& r : runs) ids.push_back(r.id);
     const std::vector<std::size_t> steps = redis_store().history_lengths(ids);
-    const std::array<std::size_t, 4> counts = redis_store().count_by_status();
+    const std::array<std::size_t, k_statuses> counts = redis_store().count_by_status();
     Json list = Json::array();
     for (std::size_t i = 0; i < runs.size(); ++i) {
       Json r = cli::run_json(runs[i]);
@@ -399,12 +413,7 @@ struct Server::Impl {
                {"next_cursor", next.empty() ? Json(nullptr) : Json(next)},
                {"examined", examined},
                {"corrupt", std::move(bad)},
-               {"counts",
-                {{"running", counts[0]},
-                 {"completed", counts[1]},
-                 {"failed", counts[2]},
-                 {"cancelled", counts[3]},
-                 {"total", counts[0] + counts[1] + counts[2] + counts[3]}}}});
+               {"counts", counts_json(counts)}});
   }
 
   void run_detail(const httplib::Request& req, httplib::Response& res) {
@@ -610,7 +619,7 @@ int serve_until_signal(Options options, const std::string& listen) {
   options.port = static_cast<std::uint16_t>(std::stoi(port));
   const bool read_only = options.token.empty();
   Server server(std::move(options));
-  cli::catch_stop_signals();  // before the announcement: a SIGTERM sent on it stops us cleanly
+  detail::catch_stop_signals();  // before the announcement: a SIGTERM sent on it stops us cleanly
   std::thread serving([&] { server.serve(); });
   // httplib ignores a stop() that comes before its loop runs: announce only once it does.
   for (int i = 0; i < 5000 && !server.serving(); ++i) {
@@ -621,7 +630,7 @@ int serve_until_signal(Options options, const std::string& listen) {
               static_cast<unsigned>(server.port()),
               read_only ? "read-only: no --token" : "actions need the token");
   std::fflush(stdout);
-  const char* sig = cli::wait_for_stop_signal();
+  const char* sig = detail::wait_for_stop_signal();
   server.stop();
   serving.join();
   std::fprintf(stderr, "flux: dashboard stopped (%s)\n", sig);

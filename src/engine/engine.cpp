@@ -129,6 +129,7 @@ std::string process_identity() {
 struct Engine::Impl {
   std::string owner;  // "host:pid:nonce": who holds this process's leases
   std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds shutdown_grace{30000};
   std::chrono::milliseconds deadline{0};  // Config::deadline
   // Declared before `system`: the actor system keeps a reference to its config.
   caf::actor_system_config caf_config;
@@ -171,6 +172,7 @@ struct Engine::Impl {
   /// `def` is the pipeline definition `step` was planned from (same shape).
   void place_nodes(const PipelineDef& def, const PlanStep& step, Plan& plan) {
     if (step.type == PipelineDef::Type::node) {
+      if (step.node->compensation) plan.compensates = true;
       NodePlacement& where = plan.nodes[step.node_index];
       if (cluster && !local_nodes.count(step.label)) {
         where.remote = true;
@@ -235,6 +237,7 @@ Engine::Engine(Config config, ClusterHooks cluster) : impl_(std::make_unique<Imp
   impl_->services = std::make_unique<Services>(config.blocking_threads);
   impl_->services->observers = std::move(config.observers);
   impl_->lease_ttl = config.lease_ttl;
+  impl_->shutdown_grace = config.shutdown_grace;
   impl_->services->history_values = config.history_values;
   impl_->services->history_value_limit = config.history_value_limit;
   impl_->services->durability = config.durability;
@@ -280,7 +283,12 @@ Engine::~Engine() {
     impl_->adopter_cv.notify_all();
     impl_->adopter.join();
   }
-  impl_->services->runs.wait_idle();
+  if (!shut_down_within_grace()) {
+    // Steps that ignore cancellation still run on threads of this engine and use its state:
+    // it is left to them (not destroyed), so that the process can exit.
+    (void)impl_.release();
+    return;
+  }
   impl_->services->executions.wait_idle();  // steps still executing after a run failed fast
   impl_->services->leases.reset();
   impl_->remote.reset();  // the cluster dispatcher: stops discovery
@@ -301,6 +309,46 @@ Engine::~Engine() {
   impl_->journal.reset();
   impl_->services.reset();  // also joins the blocking pool (idle: no run is in flight)
   impl_->system.reset();    // waits for every actor to finish
+}
+
+bool Engine::shut_down_within_grace() {
+  using namespace std::chrono;
+  Services& services = *impl_->services;
+  const milliseconds grace = impl_->shutdown_grace;
+  const milliseconds last_part = std::min(milliseconds(1000), grace / 2);
+  if (services.runs.wait_idle_for(grace - last_part) &&
+      services.executions.wait_idle_for(grace - last_part)) {
+    return true;
+  }
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.3f s", duration<double>(grace).count());
+  const std::string why = "the runtime " + impl_->owner + " shut down (Config::shutdown_grace " +
+                          seconds + ") before the run ended; it is left to resume";
+  auto runs = services.leases->runs();
+  if (!runs.empty()) {
+    std::fprintf(stderr,
+                 "flux: runtime %s: %zu run(s) still going %.3f s into the shutdown grace of %s: "
+                 "stopping them (they stay running in the store, for resume)\n",
+                 impl_->owner.c_str(), runs.size(), duration<double>(grace - last_part).count(),
+                 seconds);
+  }
+  for (auto& run : runs) run->shut_down(why);
+  if (services.runs.wait_idle_for(last_part) && services.executions.wait_idle_for(last_part)) {
+    return true;
+  }
+  // Something ignores cancellation. Store what was recorded, give the leases up (so that the
+  // runs are orphans now, and late writes are refused by fencing), and leave.
+  {
+    caf::scoped_actor self{*impl_->system};
+    self->request(impl_->persistence, milliseconds(2000), drain_atom::value)
+        .receive([] {}, [](caf::error&) {});
+  }
+  const auto given_up = services.leases->give_up_all();
+  std::fprintf(stderr,
+               "flux: runtime %s: steps that ignore cancellation still execute at the end of the "
+               "shutdown grace of %s: left behind (%zu more lease(s) given up)\n",
+               impl_->owner.c_str(), seconds, given_up.size());
+  return false;
 }
 
 Storage& Engine::storage() const noexcept { return *impl_->storage; }
@@ -371,10 +419,10 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
     services->leases->remove(id);
     if (auto r = run.lock()) r->journal_release(owner);
   });
-  job->completion->cancel = [weak = std::weak_ptr<RunJob>(job),
-                             owner = impl_->owner](const std::string& reason) {
+  job->completion->cancel = [weak = std::weak_ptr<RunJob>(job), owner = impl_->owner](
+                                const std::string& reason, bool compensate) {
     auto j = weak.lock();
-    return j && cancel_run(*j, owner, reason);
+    return j && cancel_run(*j, owner, reason, compensate);
   };
   job->deadline = job->info.deadline;
   job->run->journal_run(job->info);
@@ -402,22 +450,31 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     }
     throw Error(Errc::not_found, "run " + id + " is not in the store");
   }
-  if (info->status == RunStatus::completed) {  // nothing to do: its stored result
+  // Nothing to do: its stored result. (A compensated run's steps are undone; going on would
+  // redo them. One whose compensation failed is resumed: its remaining compensations run.)
+  if (info->status == RunStatus::completed || info->status == RunStatus::compensated) {
     auto done = std::make_shared<RunCompletion>();
     done->run_id = id;
     done->complete(RunResult{id, info->status, info->output, info->error});
     return done;
   }
+  // A cancel request asking for compensation (an orphan cancelled so) is honoured here: the
+  // resumed run undoes its steps instead of going on.
+  std::optional<CancelRequest> request;
+  {
+    const std::string ids[] = {id};
+    if (auto requests = store.cancel_requests(ids); !requests.empty()) request = requests[0];
+  }
+  const bool compensate_request = request && request->compensate;
   if (!options.cancelled) {  // someone meant it to stop: only an explicit resume goes on
     if (info->status == RunStatus::cancelled) {
       throw Error(Errc::invalid_argument,
                   (info->error ? info->error->message : "run " + id + " was cancelled") +
                       "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
     }
-    const std::string ids[] = {id};
-    if (auto requests = store.cancel_requests(ids); !requests.empty() && requests[0]) {
+    if (request && !compensate_request) {
       throw Error(Errc::invalid_argument,
-                  "run " + id + " has a cancel request from " + requests[0]->by +
+                  "run " + id + " has a cancel request from " + request->by +
                       "; resume refused (ResumeOptions{.cancelled = true} resumes it anyway)");
     }
   }
@@ -458,9 +515,20 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     store.release_lease(id, job->lease);
     throw;
   }
-  if (options.cancelled) store.clear_cancel_request(id);
+  if (options.cancelled || compensate_request) store.clear_cancel_request(id);
   for (const HistoryEntry& e : history) {
-    if (e.type == HistoryEntry::Type::resume || e.type == HistoryEntry::Type::cancel) continue;
+    if (e.type == HistoryEntry::Type::compensating) {  // it was undoing its steps: it goes on
+      auto field = [&](const char* name) {
+        if (!e.input.is_map()) return std::string();
+        auto it = e.input.as_map().find(name);
+        return it != e.input.as_map().end() && it->second.is_string() ? it->second.as_string()
+                                                                       : std::string();
+      };
+      job->compensating = RunJob::Stopped{
+          RunFailure{field("node"), field("step"), field("message")},
+          field("status") == "cancelled" ? RunStatus::cancelled : RunStatus::failed};
+    }
+    if (e.type != HistoryEntry::Type::node && e.type != HistoryEntry::Type::parallel) continue;
     auto& attempts = job->attempts[e.step];
     attempts = std::max(attempts, e.attempt);
     if (e.ok()) job->replay[e.step] = e.output;
@@ -476,8 +544,11 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->info.finished.reset();
   job->info.error.reset();
   job->info.output = Value{};
-  // An interrupted run keeps its deadline; a failed or cancelled one is a new try.
-  if (options.deadline) {
+  // An interrupted run keeps its deadline; a failed or cancelled one is a new try. A run undoing
+  // its steps has none: its compensations are not cut short.
+  if (compensate_request || job->compensating) {
+    job->info.deadline.reset();
+  } else if (options.deadline) {
     job->info.deadline = job->info.updated + std::chrono::nanoseconds(*options.deadline);
   } else if (previous != RunStatus::running) {
     job->info.deadline.reset();
@@ -492,20 +563,29 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   mark.output = Value::Map{{"reused_steps", static_cast<std::int64_t>(job->replay.size())}};
   job->run->set_child_starter(this);
   job->run->append(std::move(mark));  // before any step of the resumed run
+  if (compensate_request && !job->compensating) {  // cancelled as an orphan, to be undone
+    job->run->cancel(request->by, request->reason, /*compensate=*/true);
+    job->compensating =
+        RunJob::Stopped{RunFailure{"", "", job->run->stop_reason()}, RunStatus::cancelled};
+  }
   return launch(std::move(job));
 }
 
-bool Engine::cancel(std::string_view run_id, const std::string& reason) {
+bool Engine::cancel(std::string_view run_id, const std::string& reason, bool compensate) {
   const std::string id(run_id);
   // Owned here: at once.
-  if (auto run = impl_->services->leases->find(id)) return run->cancel(impl_->owner, reason);
+  if (auto run = impl_->services->leases->find(id)) {
+    return run->cancel(impl_->owner, reason, compensate);
+  }
   Storage& store = *impl_->storage;
   auto info = store.get_run(id);
   std::optional<std::string> holder = store.lease_holder(id);
   if (!info && !holder) throw Error(Errc::not_found, "run " + id + " is not in the store");
   if (info && info->status != RunStatus::running) return false;
-  if (holder) {  // its owner picks the request up at its next lease renewal
-    store.request_cancel(id, CancelRequest{impl_->owner, reason});
+  // Its owner picks the request up at its next lease renewal. An orphan whose steps are to be
+  // undone keeps the request for whoever resumes it: only a process with its pipeline can.
+  if (holder || compensate) {
+    store.request_cancel(id, CancelRequest{impl_->owner, reason, compensate});
     return true;
   }
   if (cancel_orphan(id, reason)) return true;

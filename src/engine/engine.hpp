@@ -32,7 +32,7 @@ struct RunCompletion {
   std::optional<RunResult> result;
   std::vector<std::function<void(const RunResult&)>> continuations;  // guarded by mu
   /// RunHandle::cancel: cancels the run (false if it had ended). Set before the run starts.
-  std::function<bool(const std::string& reason)> cancel;
+  std::function<bool(const std::string& reason, bool compensate)> cancel;
 
   void complete(RunResult r);
   /// Calls `f` with the result once there is one (at once, if there is one already), on the
@@ -62,7 +62,7 @@ class Engine final : public ChildStarter {
  public:
   /// An engine running node steps here, or (cluster drivers) where `cluster` says.
   explicit Engine(Config config, ClusterHooks cluster = {});
-  ~Engine() override;  // waits for runs in flight
+  ~Engine() override;  // waits for runs in flight, within Config::shutdown_grace
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -74,7 +74,7 @@ class Engine final : public ChildStarter {
   std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline,
                                         const ResumeOptions& options = {});
   /// See Runtime::cancel.
-  bool cancel(std::string_view run_id, const std::string& reason);
+  bool cancel(std::string_view run_id, const std::string& reason, bool compensate = false);
   /// One page of the running runs (`filter`), keeping those whose lease has expired:
   /// two calls to the store (a page of runs, then their lease holders at once).
   RunPage list_orphans(const RunFilter& filter) const;
@@ -82,6 +82,10 @@ class Engine final : public ChildStarter {
   Storage& storage() const noexcept;
 
  private:
+  /// Waits for the runs in flight within Config::shutdown_grace, stopping those left when its
+  /// last part begins (RunState::shut_down); false if steps ignored that, in which case the
+  /// engine's state must be left to them.
+  bool shut_down_within_grace();
   std::shared_ptr<RunCompletion> start(const Pipeline& pipeline, Value input,
                                        const std::string& parent_run,
                                        const std::string& parent_step, const RunOptions& options);

@@ -19,7 +19,7 @@ LeaseKeeper::~LeaseKeeper() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void LeaseKeeper::add(const std::string& run_id, const Lease& lease, std::weak_ptr<RunState> run) {
@@ -36,6 +36,37 @@ std::shared_ptr<RunState> LeaseKeeper::find(const std::string& run_id) {
   std::lock_guard lock(mu_);
   auto it = held_.find(run_id);
   return it == held_.end() ? nullptr : it->second.run.lock();
+}
+
+std::vector<std::shared_ptr<RunState>> LeaseKeeper::runs() {
+  std::vector<std::shared_ptr<RunState>> out;
+  std::lock_guard lock(mu_);
+  for (auto& [id, h] : held_) {
+    if (auto run = h.run.lock()) out.push_back(std::move(run));
+  }
+  return out;
+}
+
+std::vector<std::string> LeaseKeeper::give_up_all() {
+  std::unordered_map<std::string, Held> held;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    held.swap(held_);
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::vector<std::string> ids;
+  for (auto& [id, h] : held) {
+    try {
+      storage_.release_lease(id, h.lease);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "flux: giving up the lease of run %s failed (it expires instead): %s\n",
+                   id.c_str(), e.what());
+    }
+    ids.push_back(id);
+  }
+  return ids;
 }
 
 std::optional<std::string> LeaseKeeper::holder_of(const std::string& run_id) const {
@@ -93,7 +124,7 @@ void LeaseKeeper::loop() {
         std::vector<std::optional<CancelRequest>> requests = storage_.cancel_requests(ids);
         for (std::size_t i = 0; i < ids.size() && i < requests.size(); ++i) {
           if (!requests[i]) continue;
-          if (auto run = held[ids[i]].run.lock()) run->cancel(requests[i]->by, requests[i]->reason);
+          if (auto run = held[ids[i]].run.lock()) run->cancel(requests[i]->by, requests[i]->reason, requests[i]->compensate);
           storage_.clear_cancel_request(ids[i]);
         }
       } catch (const std::exception& e) {

@@ -37,6 +37,12 @@ class LeaseKeeper {
   void remove(const std::string& run_id);
   /// The run `run_id` if this process holds its lease (it runs here).
   std::shared_ptr<RunState> find(const std::string& run_id);
+  /// Every run whose lease this process holds.
+  std::vector<std::shared_ptr<RunState>> runs();
+  /// Shutdown gave up on the runs still held: stops renewing and gives their leases up, so
+  /// that they are orphans at once (their later writes, if any, are refused by fencing).
+  /// The keeper stays usable for `remove`. Returns the ids given up.
+  std::vector<std::string> give_up_all();
 
  private:
   void loop();

@@ -37,6 +37,9 @@ struct Plan {
   std::shared_ptr<const PipelineDef> def;  // keeps node definitions alive
   PlanStep root;
   std::vector<NodePlacement> nodes;
+  /// Whether any node step has a compensation (Node::compensate): a failed run then waits
+  /// for its steps still executing before it ends, to undo what they complete.
+  bool compensates = false;
   const NodePlacement& placement(const PlanStep& node_step) const {
     return nodes[node_step.node_index];
   }

@@ -35,7 +35,8 @@ caf::error with_attempts(caf::error error, std::uint32_t attempts) {
   return make_failure(static_cast<flux_errc>(error.code()), f.node, f.step, f.message);
 }
 
-/// Whether `policy` gives the failed attempt `e` another one.
+}  // namespace
+
 bool retry_allowed(const RetryPolicy& policy, const HistoryEntry& e, const caf::error& error) {
   if (e.attempt >= policy.attempts || is_cancelled(error)) return false;
   AttemptFailure f;
@@ -62,6 +63,8 @@ std::chrono::nanoseconds backoff_of(const RetryPolicy& policy, std::uint32_t fai
   }
   return wait;
 }
+
+namespace {
 
 /// Executes `req` again once `wait` has passed, or at once if the run is cancelled meanwhile
 /// (submit_step then fails it). Holds no thread while it waits.
@@ -108,9 +111,10 @@ void submit_step(ExecRequest req) {
   }
 }
 
-bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason) {
+bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason,
+                bool compensate) {
   if (job.ended) return false;
-  return job.run->cancel(by, reason);
+  return job.run->cancel(by, reason, compensate);
 }
 
 void fail(const Cursor& at, caf::error error) {
@@ -238,6 +242,10 @@ void record_step(const Cursor& at, HistoryEntry e, Value input, caf::expected<Va
 void start_run(std::shared_ptr<RunJob> job) {
   job->services->notify([&](Observer& o) { o.on_run_start(job->info); });
   const PlanStep& root = job->plan->root;
+  if (job->compensating) {
+    resume_compensation(job);
+    return;
+  }
   Value input = job->info.input;
   advance(Cursor{std::move(job), &root, 0, nullptr, 0}, std::move(input), &k_run_input);
 }
@@ -246,22 +254,55 @@ void end_run(const std::shared_ptr<RunJob>& job, caf::expected<Value> out) {
   if (job->ended.exchange(true)) return;  // the root sequence ends once; be sure of it
   if (std::uint64_t timer = job->deadline_timer.exchange(0)) job->services->timers->cancel(timer);
   job->run->mark_ended();  // no cancel from now on; executions still going have nothing to cut
+  // A run cancelled while its last step was finishing is cancelled: the caller of cancel() was
+  // told so.
+  RunStatus status;
+  Value output;
+  std::optional<RunFailure> error;
+  if (job->run->shutting_down()) {
+    // Stopped by the Runtime's shutdown (Config::shutdown_grace): not ended, not undone.
+    status = RunStatus::running;
+    error = RunFailure{"", "", job->run->stop_reason()};
+  } else if (job->run->cancellation()) {
+    status = RunStatus::cancelled;
+    error = RunFailure{"", "", job->run->stop_reason()};
+  } else if (out) {
+    status = RunStatus::completed;
+    output = std::move(*out);
+  } else {
+    status = RunStatus::failed;
+    error = failure_of(out.error());
+  }
+  // A failed run, or one cancelled with CancelOptions::compensate, undoes its completed
+  // steps first -- unless another owner has it now.
+  const bool compensate = status == RunStatus::failed ||
+                          (status == RunStatus::cancelled && job->run->compensate_requested());
+  if (compensate && !job->run->lease_lost() && job->plan->compensates) {
+    // Steps of other parallel branches may still be finishing (fail-fast): what they complete
+    // is undone too, so the undoing starts once they are done.
+    job->run->when_steps_done([job, status, why = *error] {
+      if (!begin_compensation(job, why, status)) conclude_run(job, status, Value{}, why);
+    });
+    return;
+  }
+  conclude_run(job, status, std::move(output), std::move(error));
+}
+
+void conclude_run(const std::shared_ptr<RunJob>& job, RunStatus status, Value output,
+                  std::optional<RunFailure> error) {
   RunInfo& info = job->info;
   info.updated = wall_now();
   info.finished = info.updated;
-  // A run cancelled while its last step was finishing is cancelled: the caller of cancel() was
-  // told so.
-  if (job->run->cancellation()) {
-    info.status = RunStatus::cancelled;
-    info.error = RunFailure{"", "", job->run->stop_reason()};
-  } else if (out) {
-    info.status = RunStatus::completed;
-    info.output = std::move(*out);
+  info.status = status;
+  info.output = std::move(output);
+  info.error = std::move(error);
+  if (job->run->shutting_down() && status == RunStatus::running) {
+    // Left to resume (Config::shutdown_grace): the store keeps the run `running`, an orphan
+    // once its lease is given up; the caller is told why it did not end.
+    info.finished.reset();
   } else {
-    info.status = RunStatus::failed;
-    info.error = failure_of(out.error());
+    job->run->journal_run(info);
   }
-  job->run->journal_run(info);
   job->run->end_run();  // gives the lease up now, or when the last step still executing ends
   job->services->journal->complete(Completion{
       info.id, job->lease.token, [job](const std::string* store_error) {

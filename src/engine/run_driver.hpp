@@ -50,6 +50,13 @@ struct RunJob {
   std::optional<Timestamp> deadline;
   /// The timer that cancels the run at its deadline (Services::timers), 0 if none.
   std::atomic<std::uint64_t> deadline_timer{0};
+  /// Resume of a run that was undoing its steps (a `compensating` entry in its history): why
+  /// it stopped, as that entry says; the resumed run goes on compensating, never forward.
+  struct Stopped {
+    RunFailure why;
+    RunStatus cause = RunStatus::failed;  ///< failed or cancelled
+  };
+  std::optional<Stopped> compensating;
 
   std::uint32_t attempt_of(const std::string& step) const {
     if (attempts.empty()) return 1;
@@ -113,7 +120,24 @@ void record_step(const Cursor& at, HistoryEntry entry, Value input, caf::expecte
 /// its sequence if the run is stopping.
 void submit_step(ExecRequest req);
 /// Cancels the run of `job` (see RunState::cancel) unless it has ended; false if it had.
-bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason);
+bool cancel_run(const RunJob& job, const std::string& by, const std::string& reason,
+                bool compensate = false);
+
+/// Whether `policy` gives the failed attempt `e` (failed with `error`) another one.
+bool retry_allowed(const RetryPolicy& policy, const HistoryEntry& e, const caf::error& error);
+/// The wait before the attempt after failed attempt `failed_attempt`, jittered if asked.
+std::chrono::nanoseconds backoff_of(const RetryPolicy& policy, std::uint32_t failed_attempt);
+
+/// Records the run's end with `status` — its output, or why it failed — and completes it
+/// once its records are stored (see end_run).
+void conclude_run(const std::shared_ptr<RunJob>& job, RunStatus status, Value output,
+                  std::optional<RunFailure> error);
+/// Compensation (compensation.cpp, README "Compensation"): undoes the completed steps of the
+/// stopped run of `job` whose nodes have a compensation, newest first, then concludes it
+/// `compensated` or `compensation_failed`. False, doing nothing, if no step is to be undone.
+bool begin_compensation(const std::shared_ptr<RunJob>& job, RunFailure why, RunStatus cause);
+/// Goes on undoing the steps of a resumed run that was compensating (RunJob::compensating).
+void resume_compensation(const std::shared_ptr<RunJob>& job);
 
 /// Executor `index` of `def` (see node_executors.hpp): takes each request from `slot` (its
 /// NodeExecutors::Slot) and tells `executors` when it is free again.

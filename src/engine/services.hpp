@@ -46,6 +46,11 @@ class InFlight {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [this] { return n_ == 0; });
   }
+  /// Whether nothing is in flight within `limit`.
+  bool wait_idle_for(std::chrono::steady_clock::duration limit) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, limit, [this] { return n_ == 0; });
+  }
 
  private:
   std::mutex mu_;

@@ -545,6 +545,12 @@ std::string encode_history(const HistoryEntry& e) {
       case HistoryEntry::Type::cancel:
         b.setType(w::HistoryEntry::Type::CANCEL);
         break;
+      case HistoryEntry::Type::compensating:
+        b.setType(w::HistoryEntry::Type::COMPENSATING);
+        break;
+      case HistoryEntry::Type::compensate:
+        b.setType(w::HistoryEntry::Type::COMPENSATE);
+        break;
     }
     b.setNode(text(e.node));
     b.setStep(text(e.step));
@@ -597,6 +603,12 @@ std::string encode_run(const RunInfo& r) {
         break;
       case RunStatus::cancelled:
         b.setStatus(w::RunRecord::Status::CANCELLED);
+        break;
+      case RunStatus::compensated:
+        b.setStatus(w::RunRecord::Status::COMPENSATED);
+        break;
+      case RunStatus::compensation_failed:
+        b.setStatus(w::RunRecord::Status::COMPENSATION_FAILED);
         break;
     }
     b.setCreatedNs(ns(r.created));
@@ -663,6 +675,12 @@ HistoryEntry decode_history(std::string_view bytes, std::string_view key,
           case w::HistoryEntry::Type::CANCEL:
             e.type = HistoryEntry::Type::cancel;
             break;
+          case w::HistoryEntry::Type::COMPENSATING:
+            e.type = HistoryEntry::Type::compensating;
+            break;
+          case w::HistoryEntry::Type::COMPENSATE:
+            e.type = HistoryEntry::Type::compensate;
+            break;
           default:
             throw corrupt(key, "unknown history entry type " +
                                    std::to_string(static_cast<unsigned>(r.getType())) +
@@ -726,6 +744,12 @@ RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_vie
             break;
           case w::RunRecord::Status::CANCELLED:
             info.status = RunStatus::cancelled;
+            break;
+          case w::RunRecord::Status::COMPENSATED:
+            info.status = RunStatus::compensated;
+            break;
+          case w::RunRecord::Status::COMPENSATION_FAILED:
+            info.status = RunStatus::compensation_failed;
             break;
           default:
             throw corrupt(key, "unknown run status " +

@@ -14,8 +14,9 @@ namespace flux::detail {
 
 /// The protocol drivers and workers speak (also CAF's `middleman.app-identifiers`): bumped
 /// whenever the wire messages change (2: a step's result is a StepResult message sent by the
-/// executing thread, no longer the response to a request).
-inline constexpr const char* k_wire_protocol = "flux-wire-2";
+/// executing thread, no longer the response to a request; 3: a step carries its timeout and
+/// its run's deadline, and a driver can abandon it with CancelStep).
+inline constexpr const char* k_wire_protocol = "flux-wire-3";
 
 struct WorkerCard {
   std::string id;

@@ -118,7 +118,7 @@ std::vector<HistoryEntry> RunState::history() const {
   return history_;
 }
 
-bool RunState::cancel(const std::string& by, const std::string& reason) {
+bool RunState::cancel(const std::string& by, const std::string& reason, bool compensate) {
   std::string message = "run " + run_id_ + " was cancelled";
   if (by == "deadline") {
     message += ": " + reason;
@@ -137,7 +137,10 @@ bool RunState::cancel(const std::string& by, const std::string& reason) {
   mark.node = "cancel";
   mark.start = mark.end =
       std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
-  mark.input = Value::Map{{"by", by}, {"reason", reason}};
+  Value::Map input{{"by", by}, {"reason", reason}};
+  if (compensate) input.emplace("compensate", true);
+  mark.input = std::move(input);
+  compensate_ = compensate;  // before the callbacks: the run may end in one of them
   append(std::move(mark));
   stop(std::move(message));
   cancelled_ = true;
@@ -145,6 +148,18 @@ bool RunState::cancel(const std::string& by, const std::string& reason) {
   // abandoned attempts before that parallel concludes and the run ends.
   for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) it->second();
   return true;
+}
+
+void RunState::shut_down(std::string why) {
+  std::map<std::uint64_t, std::function<void()>> callbacks;
+  {
+    std::lock_guard lock(mu_);
+    if (ended_ || shut_down_) return;
+    shut_down_ = true;  // under the lock: on_cancel calls later callbacks at once
+    callbacks.swap(on_cancel_);
+  }
+  stop(std::move(why));
+  for (auto it = callbacks.rbegin(); it != callbacks.rend(); ++it) it->second();
 }
 
 std::optional<std::pair<std::string, std::string>> RunState::cancellation() const {
@@ -156,7 +171,7 @@ std::uint64_t RunState::on_cancel(std::function<void()> f) {
   {
     std::lock_guard lock(mu_);
     if (ended_) return 0;  // nothing will cancel it: `f` is not needed
-    if (!cancellation_) {
+    if (!cancellation_ && !shut_down_) {
       const std::uint64_t id = next_on_cancel_++;
       on_cancel_.emplace(id, std::move(f));
       return id;

@@ -123,6 +123,19 @@ class RunState final : public RunAccess {
   void begin_step() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
   void end_step() { drop_hold(); }
   void end_run() { drop_hold(); }
+  /// Calls `f` once no step of the run is executing here any more (at once, here, if none
+  /// is): a failed run's parallel branches may still be finishing steps, which compensation
+  /// must see completed before it decides what to undo. Once per run.
+  void when_steps_done(std::function<void()> f) {
+    {
+      std::lock_guard lock(mu_);
+      if (holds_.load(std::memory_order_acquire) > 1) {
+        steps_done_ = std::move(f);
+        return;
+      }
+    }
+    f();
+  }
   std::uint64_t fence() const noexcept { return fence_; }
 
   /// Assigns the entry its sequence number, keeps it and journals it.
@@ -153,13 +166,28 @@ class RunState final : public RunAccess {
   /// (each abandons an execution or cuts a wait short). Once only: false if it was already.
   /// The run's error then reads `run <id> was cancelled by <by>: <reason>`, or for `by`
   /// "deadline", `run <id> was cancelled: deadline exceeded`.
-  bool cancel(const std::string& by, const std::string& reason);
+  /// `compensate`: the run's completed steps are to be undone once it stops
+  /// (CancelOptions::compensate); the `cancel` entry's input then also has "compensate": true.
+  bool cancel(const std::string& by, const std::string& reason, bool compensate = false);
+  /// Whether the cancellation asked for compensation.
+  bool compensate_requested() const noexcept { return compensate_.load(); }
+  /// The run began undoing its completed steps: `cancelled()` is false from now on, so that
+  /// compensations that check `ctx.cancelled()` do their work.
+  void begin_compensation() noexcept { compensating_ = true; }
   /// Also true once the run lost its lease: another owner runs it now, so its steps here
   /// should stop as well.
   bool cancelled() const noexcept override {
-    return cancelled_.load(std::memory_order_relaxed) ||
-           lease_lost_.load(std::memory_order_relaxed);
+    return (cancelled_.load(std::memory_order_relaxed) &&
+            !compensating_.load(std::memory_order_relaxed)) ||
+           lease_lost_.load(std::memory_order_relaxed) ||
+           shut_down_.load(std::memory_order_relaxed);
   }
+  /// The Runtime is shutting down and its grace ran out before this run ended: stops the run
+  /// (as `stop`, with `why`), turns its steps' ctx.cancelled() true and abandons its
+  /// executions (the `on_cancel` callbacks), but records no cancellation: the run's end is
+  /// not stored, so it stays `running` in the store, an orphan that resume finishes.
+  void shut_down(std::string why);
+  bool shutting_down() const noexcept { return shut_down_.load(std::memory_order_relaxed); }
   /// Who cancelled the run and why, once cancelled.
   std::optional<std::pair<std::string, std::string>> cancellation() const;
   /// Calls `f` when the run is cancelled (at once, here, if it is already); returns the id
@@ -187,9 +215,16 @@ class RunState final : public RunAccess {
   void drop_hold() {
     // A step that was queued before the run ended may begin after the release: the lease
     // is given up once only.
-    if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1 && on_released_ &&
-        !released_.exchange(true)) {
+    const int before = holds_.fetch_sub(1, std::memory_order_acq_rel);
+    if (before == 1 && on_released_ && !released_.exchange(true)) {
       on_released_();
+    } else if (before == 2) {  // only the run's own hold is left (see when_steps_done)
+      std::function<void()> f;
+      {
+        std::lock_guard lock(mu_);
+        f.swap(steps_done_);
+      }
+      if (f) f();
     }
   }
 
@@ -208,10 +243,13 @@ class RunState final : public RunAccess {
   std::vector<HistoryEntry> history_;
   std::string stop_reason_;  // guarded by mu_
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> shut_down_{false};
+  std::atomic<bool> compensate_{false}, compensating_{false};
   // Guarded by mu_: who cancelled and why, and what to call on cancellation.
   std::optional<std::pair<std::string, std::string>> cancellation_;
   std::map<std::uint64_t, std::function<void()>> on_cancel_;
   std::uint64_t next_on_cancel_ = 1;
+  std::function<void()> steps_done_;  // guarded by mu_: see when_steps_done
   bool ended_ = false;
 };
 

@@ -165,7 +165,7 @@ struct MemoryStorage::Impl {
   std::unordered_map<std::string, Run, Hash, std::equal_to<>> runs;
   std::uint64_t next_order = 0;
   Index all;                 // runs with a record
-  Index by_status[4];        // indexed by RunStatus
+  Index by_status[6];        // indexed by RunStatus
   std::list<Run*> finished;  // finished runs, in the order they finished (oldest first)
 
   static Place place_of(const Run& r) {

@@ -13,7 +13,8 @@ namespace {
 // owner cannot write into a run someone else now owns).
 // KEYS: 1 fence, 2 run record, 3 history, 4 kv, 5 shared, 6 lease,
 //       7 P:runs, 8 P:runs:running, 9 P:runs:completed, 10 P:runs:failed,
-//       11 P:runs:cancelled (appended with RunStatus::cancelled).
+//       11 P:runs:cancelled (appended with RunStatus::cancelled), 12 P:runs:compensated,
+//       13 P:runs:compensation_failed (appended with those statuses).
 // ARGV[1]: the token ("0": unfenced), then operations:
 //   R <record> <id> <status> <score> <keep ms>
 //                               set the run record and move the run to its status index in
@@ -60,7 +61,7 @@ while i <= #ARGV do
     redis.call('SET', KEYS[2], ARGV[i + 1])
     local id, status, score = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     redis.call('ZADD', KEYS[7], 'NX', score, id)
-    for k = 8, 11 do
+    for k = 8, 13 do
       if KEYS[k] == KEYS[7] .. ':' .. status then
         redis.call('ZADD', KEYS[k], score, id)
       else
@@ -114,12 +115,13 @@ return 1
 // younger expired entries behind it until it expires itself (readers drop those too).
 // The per-run keys are built here from the prefix: they are not in KEYS, which a single
 // Redis allows (the run indexes make the store single-instance anyway, see README).
-// KEYS: 1 P:runs, 2 P:runs:running, 3 P:runs:completed, 4 P:runs:failed, 5 P:runs:cancelled.
+// KEYS: 1 P:runs, 2 P:runs:running, 3 P:runs:completed, 4 P:runs:failed, 5 P:runs:cancelled,
+// 6 P:runs:compensated, 7 P:runs:compensation_failed (3-7: the finished statuses).
 // ARGV: P, max runs ("0": no limit), budget.
 constexpr const char* k_trim_script = R"lua(
 local prefix, max_runs, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function drop(id, delete_keys)
-  for k = 1, 5 do redis.call('ZREM', KEYS[k], id) end
+  for k = 1, #KEYS do redis.call('ZREM', KEYS[k], id) end
   if delete_keys then
     local run = prefix .. ':{' .. id .. '}:'
     redis.call('DEL', run .. 'run', run .. 'history', run .. 'kv', run .. 'shared', run .. 'fence',
@@ -127,7 +129,7 @@ local function drop(id, delete_keys)
   end
   budget = budget - 1
 end
-for k = 3, 5 do
+for k = 3, #KEYS do
   for _, id in ipairs(redis.call('ZRANGE', KEYS[k], 0, budget - 1)) do
     if budget > 0 and redis.call('EXISTS', prefix .. ':{' .. id .. '}:run') == 0 then
       drop(id, false)
@@ -135,11 +137,11 @@ for k = 3, 5 do
   end
 end
 if max_runs > 0 then
-  local excess = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) +
-                 redis.call('ZCARD', KEYS[5]) - max_runs
+  local excess = -max_runs
+  for k = 3, #KEYS do excess = excess + redis.call('ZCARD', KEYS[k]) end
   while excess > 0 and budget > 0 do
     local oldest, score = nil, nil
-    for k = 3, 5 do
+    for k = 3, #KEYS do
       local head = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')
       if head[1] and (not score or tonumber(head[2]) < score) then
         oldest, score = head[1], tonumber(head[2])
@@ -156,7 +158,7 @@ return 1
 // A reader's repair of the run indexes, checked against the record at the time it runs
 // (a writer may have changed the run since the reader looked).
 // KEYS: 1 the run record, 2 P:runs, 3 P:runs:running, 4 P:runs:completed, 5 P:runs:failed,
-// 6 P:runs:cancelled.
+// 6 P:runs:cancelled, 7 P:runs:compensated, 8 P:runs:compensation_failed.
 // ARGV: id, then "missing" (the record was missing: drop the id from every index, if it
 // still is) or "reindex" <record> <status> <score> (the record was found in the index of
 // another status: move it to its own, if the record is still the one the reader decoded).
@@ -165,11 +167,11 @@ local record = redis.call('GET', KEYS[1])
 local id = ARGV[1]
 if ARGV[2] == 'missing' then
   if not record then
-    for k = 2, 6 do redis.call('ZREM', KEYS[k], id) end
+    for k = 2, #KEYS do redis.call('ZREM', KEYS[k], id) end
   end
 elseif record == ARGV[3] then
   redis.call('ZADD', KEYS[2], 'NX', ARGV[5], id)
-  for k = 3, 6 do
+  for k = 3, #KEYS do
     if KEYS[k] == KEYS[2] .. ':' .. ARGV[4] then
       redis.call('ZADD', KEYS[k], ARGV[5], id)
     else
@@ -181,7 +183,8 @@ return 1
 )lua";
 
 // Write::FailRun. KEYS: 1 fence, 2 run record, 3 lease, 4 the all-runs index, 5-7 the
-// running, completed and failed indexes, 8-10 history, kv, shared, 11 the cancelled index.
+// running, completed and failed indexes, 8-10 history, kv, shared, 11-13 the cancelled,
+// compensated and compensation_failed indexes.
 // ARGV: the failed
 // writer's token, the record, its index score, the run id, ms to keep the run's keys
 // (retention, "0": for good). `allow-oom`: it must land even when the store is full — a
@@ -198,7 +201,7 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[4])
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('ZREM', KEYS[6], ARGV[4])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4])
-redis.call('ZREM', KEYS[11], ARGV[4])
+for k = 11, 13 do redis.call('ZREM', KEYS[k], ARGV[4]) end
 local keep = tonumber(ARGV[5])
 if keep > 0 then
   for _, k in ipairs({1, 2, 8, 9, 10}) do redis.call('PEXPIRE', KEYS[k], keep) end
@@ -426,7 +429,7 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) co
   const std::string& id = group.front()->run_id();
   RedisCommand script{"EVALSHA",
                       apply_sha_,
-                      "11",
+                      "13",
                       fence_key(id),
                       run_key(id),
                       history_key(id),
@@ -438,6 +441,8 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) co
                       status_index(RunStatus::completed),
                       status_index(RunStatus::failed),
                       status_index(RunStatus::cancelled),
+                      status_index(RunStatus::compensated),
+                      status_index(RunStatus::compensation_failed),
                       std::to_string(group.front()->fence)};
   // Only the group's last run record counts (each replaces the one before).
   const RunInfo* last_record = nullptr;
@@ -479,7 +484,7 @@ RedisCommand RedisStorage::fail_script_for(const Write& w) const {
   const std::string runs_index = options_.key_prefix + ":runs";
   return {"EVALSHA",
           fail_sha_,
-          "11",
+          "13",
           fence_key(id),
           run_key(id),
           lease_key(id),
@@ -491,6 +496,8 @@ RedisCommand RedisStorage::fail_script_for(const Write& w) const {
           scope_key(id, Scope::kv),
           scope_key(id, Scope::shared),
           runs_index + ":cancelled",
+          runs_index + ":compensated",
+          runs_index + ":compensation_failed",
           std::to_string(w.fence),
           checked_size(encode_run(run), id, run_key(id)),
           score_of(run),
@@ -530,9 +537,10 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
   if (finishes && (keep.max_age.count() > 0 || keep.max_runs > 0)) {
     // In the same round trip, after every group: a few runs' worth of index clean-up
     // (k_trim_script). Its reply is not a group's: a failed clean-up is retried next time.
-    cmds.push_back({"EVAL", k_trim_script, "5", runs_index(), status_index(RunStatus::running),
+    cmds.push_back({"EVAL", k_trim_script, "7", runs_index(), status_index(RunStatus::running),
                     status_index(RunStatus::completed), status_index(RunStatus::failed),
-                    status_index(RunStatus::cancelled), options_.key_prefix,
+                    status_index(RunStatus::cancelled), status_index(RunStatus::compensated),
+                    status_index(RunStatus::compensation_failed), options_.key_prefix,
                     std::to_string(keep.max_runs), "4"});
   }
   if (cmds.empty()) return refused;
@@ -676,13 +684,15 @@ RunPage RedisStorage::list_runs_page(const RunFilter& filter) const {
   auto repair = [&](const std::string& id, std::initializer_list<std::string> args) {
     RedisCommand c{"EVAL",
                    k_repair_script,
-                   "6",
+                   "8",
                    run_key(id),
                    runs_index(),
                    status_index(RunStatus::running),
                    status_index(RunStatus::completed),
                    status_index(RunStatus::failed),
                    status_index(RunStatus::cancelled),
+                   status_index(RunStatus::compensated),
+                   status_index(RunStatus::compensation_failed),
                    id};
     c.insert(c.end(), args);
     repairs.push_back(std::move(c));
@@ -733,12 +743,12 @@ std::vector<std::optional<std::string>> RedisStorage::lease_holders(
   return out;
 }
 
-std::array<std::size_t, 4> RedisStorage::count_by_status() const {
-  const std::vector<RedisCommand> cards{{"ZCARD", status_index(RunStatus::running)},
-                                        {"ZCARD", status_index(RunStatus::completed)},
-                                        {"ZCARD", status_index(RunStatus::failed)},
-                                        {"ZCARD", status_index(RunStatus::cancelled)}};
-  std::array<std::size_t, 4> out{};
+std::array<std::size_t, 6> RedisStorage::count_by_status() const {
+  std::vector<RedisCommand> cards;
+  for (std::size_t i = 0; i < 6; ++i) {
+    cards.push_back({"ZCARD", status_index(static_cast<RunStatus>(i))});
+  }
+  std::array<std::size_t, 6> out{};
   const std::vector<RedisReply> replies = read(cards);
   for (std::size_t i = 0; i < out.size() && i < replies.size(); ++i) {
     if (replies[i].type == RedisReply::Type::integer && replies[i].integer > 0) {
@@ -767,13 +777,15 @@ std::string RedisStorage::cancel_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:cancel";
 }
 
-// A cancel request is a sealed Value record (a map of "by" and "reason"), so that it is
+// A cancel request is a sealed Value record (a map of "by", "reason" and, when asked,
+// "compensate": true -- a request written before compensation existed reads as false), so that it is
 // checked like every other record. It expires after a day: a request for a run whose owner
 // never renews its lease again (an orphan nobody resumes) does not stay for good.
 void RedisStorage::request_cancel(std::string_view run_id, const CancelRequest& request) {
   const std::string key = cancel_key(run_id);
-  write({{"SET", key, encode_value(Value::Map{{"by", request.by}, {"reason", request.reason}}),
-          "PX", "86400000"}});
+  Value::Map record{{"by", request.by}, {"reason", request.reason}};
+  if (request.compensate) record.emplace("compensate", true);
+  write({{"SET", key, encode_value(Value(std::move(record))), "PX", "86400000"}});
 }
 
 std::vector<std::optional<CancelRequest>> RedisStorage::cancel_requests(
@@ -795,7 +807,12 @@ std::vector<std::optional<CancelRequest>> RedisStorage::cancel_requests(
       auto it = v.as_map().find(name);
       return it != v.as_map().end() && it->second.is_string() ? it->second.as_string() : "";
     };
-    out.push_back(CancelRequest{field("by"), field("reason")});
+    bool compensate = false;
+    if (v.is_map()) {
+      auto it = v.as_map().find("compensate");
+      compensate = it != v.as_map().end() && it->second.is_bool() && it->second.as_bool();
+    }
+    out.push_back(CancelRequest{field("by"), field("reason"), compensate});
   }
   return out;
 }

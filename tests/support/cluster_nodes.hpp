@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <flux/flux.hpp>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,31 @@ inline Node slow_node() {
                 const char* ms = std::getenv("FLUX_TEST_SLOW_MS");
                 std::this_thread::sleep_for(std::chrono::milliseconds(ms ? std::atoi(ms) : 1500));
                 return x + 1;
+              })
+      .blocking();
+}
+/// Waits up to 10 s for ctx.cancelled(), checking every 10 ms; once it turns true, writes
+/// "cancelled <ms before its deadline, or -1>" to the file FLUX_TEST_MARKS/<run id> (if set):
+/// what the step saw where it ran. Returns x.
+inline Node patient_node() {
+  return node("patient",
+              [](std::int64_t x, Context& ctx) {
+                const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                while (!ctx.cancelled() && std::chrono::steady_clock::now() < until) {
+                  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                }
+                const char* dir = std::getenv("FLUX_TEST_MARKS");
+                if (dir && ctx.cancelled()) {
+                  long long left = -1;
+                  if (auto d = ctx.deadline()) {
+                    left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               *d - std::chrono::system_clock::now())
+                               .count();
+                  }
+                  std::ofstream(std::string(dir) + "/" + ctx.run_id())
+                      << "cancelled " << left << "\n";
+                }
+                return x;
               })
       .blocking();
 }
@@ -94,8 +120,8 @@ inline Registry cluster_pipelines() {
 
 /// Every node above (a worker may host a subset: FLUX_TEST_NODES="inc,slow").
 inline Registry cluster_registry(const std::string& only = {}) {
-  std::vector<Node> all{inc_node(),    sum_node(),    slow_node(), count_node(),
-                        put_kv_node(), get_kv_node(), where_node()};
+  std::vector<Node> all{inc_node(),    sum_node(),    slow_node(),  count_node(),
+                        put_kv_node(), get_kv_node(), where_node(), patient_node()};
   for (int i = 1; i <= 10; ++i) all.push_back(times_node(i));
   Registry r;
   for (const Node& n : all) {

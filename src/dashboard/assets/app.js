@@ -156,7 +156,7 @@ function renderCounts(counts) {
   const box = $('counts');
   box.replaceChildren();
   const current = $('f-status').value;
-  for (const s of ['running', 'completed', 'failed', 'cancelled']) {
+  for (const s of Object.keys(counts).filter((k) => k !== 'total')) {
     const b = el('button', { type: 'button', class: s === current ? 'on' : '',
       'data-status': s, text: s + ' ' + counts[s] });
     b.addEventListener('click', () => {
