@@ -11,6 +11,7 @@
 #include "cli/common.hpp"
 #include "cli/json.hpp"
 #include "cluster/worker_directory.hpp"
+#include "dashboard/server.hpp"
 #include "flux/main.hpp"
 #include "flux/runtime.hpp"
 #include "store/open_storage.hpp"
@@ -21,6 +22,7 @@ using flux::ExitCode;
 using flux::cli::code;
 using flux::cli::dump;
 using flux::cli::Json;
+using flux::cli::show_json;
 using flux::cli::Table;
 
 struct Global {
@@ -177,12 +179,6 @@ flux::RunInfo load_run(const Global& g, flux::Storage& store, const std::string&
   if (!run) throw Exit{code(ExitCode::not_found), "run " + id + " is not in the store"};
   run->history = read(g, [&] { return store.history(id, 0); });
   return *run;
-}
-
-Json show_json(const flux::RunInfo& run) {
-  Json history = Json::array();
-  for (const auto& e : run.history) history.push_back(flux::cli::history_json(e));
-  return Json{{"run", flux::cli::run_json(run)}, {"history", std::move(history)}};
 }
 
 Table history_table() {
@@ -415,15 +411,7 @@ int workers(Global& g) {
     return 0;
   });
   if (g.json) {
-    Json list = Json::array();
-    for (std::size_t i = 0; i < cards.size(); ++i) {
-      Json w = flux::cli::worker_json(cards[i]);
-      w["expires_in_ms"] = ttl.at(i) ? Json(ttl[i]->count()) : Json(nullptr);
-      list.push_back(std::move(w));
-    }
-    Json bad = Json::array();
-    for (const auto& k : corrupt) bad.push_back({{"key", k}});
-    std::printf("%s\n", dump(Json{{"workers", std::move(list)}, {"corrupt", bad}}).c_str());
+    std::printf("%s\n", dump(flux::cli::workers_json(cards, ttl, corrupt)).c_str());
     return code(ExitCode::ok);
   }
   Table table({{"ID", 24},
@@ -491,6 +479,22 @@ int orphans(Global& g) {
   }
   for (const auto& key : corrupt) std::printf("corrupt record (cannot be read): %s\n", key.c_str());
   return code(ExitCode::ok);
+}
+
+// ---- dashboard ---------------------------------------------------------------------------------
+
+struct DashboardArgs {
+  std::string listen = "127.0.0.1:8080";
+  std::string token;
+};
+
+int dashboard(Global& g, const DashboardArgs& a) {
+  (void)open_store(g);  // the same checks and messages as every verb
+  flux::dashboard::Options options;
+  options.store = g.url;
+  options.prefix = g.prefix;
+  options.token = a.token;
+  return read(g, [&] { return flux::dashboard::serve_until_signal(options, a.listen); });
 }
 
 int dispatch(int argc, char** argv) {
@@ -567,6 +571,21 @@ int dispatch(int argc, char** argv) {
       app.add_subcommand("orphans", "Running runs whose owner is gone (lease expired)");
   orphans_cmd->fallthrough();
 
+  DashboardArgs dashboard_args;
+  auto* dashboard_cmd = app.add_subcommand(
+      "dashboard",
+      "Serve a web dashboard of the store's runs and workers, and its JSON API under /api/ "
+      "(README, \"Dashboard\"), until SIGTERM or SIGINT");
+  dashboard_cmd
+      ->add_option("--listen", dashboard_args.listen, "host:port to serve on (port 0: any)")
+      ->capture_default_str();
+  dashboard_cmd
+      ->add_option("--token", dashboard_args.token,
+                   "Allow actions (cancel) to requests that send it in header X-Flux-Token; "
+                   "without it the dashboard is read-only")
+      ->envname("FLUX_DASHBOARD_TOKEN");
+  dashboard_cmd->fallthrough();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -581,6 +600,7 @@ int dispatch(int argc, char** argv) {
     if (*cancel) return runs_cancel(g, cancel_args);
     if (*workers_cmd) return workers(g);
     if (*orphans_cmd) return orphans(g);
+    if (*dashboard_cmd) return dashboard(g, dashboard_args);
   } catch (const Exit& e) {
     std::fprintf(stderr, "flux: %s\n", e.message.c_str());
     if (g.json) {

@@ -303,6 +303,27 @@ Json worker_json(const detail::WorkerCard& card) {
   return out;
 }
 
+Json show_json(const RunInfo& run) {
+  Json history = Json::array();
+  for (const auto& e : run.history) history.push_back(history_json(e));
+  return Json{{"run", run_json(run)}, {"history", std::move(history)}};
+}
+
+Json workers_json(const std::vector<detail::WorkerCard>& cards,
+                  const std::vector<std::optional<std::chrono::milliseconds>>& expires_in,
+                  const std::vector<std::string>& corrupt) {
+  Json list = Json::array();
+  for (std::size_t i = 0; i < cards.size(); ++i) {
+    Json w = worker_json(cards[i]);
+    w["expires_in_ms"] =
+        i < expires_in.size() && expires_in[i] ? Json(expires_in[i]->count()) : Json(nullptr);
+    list.push_back(std::move(w));
+  }
+  Json bad = Json::array();
+  for (const auto& k : corrupt) bad.push_back({{"key", k}});
+  return Json{{"workers", std::move(list)}, {"corrupt", std::move(bad)}};
+}
+
 Json trace_json(const RunInfo& run) {
   // Lanes: (worker, sub-lane) -> tid, and the end time of the slices open on each lane so
   // that a slice overlapping another without nesting in it goes to the next sub-lane.

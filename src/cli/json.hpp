@@ -3,7 +3,9 @@
 // and Chrome trace events — and how it reads `--input` JSON. The field names here are the
 // stable, documented ones (README, "Command line"); nlohmann-json stays inside src/cli.
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,13 @@ std::string format_duration(std::chrono::nanoseconds d);
 Json run_json(const RunInfo& run);
 Json history_json(const HistoryEntry& entry);
 Json worker_json(const detail::WorkerCard& card);
+/// `flux runs show --json` and `runs export --format json`: {"run": run_json, "history": [...]}.
+Json show_json(const RunInfo& run);
+/// `flux workers --json`: {"workers": [worker_json + "expires_in_ms"], "corrupt": [{"key"}]};
+/// `expires_in[i]` is the time left on `cards[i]` (nullopt: gone).
+Json workers_json(const std::vector<detail::WorkerCard>& cards,
+                  const std::vector<std::optional<std::chrono::milliseconds>>& expires_in,
+                  const std::vector<std::string>& corrupt);
 
 /// Chrome trace event JSON (chrome://tracing, Perfetto): one process for the run, one lane
 /// (tid) per worker — "owner" for steps the run's owner executed — and one complete ("X")

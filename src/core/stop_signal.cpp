@@ -15,20 +15,31 @@ extern "C" void on_stop_signal(int sig) {
 }
 }  // namespace
 
-const char* wait_for_stop_signal() {
-  if (g_stop_pipe[0] < 0 && ::pipe2(g_stop_pipe, O_CLOEXEC) != 0) return "no signal pipe";
+namespace {
+struct sigaction g_old_term {}, g_old_int{};
+bool g_catching = false;
+}  // namespace
+
+bool catch_stop_signals() {
+  if (g_catching) return true;
+  if (g_stop_pipe[0] < 0 && ::pipe2(g_stop_pipe, O_CLOEXEC) != 0) return false;
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  struct sigaction old_term {
-  }, old_int{};
-  ::sigaction(SIGTERM, &action, &old_term);
-  ::sigaction(SIGINT, &action, &old_int);
+  ::sigaction(SIGTERM, &action, &g_old_term);
+  ::sigaction(SIGINT, &action, &g_old_int);
+  g_catching = true;
+  return true;
+}
+
+const char* wait_for_stop_signal() {
+  if (!catch_stop_signals()) return "no signal pipe";
   char sig = 0;
   while (::read(g_stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
   }
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &g_old_term, nullptr);
+  ::sigaction(SIGINT, &g_old_int, nullptr);
+  g_catching = false;
   return sig == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 

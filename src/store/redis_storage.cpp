@@ -743,6 +743,36 @@ std::vector<std::optional<std::string>> RedisStorage::lease_holders(
   return out;
 }
 
+std::array<std::size_t, 6> RedisStorage::count_by_status() const {
+  std::vector<RedisCommand> cards;
+  for (std::size_t i = 0; i < 6; ++i) {
+    cards.push_back({"ZCARD", status_index(static_cast<RunStatus>(i))});
+  }
+  std::array<std::size_t, 6> out{};
+  const std::vector<RedisReply> replies = read(cards);
+  for (std::size_t i = 0; i < out.size() && i < replies.size(); ++i) {
+    if (replies[i].type == RedisReply::Type::integer && replies[i].integer > 0) {
+      out[i] = static_cast<std::size_t>(replies[i].integer);
+    }
+  }
+  return out;
+}
+
+std::vector<std::size_t> RedisStorage::history_lengths(
+    std::span<const std::string> run_ids) const {
+  std::vector<std::size_t> out;
+  if (run_ids.empty()) return out;
+  std::vector<RedisCommand> lens;
+  lens.reserve(run_ids.size());
+  for (const std::string& id : run_ids) lens.push_back({"LLEN", history_key(id)});
+  for (const RedisReply& r : read(lens)) {
+    out.push_back(r.type == RedisReply::Type::integer && r.integer > 0
+                      ? static_cast<std::size_t>(r.integer)
+                      : 0);
+  }
+  return out;
+}
+
 std::string RedisStorage::cancel_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:cancel";
 }

@@ -16,6 +16,7 @@
 // found under another status.
 // Every value is an enveloped Cap'n Proto record (record_codec.hpp).
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -82,6 +83,13 @@ class RedisStorage final : public Storage {
   /// The run indexes: all runs, and the runs with one status.
   std::string runs_index() const;
   std::string status_index(RunStatus status) const;
+  /// How many runs each status index holds, indexed by RunStatus (running, completed, failed,
+  /// cancelled, compensated, compensation_failed), in one round trip (ZCARD): the dashboard's
+  /// counts, O(1) whatever the store's size. An index may briefly count a run whose record
+  /// retention just removed (readers drop such entries).
+  std::array<std::size_t, 6> count_by_status() const;
+  /// The length of each run's history (LLEN), in the order of `run_ids`, in one round trip.
+  std::vector<std::size_t> history_lengths(std::span<const std::string> run_ids) const;
 
  private:
   void load_scripts();
