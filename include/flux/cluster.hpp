@@ -142,7 +142,8 @@ class Worker {
   /// withdraws the announcement, waits up to `drain_grace` for the executions in progress,
   /// then closes. Idempotent.
   void drain();
-  /// Serves until SIGTERM or SIGINT, then drains.
+  /// Serves until SIGTERM or SIGINT, then drains. The signals are caught from the call on:
+  /// one that arrives before it has its default action (the process ends without a drain).
   void serve_until_signal();
 
  private:

@@ -116,6 +116,7 @@ int worker_verb(const std::string& program, const Registry& registry, WorkerArgs
     config.drain_grace = std::chrono::milliseconds(static_cast<long long>(a.drain_grace_s * 1000));
   }
   apply_tls(config.network, a.shared);
+  detail::StopSignal stop;  // caught from before "serving" is said: none is lost
   Worker worker(registry, config);
   const std::vector<std::string> nodes = registry.node_names();
   if (a.shared.json) {
@@ -130,7 +131,9 @@ int worker_verb(const std::string& program, const Registry& registry, WorkerArgs
     std::printf(" on %s:%u\n", config.listen_host.c_str(), static_cast<unsigned>(worker.port()));
   }
   std::fflush(stdout);
-  worker.serve_until_signal();  // SIGTERM / SIGINT: drain, withdraw, return
+  const char* sig = stop.wait();  // SIGTERM / SIGINT: drain, withdraw, return
+  std::fprintf(stderr, "flux: worker %s: %s, draining\n", worker.id().c_str(), sig);
+  worker.drain();
   std::fprintf(stderr, "%s: worker %s drained\n", program.c_str(), worker.id().c_str());
   return code(ExitCode::ok);
 }
@@ -348,6 +351,7 @@ int driver_verb(const std::string& program, const Registry& registry, const Main
                 "driver needs a Redis store (--store redis://... or FLUX_STORE): the runs it "
                 "adopts and the workers it uses are found there");
   }
+  detail::StopSignal stop;  // caught from before the driver says it is adopting
   Runtime rt(config);
   const std::vector<std::string> pipelines = registry.pipeline_names();
   if (a.shared.json) {
@@ -360,7 +364,7 @@ int driver_verb(const std::string& program, const Registry& registry, const Main
                 config.cluster.enabled ? " (node steps on workers)" : " (node steps here)");
   }
   std::fflush(stdout);
-  const char* sig = detail::wait_for_stop_signal();
+  const char* sig = stop.wait();
   std::fprintf(stderr, "%s: driver %s: %s, finishing the runs in flight\n", program.c_str(),
                rt.owner_id().c_str(), sig);
   return code(ExitCode::ok);  // ~Runtime waits for the runs in flight

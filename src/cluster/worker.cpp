@@ -472,10 +472,8 @@ std::uint16_t Worker::metrics_port() const noexcept { return metrics_ ? metrics_
 void Worker::drain() { impl_->drain(); }
 
 void Worker::serve_until_signal() {
-  const char* sig = detail::wait_for_stop_signal();
-  if (std::string_view(sig) == "no signal pipe") {
-    throw Error(Errc::invalid_argument, "worker " + id() + ": cannot create a pipe for signals");
-  }
+  detail::StopSignal stop;
+  const char* sig = stop.wait();
   std::fprintf(stderr, "flux: worker %s: %s, draining\n", id().c_str(), sig);
   drain();
 }

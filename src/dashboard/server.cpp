@@ -619,7 +619,7 @@ int serve_until_signal(Options options, const std::string& listen) {
   options.port = static_cast<std::uint16_t>(std::stoi(port));
   const bool read_only = options.token.empty();
   Server server(std::move(options));
-  detail::catch_stop_signals();  // before the announcement: a SIGTERM sent on it stops us cleanly
+  detail::StopSignal stop;  // before the announcement: a SIGTERM sent on it stops us cleanly
   std::thread serving([&] { server.serve(); });
   // httplib ignores a stop() that comes before its loop runs: announce only once it does.
   for (int i = 0; i < 5000 && !server.serving(); ++i) {
@@ -630,7 +630,7 @@ int serve_until_signal(Options options, const std::string& listen) {
               static_cast<unsigned>(server.port()),
               read_only ? "read-only: no --token" : "actions need the token");
   std::fflush(stdout);
-  const char* sig = detail::wait_for_stop_signal();
+  const char* sig = stop.wait();
   server.stop();
   serving.join();
   std::fprintf(stderr, "flux: dashboard stopped (%s)\n", sig);
