@@ -30,7 +30,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libcaf-dev capnproto libcapnp-dev libhiredis-dev libssl-dev \
-      libcli11-dev nlohmann-json3-dev \
+      libcli11-dev nlohmann-json3-dev libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the library and the example need, so that editing tests or docs does not
@@ -51,7 +51,7 @@ FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libcaf-core0.17 libcaf-io0.17 libcaf-openssl0.17 libcapnp-0.9.2 libhiredis0.14 libssl3 \
-      openssl \
+      libcpp-httplib0.11 openssl \
  && rm -rf /var/lib/apt/lists/*
 # Never root: the certificate volume is created owned by this user (a named volume takes the
 # ownership of the image's directory when it is first mounted).
