@@ -571,15 +571,6 @@ flux::Config shutdown_config(const std::string& prefix, std::chrono::millisecond
   return config;
 }
 
-/// The node entries of step `step`, in order.
-std::vector<HistoryEntry> attempts_at(const flux::RunInfo& info, const std::string& step) {
-  std::vector<HistoryEntry> out;
-  for (const auto& e : info.history) {
-    if (e.type == HistoryEntry::Type::node && e.step == step) out.push_back(e);
-  }
-  return out;
-}
-
 TEST(Shutdown, AStuckNodeDoesNotHoldTheRuntimeBeyondItsGraceAndTheRunIsLeftToResume) {
   const std::string prefix = flux::test::unique_prefix("shutdown");
   auto release = std::make_shared<std::atomic<bool>>(false);
@@ -608,7 +599,7 @@ TEST(Shutdown, AStuckNodeDoesNotHoldTheRuntimeBeyondItsGraceAndTheRunIsLeftToRes
   auto info = rt.get_run(run_id);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->status, RunStatus::running);
-  auto attempts = attempts_at(*info, "1");
+  auto attempts = entries_of(*info, "1");
   ASSERT_EQ(attempts.size(), 1u);
   ASSERT_TRUE(attempts[0].error);
   EXPECT_NE(attempts[0].error->find("node 'stuck' (step 1) was abandoned: the runtime "),
@@ -628,8 +619,8 @@ TEST(Shutdown, AStuckNodeDoesNotHoldTheRuntimeBeyondItsGraceAndTheRunIsLeftToRes
   EXPECT_EQ(r.value<std::int64_t>(), 20);
   info = rt.get_run(run_id);
   EXPECT_EQ(info->status, RunStatus::completed);
-  EXPECT_EQ(attempts_at(*info, "0").size(), 1u);  // `first` was not executed again
-  attempts = attempts_at(*info, "1");
+  EXPECT_EQ(entries_of(*info, "0").size(), 1u);  // `first` was not executed again
+  attempts = entries_of(*info, "1");
   ASSERT_EQ(attempts.size(), 2u);
   EXPECT_EQ(attempts[1].attempt, 2u);
   EXPECT_TRUE(attempts[1].ok());

@@ -236,11 +236,7 @@ class Placement {
       inflight_.erase(it);
       d.req.at.job->run->off_cancel(d.hook);
       // The lost attempt is recorded: it may have had effects (at least once).
-      HistoryEntry e = entry_for(d);
-      e.start = d.start;
-      e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now() - d.started);
-      e.end = e.start + e.duration;
+      HistoryEntry e = entry_ending_now(d);
       e.input = d.req.at.job->services->for_history(d.req.input);
       e.error = "worker " + id + " at " + where + " was lost while executing node '" +
                 d.req.at.step().label + "' (step " + d.req.at.step().id + ") after " +
@@ -279,11 +275,7 @@ class Placement {
       self_->send(w->second.handle, wire::CancelStep{dispatch, why});
     }
     release_slot(d.worker);
-    HistoryEntry e = entry_for(d);
-    e.start = d.start;
-    e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::steady_clock::now() - d.started);
-    e.end = e.start + e.duration;
+    HistoryEntry e = entry_ending_now(d);
     Value input = std::move(d.req.input);
     record_step(d.req.at, std::move(e), std::move(input),
                 make_failure(flux_errc::cancelled, step.label, step.id,
@@ -442,6 +434,16 @@ class Placement {
     e.step = d.req.at.step().id;
     e.attempt = d.attempt;
     e.worker = d.worker;
+    return e;
+  }
+  /// The entry of an attempt that ends here and now without a result (its worker was lost,
+  /// or its run stopped): timed from when it was first submitted.
+  static HistoryEntry entry_ending_now(const InFlight& d) {
+    HistoryEntry e = entry_for(d);
+    e.start = d.start;
+    e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - d.started);
+    e.end = e.start + e.duration;
     return e;
   }
 

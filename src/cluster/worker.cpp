@@ -228,16 +228,7 @@ class WorkerImpl {
           auto held = w->find(owner, dispatch);
           if (!held || held->settled.exchange(true)) return;
           held->abandoned->store(true);
-          wire::StepResult r;
-          r.dispatch = dispatch;
-          r.worker = w->id_;
-          r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::timed_out);
-          r.error = error;
-          r.start_ns = held->start.time_since_epoch().count();
-          r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                              std::chrono::steady_clock::now() - held->started)
-                              .count();
-          caf::anon_send(owner, std::move(r));
+          caf::anon_send(owner, w->timed_out_result(dispatch, *held, error));
         },
         [self, w](wire::CancelStep& c) {
           auto owner = caf::actor_cast<caf::actor>(self->current_sender());
@@ -270,6 +261,21 @@ class WorkerImpl {
     auto it = held_.find(HeldKey{owner.address(), dispatch});
     return it == held_.end() ? nullptr : it->second;
   }
+  /// The answer for a step that exceeded its timeout here (`error` says so).
+  wire::StepResult timed_out_result(std::uint64_t dispatch, const Held& held,
+                                    const std::string& error) const {
+    wire::StepResult r;
+    r.dispatch = dispatch;
+    r.worker = id_;
+    r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::timed_out);
+    r.error = error;
+    r.start_ns = held.start.time_since_epoch().count();
+    r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now() - held.started)
+                        .count();
+    return r;
+  }
+
   /// Every step held: sees ctx.cancelled(), and its result is not sent (the drain's end).
   void abandon_all_held() {
     std::lock_guard lock(held_mu_);
@@ -359,15 +365,8 @@ class WorkerImpl {
     } catch (...) {
       out = current_node_failure(req.node, req.step, req.source);
     }
-    const bool late = timeout.count() > 0 && std::chrono::steady_clock::now() - started >= timeout;
-    if (late) {
-      r.outcome = static_cast<std::uint8_t>(wire::StepOutcome::timed_out);
-      r.error = timed_out_text;
-      r.start_ns = start.time_since_epoch().count();
-      r.duration_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::steady_clock::now() - started)
-                          .count();
-      return r;
+    if (timeout.count() > 0 && std::chrono::steady_clock::now() - started >= timeout) {
+      return timed_out_result(req.dispatch, held, timed_out_text);  // returned late
     }
     if (out) {
       if (auto too_deep = check_output_depth(req.node, req.step, *out)) out = *too_deep;
