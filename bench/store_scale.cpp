@@ -57,7 +57,8 @@ flux::HistoryEntry tiny_entry() {
 /// Writes runs [from, to) with `status`, in batches as the persistence actor does.
 void fill(flux::Storage& store, std::size_t from, std::size_t to, flux::RunStatus status) {
   std::vector<flux::Write> batch;
-  const flux::HistoryEntry entry = tiny_entry();
+  // One immutable entry, shared by every run's write (as a run's live state shares its own).
+  const auto entry = std::make_shared<const flux::HistoryEntry>(tiny_entry());
   for (std::size_t i = from; i < to; ++i) {
     flux::RunInfo r = tiny_run(i, status);
     batch.push_back(flux::Write{flux::Write::AppendHistory{r.id, entry}});

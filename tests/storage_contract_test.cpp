@@ -251,7 +251,7 @@ RunFilter with_limit(std::size_t limit) {
 
 Write put_run(RunInfo r) { return Write{Write::PutRun{std::move(r)}}; }
 Write append(std::string id, HistoryEntry e) {
-  return Write{Write::AppendHistory{std::move(id), std::move(e)}};
+  return Write{Write::AppendHistory{std::move(id), std::make_shared<const HistoryEntry>(std::move(e))}};
 }
 Write put_key(std::string id, Scope scope, std::string key, Value v) {
   return Write{Write::PutKey{std::move(id), scope, std::move(key), std::move(v)}};

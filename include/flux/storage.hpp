@@ -72,11 +72,13 @@ struct Write {
   struct PutRun {
     RunInfo run;
   };
-  /// Appends `entry` at position `entry.seq`; an entry already stored at that position is
+  /// Appends `*entry` at position `entry->seq`; an entry already stored at that position is
   /// left as it is (so a batch may be applied twice), a gap before it is an error.
+  /// The entry is immutable and shared — by the run's live state, this write and a store
+  /// that keeps it in memory — so recording a step copies it nowhere. Never null.
   struct AppendHistory {
     std::string run_id;
-    HistoryEntry entry;
+    std::shared_ptr<const HistoryEntry> entry;
   };
   struct PutKey {
     std::string run_id;

@@ -109,13 +109,17 @@ void RunState::journal_release(const std::string& owner) {
 void RunState::append(HistoryEntry entry) {
   std::lock_guard lock(mu_);
   entry.seq = history_.size();
-  history_.push_back(entry);
-  journal(Write{Write::AppendHistory{run_id_, std::move(entry)}});
+  auto shared = std::make_shared<const HistoryEntry>(std::move(entry));
+  history_.push_back(shared);
+  journal(Write{Write::AppendHistory{run_id_, std::move(shared)}});
 }
 
 std::vector<HistoryEntry> RunState::history() const {
   std::lock_guard lock(mu_);
-  return history_;
+  std::vector<HistoryEntry> out;
+  out.reserve(history_.size());
+  for (const auto& e : history_) out.push_back(*e);
+  return out;
 }
 
 bool RunState::cancel(const std::string& by, const std::string& reason, bool compensate) {

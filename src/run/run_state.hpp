@@ -90,7 +90,7 @@ class RunState final : public RunAccess {
         fence_(fence),
         kv_(std::move(kv)),
         shared_(std::move(shared)),
-        history_(std::move(history)) {}
+        history_(share_entries(std::move(history))) {}
 
   const std::string& run_id() const noexcept override { return run_id_; }
   /// Who starts the run's child runs (set once, before the run starts).
@@ -204,6 +204,12 @@ class RunState final : public RunAccess {
   }
 
  private:
+  static std::vector<std::shared_ptr<const HistoryEntry>> share_entries(std::vector<HistoryEntry> in) {
+    std::vector<std::shared_ptr<const HistoryEntry>> out;
+    out.reserve(in.size());
+    for (auto& e : in) out.push_back(std::make_shared<const HistoryEntry>(std::move(e)));
+    return out;
+  }
   Value::Map& space(Scope scope) { return scope == Scope::kv ? kv_ : shared_; }
   const Value::Map& space(Scope scope) const { return scope == Scope::kv ? kv_ : shared_; }
 
@@ -240,7 +246,8 @@ class RunState final : public RunAccess {
   mutable std::mutex mu_;
   Value::Map kv_;
   Value::Map shared_;
-  std::vector<HistoryEntry> history_;
+  // Each entry is immutable once appended and shared with the write that stores it.
+  std::vector<std::shared_ptr<const HistoryEntry>> history_;
   std::string stop_reason_;  // guarded by mu_
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> shut_down_{false};

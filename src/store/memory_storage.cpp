@@ -47,7 +47,7 @@ std::vector<RunRefusal> Storage::apply(std::span<const Write> batch) {
           if constexpr (std::is_same_v<Op, Write::PutRun> || std::is_same_v<Op, Write::FailRun>) {
             put_run(op.run);
           } else if constexpr (std::is_same_v<Op, Write::AppendHistory>) {
-            append_history(op.run_id, op.entry);
+            append_history(op.run_id, *op.entry);
           } else if constexpr (std::is_same_v<Op, Write::PutKey>) {
             put_key(op.run_id, op.scope, op.key, op.value);
           } else if constexpr (std::is_same_v<Op, Write::EraseKey>) {
@@ -138,7 +138,7 @@ struct MemoryStorage::Impl {
     RunInfo info;             // history kept separately, below
     bool has_record = false;  // kv, history or a lease may come before the run record
     std::uint64_t order = 0;  // insertion order: breaks ties between equal creation times
-    std::vector<HistoryEntry> history;
+    std::vector<std::shared_ptr<const HistoryEntry>> history;  // shared with the writer
     Value::Map kv, shared;
     std::uint64_t fence = 0;  // the newest lease token granted
     std::optional<Lease> lease;
@@ -192,7 +192,8 @@ struct MemoryStorage::Impl {
     return it == runs.end() ? nullptr : &it->second;
   }
 
-  void append(std::string_view id, const HistoryEntry& e) {
+  void append(std::string_view id, std::shared_ptr<const HistoryEntry> entry) {
+    const HistoryEntry& e = *entry;
     Run& r = run(id);
     if (e.seq < r.history.size()) return;  // already stored: a batch applied twice
     if (e.seq > r.history.size()) {
@@ -201,7 +202,7 @@ struct MemoryStorage::Impl {
                                      " entries stored, the next write is seq " +
                                      std::to_string(e.seq));
     }
-    r.history.push_back(e);
+    r.history.push_back(std::move(entry));
   }
   bool live(const Run& r) const { return r.lease && Clock::now() < r.lease_expiry; }
 
@@ -317,15 +318,19 @@ std::vector<RunInfo> MemoryStorage::list_runs(const RunFilter& filter) const {
 }
 
 void MemoryStorage::append_history(std::string_view run_id, const HistoryEntry& entry) {
+  auto shared = std::make_shared<const HistoryEntry>(entry);  // before the lock
   std::unique_lock lock(impl_->mu);
-  impl_->append(run_id, entry);
+  impl_->append(run_id, std::move(shared));
 }
 
 std::vector<HistoryEntry> MemoryStorage::history(std::string_view run_id, std::size_t from) const {
   std::shared_lock lock(impl_->mu);
   const Impl::Run* r = impl_->find(run_id);
   if (!r || from >= r->history.size()) return {};
-  return {r->history.begin() + static_cast<std::ptrdiff_t>(from), r->history.end()};
+  std::vector<HistoryEntry> out;
+  out.reserve(r->history.size() - from);
+  for (std::size_t i = from; i < r->history.size(); ++i) out.push_back(*r->history[i]);
+  return out;
 }
 
 void MemoryStorage::put_key(std::string_view run_id, Scope scope, std::string_view key,
@@ -397,7 +402,7 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
       impl_->put_run(p->run);
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-      impl_->append(h->run_id, h->entry);
+      impl_->append(h->run_id, h->entry);  // shared, not copied
     } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
       impl_->put_key(k->run_id, k->scope, k->key, k->value);
     } else if (auto* e = std::get_if<Write::EraseKey>(&w.op)) {

@@ -458,9 +458,9 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) co
                                      std::to_string(options_.retention.max_age.count())});
       }
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
-      const std::string seq = std::to_string(h->entry.seq);
+      const std::string seq = std::to_string(h->entry->seq);
       script.insert(script.end(), {"H", seq,
-                                   checked_size(encode_history(h->entry), id,
+                                   checked_size(encode_history(*h->entry), id,
                                                 history_key(id) + "[" + seq + "]")});
     } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
       script.insert(script.end(),
@@ -607,7 +607,7 @@ void RedisStorage::put_run(const RunInfo& run) {
 }
 
 void RedisStorage::append_history(std::string_view run_id, const HistoryEntry& entry) {
-  Write w{Write::AppendHistory{std::string(run_id), entry}};
+  Write w{Write::AppendHistory{std::string(run_id), std::make_shared<const HistoryEntry>(entry)}};
   auto refused = apply(std::span<const Write>(&w, 1));
   if (!refused.empty()) throw refused.front().error;
 }
