@@ -1,117 +1,125 @@
-// The parallel actor: the fan-out/fan-in coordinator of one parallel execution.
+// A parallel execution: fan-out from the thread that reached it, fan-in by the branches'
+// own reports (see parallel.hpp).
+
+#include "engine/parallel.hpp"
 
 #include <chrono>
 
-#include "engine/node_executors.hpp"
-#include "engine/run_driver.hpp"
-
 namespace flux::detail {
 
-caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
-                             const std::string* source) {
-  self->set_default_handler(caf::drop);
-  // Fan-in state. The first real (not cancelled) branch failure ends the parallel at once
-  // — fail fast — and stops the run from starting further steps; steps already executing
-  // finish and are recorded, but nothing waits for them.
-  struct Gather {
-    Value::List outputs;
-    std::size_t pending;
-    Timestamp start = wall_now();
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    bool concluded = false;
-    std::uint64_t cancel_hook = 0;
-  };
-  const PlanStep& step = at.step();
-  auto g = std::make_shared<Gather>();
-  g->outputs.resize(step.children.size());
-  g->pending = step.children.size();
-  const RunJob& job = *at.job;
-  const std::uint32_t attempt = job.attempt_of(step.id);
-  job.services->notify([&](Observer& o) {
-    o.on_node_start(NodeEvent{job.run->run_id(), k_parallel_name, step.id, attempt});
-  });
-  auto me = caf::actor_cast<caf::actor>(self);
-  // A cancelled run ends now: branches still executing a sync step would keep the parallel
-  // (and so the run) waiting for them otherwise. A weak handle: the hook must not keep this
-  // actor alive.
-  g->cancel_hook = job.run->on_cancel([weak = caf::actor_cast<caf::weak_actor_ptr>(self)] {
-    if (auto strong = caf::actor_cast<caf::actor>(weak)) {
-      caf::anon_send(strong, cancel_atom::value);
-    }
-  });
-  for (std::size_t b = 0; b < step.children.size(); ++b) {
-    advance(Cursor{at.job, &step.children[b], 0, me, static_cast<std::uint32_t>(b)}, input, source);
-  }
+ParallelJoin::ParallelJoin(Cursor at, Value input, std::size_t branches)
+    : at_(std::move(at)),
+      input_(std::move(input)),
+      attempt_(at_.job->attempt_of(at_.step().id)),
+      start_(wall_now()),
+      started_(std::chrono::steady_clock::now()),
+      outputs_(branches),
+      pending_(branches) {}
 
-  auto conclude = [self, at, g, attempt, input](caf::expected<Value> out) {
-    g->concluded = true;
-    const RunJob& job = *at.job;
-    job.run->off_cancel(g->cancel_hook);
-    const PlanStep& step = at.step();
-    // The list of the branches' outputs is one level deeper than the deepest of them.
-    if (out) {
-      if (const std::size_t depth = out->depth(); depth > k_max_value_depth) {
-        out = make_failure(flux_errc::node_failed, k_parallel_name, step.id,
-                           "parallel (step " + step.id + ") gathered its branches' outputs " +
-                               "into a list nested " + std::to_string(depth) +
-                               " levels deep (lists/maps); the limit is " +
-                               std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
-      }
+void ParallelJoin::start(Cursor at, Value input, const std::string* source) {
+  const PlanStep& step = at.step();
+  const std::size_t branches = step.children.size();
+  auto join = std::make_shared<ParallelJoin>(at, input, branches);
+  const RunJob& job = *at.job;
+  job.services->notify([&](Observer& o) {
+    o.on_node_start(NodeEvent{job.run->run_id(), k_parallel_name, step.id, join->attempt_});
+  });
+  // A cancelled run ends the parallel now: branches still executing a sync step would keep
+  // it (and so the run) waiting for them otherwise. Weak: the run holds its hooks, and the
+  // join holds the run.
+  const std::uint64_t hook = job.run->on_cancel([weak = std::weak_ptr<ParallelJoin>(join)] {
+    if (auto j = weak.lock()) {
+      const PlanStep& s = j->at_.step();
+      j->conclude(make_failure(flux_errc::cancelled, k_parallel_name, s.id,
+                               j->at_.job->run->stop_reason()));
     }
-    HistoryEntry e;
-    e.type = HistoryEntry::Type::parallel;
-    e.node = k_parallel_name;
-    e.step = step.id;
-    e.attempt = attempt;
-    e.start = g->start;
-    e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::steady_clock::now() - g->started);
-    e.end = e.start + e.duration;
-    e.input = job.services->for_history(input);
-    if (out) {
-      e.output = job.services->for_history(*out);
+  });
+  join->cancel_hook_.store(hook);
+  if (join->concluded_.load()) {  // cancelled already (the hook ran at once, or just now)
+    job.run->off_cancel(join->cancel_hook_.exchange(0));
+    return;
+  }
+  for (std::size_t b = 0; b < branches; ++b) {
+    Cursor branch{at.job, &step.children[b], 0, join, static_cast<std::uint32_t>(b)};
+    if (b + 1 < branches) {
+      advance(std::move(branch), input, source);
     } else {
-      e.error = failure_of(out.error()).message;
-      job.run->failing = true;
+      advance(std::move(branch), std::move(input), source);  // the last branch takes it
     }
+  }
+}
+
+void ParallelJoin::branch_done(std::uint32_t branch, Value output) {
+  if (concluded_.load(std::memory_order_relaxed)) return;  // a failure came first
+  outputs_[branch] = std::move(output);
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    conclude(Value(std::move(outputs_)));
+  }
+}
+
+void ParallelJoin::branch_failed(std::uint32_t, caf::error error) {
+  // The first real (not cancelled) branch failure ends the parallel at once — fail fast —
+  // and stops the run from starting further steps; steps already executing finish and are
+  // recorded, but nothing waits for them. A cancellation is only reported if the cause comes
+  // from elsewhere (every branch was cancelled).
+  if (!is_cancelled(error) || pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    conclude(std::move(error));
+  }
+}
+
+void ParallelJoin::conclude(caf::expected<Value> out) {
+  if (concluded_.exchange(true, std::memory_order_acq_rel)) return;
+  const RunJob& job = *at_.job;
+  job.run->off_cancel(cancel_hook_.exchange(0));
+  const PlanStep& step = at_.step();
+  // The list of the branches' outputs is one level deeper than the deepest of them.
+  if (out) {
+    if (const std::size_t depth = out->depth(); depth > k_max_value_depth) {
+      out = make_failure(flux_errc::node_failed, k_parallel_name, step.id,
+                         "parallel (step " + step.id + ") gathered its branches' outputs " +
+                             "into a list nested " + std::to_string(depth) +
+                             " levels deep (lists/maps); the limit is " +
+                             std::to_string(k_max_value_depth) + " (flux::k_max_value_depth)");
+    }
+  }
+  HistoryEntry e;
+  e.type = HistoryEntry::Type::parallel;
+  e.node = k_parallel_name;
+  e.step = step.id;
+  e.attempt = attempt_;
+  e.start = start_;
+  e.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now() - started_);
+  e.end = e.start + e.duration;
+  e.input = job.services->for_history(std::move(input_));
+  if (out) {
+    e.output = job.services->for_history(*out);
+  } else {
+    e.error = failure_of(out.error()).message;
+    job.run->failing = true;
+  }
+  const bool ok = e.ok();
+  if (job.services->observers.empty()) {
+    job.run->append(std::move(e));
+  } else {
     job.run->append(e);
-    NodeEvent ev{job.run->run_id(), k_parallel_name, step.id, attempt};
+    const NodeEvent ev{job.run->run_id(), k_parallel_name, step.id, attempt_};
     job.services->notify([&](Observer& o) {
-      if (e.ok()) {
+      if (ok) {
         o.on_node_end(ev, e);
       } else {
         o.on_node_error(ev, e);
       }
     });
-    if (out) {
-      Cursor next = at;
-      ++next.index;
-      advance_when_stored(std::move(next), std::move(*out), &step.label,
-                          job.services->waits_for_store(false));
-    } else {
-      fail(at, std::move(out.error()));
-    }
-    self->quit();  // later branch reports are dropped with the actor
-  };
-
-  return {
-      [g, conclude](seq_done_atom, std::uint32_t branch, Value& out) {
-        if (g->concluded) return;
-        g->outputs[branch] = std::move(out);
-        if (--g->pending == 0) conclude(Value(std::move(g->outputs)));
-      },
-      [g, conclude, at](cancel_atom) {
-        if (g->concluded) return;
-        const PlanStep& step = at.step();
-        conclude(make_failure(flux_errc::cancelled, k_parallel_name, step.id,
-                              at.job->run->stop_reason()));
-      },
-      [g, conclude](seq_fail_atom, std::uint32_t, caf::error& err) {
-        if (g->concluded) return;
-        // A cancellation is only reported if the cause comes from elsewhere.
-        if (!is_cancelled(err) || --g->pending == 0) conclude(std::move(err));
-      },
-  };
+  }
+  if (out) {
+    Cursor next = at_;
+    ++next.index;
+    advance_when_stored(std::move(next), std::move(*out), &step.label,
+                        job.services->waits_for_store(false));
+  } else {
+    fail(at_, std::move(out.error()));
+  }
 }
 
 }  // namespace flux::detail

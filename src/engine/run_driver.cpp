@@ -18,6 +18,7 @@
 #include <random>
 
 #include "engine/node_executors.hpp"
+#include "engine/parallel.hpp"
 
 namespace flux::detail {
 namespace {
@@ -118,11 +119,11 @@ bool cancel_run(const RunJob& job, const std::string& by, const std::string& rea
 }
 
 void fail(const Cursor& at, caf::error error) {
-  if (!at.reply_to) {
+  if (!at.join) {
     end_run(at.job, std::move(error));
     return;
   }
-  caf::anon_send(at.reply_to, seq_fail_atom::value, at.tag, std::move(error));
+  at.join->branch_failed(at.tag, std::move(error));
 }
 
 void advance(Cursor at, Value input, const std::string* source) {
@@ -137,10 +138,10 @@ void advance(Cursor at, Value input, const std::string* source) {
     ++at.index;
   }
   if (at.index == steps.size()) {
-    if (!at.reply_to) {
+    if (!at.join) {
       end_run(at.job, std::move(input));
     } else {
-      caf::anon_send(at.reply_to, seq_done_atom::value, at.tag, std::move(input));
+      at.join->branch_done(at.tag, std::move(input));
     }
     return;
   }
@@ -154,8 +155,8 @@ void advance(Cursor at, Value input, const std::string* source) {
   } else if (step.type == PipelineDef::Type::node) {
     NodeExecutors& executors = *job.plan->placement(step).executors;
     executors.submit(ExecRequest{std::move(at), std::move(input), source});
-  } else {  // a coordinator per parallel execution
-    job.services->system->spawn(parallel_actor, std::move(at), std::move(input), source);
+  } else {
+    ParallelJoin::start(std::move(at), std::move(input), source);
   }
 }
 

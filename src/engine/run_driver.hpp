@@ -27,10 +27,7 @@
 namespace flux::detail {
 
 using exec_atom = caf::atom_constant<caf::atom("exec")>;         // run a node, then go on
-using seq_done_atom = caf::atom_constant<caf::atom("seqdone")>;  // a sequence produced its output
-using seq_fail_atom = caf::atom_constant<caf::atom("seqfail")>;  // a sequence failed
 using drain_atom = caf::atom_constant<caf::atom("drain")>;       // the journal has writes queued
-using cancel_atom = caf::atom_constant<caf::atom("cancel")>;     // the run was cancelled
 
 /// Everything about one run that its actors need.
 struct RunJob {
@@ -69,6 +66,8 @@ extern const std::string k_run_input;
 /// The node name recorded for a parallel as a whole.
 extern const std::string k_parallel_name;
 
+class ParallelJoin;  // engine/parallel.hpp
+
 /// Where a run is in one sequence of its plan (the root, or a parallel's branch), and
 /// whom to tell when that sequence ends. Execution is continuation passing: each step,
 /// once done, starts the next one itself — a node actor sends straight to the next node
@@ -77,8 +76,10 @@ struct Cursor {
   std::shared_ptr<RunJob> job;
   const PlanStep* seq;    ///< the sequence being walked
   std::size_t index;      ///< the step to execute next
-  caf::actor reply_to;    ///< gets (seq_done_atom | seq_fail_atom, tag, ...) at the end
-  std::uint32_t tag = 0;  ///< the branch index, for a parallel coordinator
+  /// The parallel whose branch this sequence is, told of its end; null for the root
+  /// sequence, whose end ends the run.
+  std::shared_ptr<ParallelJoin> join;
+  std::uint32_t tag = 0;  ///< the branch index within that parallel
 
   const PlanStep& step() const { return seq->children[index]; }
 };
@@ -95,7 +96,7 @@ struct ExecRequest {
 
 /// Continues `at` with `input` (the output of the step before, labelled `source`):
 /// skips steps whose output a resume replays, then sends the next node its request,
-/// starts the next parallel, or reports the sequence's output to `at.reply_to`. Callable
+/// starts the next parallel, or reports the sequence's output to `at.join`. Callable
 /// from any thread (actors and the blocking pool).
 void advance(Cursor at, Value input, const std::string* source);
 /// As `advance`, once the records the run has journaled so far are acknowledged by the store
@@ -143,9 +144,6 @@ void resume_compensation(const std::shared_ptr<RunJob>& job);
 /// NodeExecutors::Slot) and tells `executors` when it is free again.
 caf::behavior node_actor(caf::event_based_actor* self, const NodeDef* def, NodeExecutors* executors,
                          std::size_t index, std::optional<ExecRequest>* slot);
-
-caf::behavior parallel_actor(caf::event_based_actor* self, Cursor at, Value input,
-                             const std::string* source);
 
 /// Starts a run: its first step, from the calling thread.
 void start_run(std::shared_ptr<RunJob> job);
