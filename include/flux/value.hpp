@@ -84,12 +84,30 @@ class Value {
   // The special members never recurse into nested lists/maps (they walk them with an explicit
   // stack), so a Value of any depth -- even one far beyond k_max_value_depth that a user built
   // -- is copied, assigned and destroyed without overflowing the thread's stack.
-  Value(const Value& other);
+  // Scalars, strings and bytes take the inline fast path: most Values a pipeline moves
+  // around are those, and these members run several times per step.
+  Value(const Value& other) {
+    if (other.kind() < Kind::list) {
+      v_ = other.v_;
+    } else {
+      copy_containers(other);
+    }
+  }
   Value(Value&& other) noexcept = default;  // takes the containers over: no recursion
   Value& operator=(const Value& other);
   /// Also safe when `other` lives inside `*this` (`v = std::move(v.as_list()[0])`).
-  Value& operator=(Value&& other) noexcept;
-  ~Value();
+  Value& operator=(Value&& other) noexcept {
+    if (kind() < Kind::list && this != &other) {
+      v_ = std::move(other.v_);  // the old contents own nothing `other` could live in
+      return *this;
+    }
+    return move_assign_slow(std::move(other));
+  }
+  ~Value() {
+    if (kind() >= Kind::list && holds_nested_containers()) dismantle();
+    // What is left is a scalar, or a list/map of scalars and empty containers: the variant's
+    // destructor frees it without going deeper than one level.
+  }
 
   Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
   bool is_null() const noexcept { return kind() == Kind::null; }
@@ -146,6 +164,9 @@ class Value {
     return static_cast<std::int64_t>(i);
   }
   [[noreturn]] static void throw_unsigned_overflow(std::uint64_t v);
+  // The copy constructor's and move assignment's paths for lists and maps (value.cpp).
+  void copy_containers(const Value& other);
+  Value& move_assign_slow(Value&& other) noexcept;
   // True if this is a list or map holding a non-empty list or map: destroying it by the
   // containers' own destructors would recurse.
   bool holds_nested_containers() const noexcept;

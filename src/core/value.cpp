@@ -245,7 +245,7 @@ bool is_nonempty_container(const Value& v) noexcept {
 }
 }  // namespace
 
-Value::Value(const Value& other) {
+void Value::copy_containers(const Value& other) {
   // Copies `from` into `to` except for the elements of a list/map, which become nulls;
   // returns true if there are elements to fill in.
   const auto copy_shell = [](const Value& from, Value& to) {
@@ -290,19 +290,13 @@ Value& Value::operator=(const Value& other) {
   return *this;
 }
 
-Value& Value::operator=(Value&& other) noexcept {
+Value& Value::move_assign_slow(Value&& other) noexcept {
   if (this == &other) return *this;
   // Take `other` over before letting go of the old contents, which may own `other`; the old
   // contents are then destroyed by ~Value, without recursion.
   Value taken(std::move(other));
   v_.swap(taken.v_);  // same kind: swaps the containers; otherwise moves (nothing freed)
   return *this;
-}
-
-Value::~Value() {
-  if (holds_nested_containers()) dismantle();
-  // What is left is a scalar, or a list/map of scalars and empty containers: the variant's
-  // destructor frees it without going deeper than one level.
 }
 
 bool Value::holds_nested_containers() const noexcept {
