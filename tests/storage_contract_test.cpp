@@ -1291,6 +1291,37 @@ TEST(RedisIndexes, NeverDisagreeWithTheRecordsWhenWritesFailUnderMaxmemory) {
   EXPECT_EQ(orphans, running_records);
 }
 
+TEST(RedisIndexes, EachRunIsInTheIndexOfItsLastStatusOnlyWhetherItsClaimIsFreshOrResent) {
+  const std::string p = unique_prefix();
+  flux::Runtime rt(redis_config(p));
+  flux::Storage& s = rt.storage();
+  const auto claim = [](const std::string& id) {
+    Write w{Write::ClaimLease{id, "me", 10s}};
+    w.fence = 1;
+    return w;
+  };
+  const auto fenced = [](Write w) {
+    w.fence = 1;
+    return w;
+  };
+  // A short run's whole life in one batch: claimed, started, finished.
+  s.apply(std::vector<Write>{claim("short"), fenced(put_run(make_run("short", kBase))),
+                             fenced(append("short", make_entry(0))),
+                             fenced(put_run(make_run("short", kBase, RunStatus::completed)))});
+  // A batch applied twice (its reply was lost), then the run's end in a later batch.
+  const std::vector<Write> first = {claim("resent"),
+                                    fenced(put_run(make_run("resent", kBase + kSecond)))};
+  s.apply(first);
+  s.apply(first);
+  s.apply(std::vector<Write>{fenced(put_run(make_run("resent", kBase + kSecond, RunStatus::failed)))});
+
+  EXPECT_EQ(members(redis(), p + ":runs"), (std::vector<std::string>{"short", "resent"}));  // by score
+  EXPECT_EQ(members(redis(), p + ":runs:running"), std::vector<std::string>{});
+  EXPECT_EQ(members(redis(), p + ":runs:completed"), std::vector<std::string>{"short"});
+  EXPECT_EQ(members(redis(), p + ":runs:failed"), std::vector<std::string>{"resent"});
+  EXPECT_EQ(s.history("short", 0).size(), 1u);
+}
+
 TEST(RedisIndexes, ReadersDropEntriesWithoutARecordAndReindexAMovedRecord) {
   const std::string p = unique_prefix();
   flux::Runtime rt(redis_config(p));

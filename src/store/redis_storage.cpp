@@ -30,6 +30,10 @@ namespace {
 constexpr const char* k_apply_script = R"lua(
 local token = ARGV[1]
 local checked = token == '0'
+-- The run's keys were created by this script's claim: no index holds the run yet and none
+-- of its keys expires, so moving it between indexes and clearing expiries are skipped (the
+-- common case: a short run's whole life in one batch). A claim applied twice is not fresh.
+local fresh = false
 local stored = nil   -- history length, read once
 local pushes = {}    -- history entries to append, in order
 local expire = nil   -- after the last R: ms to keep the run's keys (0: for good)
@@ -37,7 +41,9 @@ local i = 2
 while i <= #ARGV do
   local op = ARGV[i]
   if op == 'C' then
-    if not redis.call('SET', KEYS[1], '1', 'NX') then
+    if redis.call('SET', KEYS[1], '1', 'NX') then
+      fresh = true
+    else
       local newest = redis.call('GET', KEYS[1])
       local holder = redis.call('GET', KEYS[6])
       if newest ~= '1' or (holder and holder ~= ARGV[i + 1]) then
@@ -64,7 +70,7 @@ while i <= #ARGV do
     for k = 8, 13 do
       if KEYS[k] == KEYS[7] .. ':' .. status then
         redis.call('ZADD', KEYS[k], score, id)
-      else
+      elseif not fresh then
         redis.call('ZREM', KEYS[k], id)
       end
     end
@@ -99,9 +105,12 @@ for first = 1, #pushes, 1000 do
 end
 -- Retention, last (so that the history just pushed is covered): a finished run's keys
 -- expire together; a run running again (resumed) keeps them for good.
+-- The keys expire together, so the fence key's (never rewritten by SET) tells whether they do.
 if expire then
-  for k = 1, 5 do
-    if expire > 0 then redis.call('PEXPIRE', KEYS[k], expire) else redis.call('PERSIST', KEYS[k]) end
+  if expire > 0 then
+    for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], expire) end
+  elseif not fresh and redis.call('PTTL', KEYS[1]) >= 0 then
+    for k = 1, 5 do redis.call('PERSIST', KEYS[k]) end
   end
 end
 return 1
@@ -202,9 +211,10 @@ redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('ZREM', KEYS[6], ARGV[4])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[4])
 for k = 11, 13 do redis.call('ZREM', KEYS[k], ARGV[4]) end
+-- The run's keys expire together, or none does (the apply script relies on it).
 local keep = tonumber(ARGV[5])
-if keep > 0 then
-  for _, k in ipairs({1, 2, 8, 9, 10}) do redis.call('PEXPIRE', KEYS[k], keep) end
+for _, k in ipairs({1, 2, 8, 9, 10}) do
+  if keep > 0 then redis.call('PEXPIRE', KEYS[k], keep) else redis.call('PERSIST', KEYS[k]) end
 end
 return 1
 )lua";
