@@ -164,13 +164,43 @@ struct Result {
   std::string better;    // "lower" or "higher"
   std::string target;    // optional, on the flux side: "ratio<=2", "ratio>=0.5", "value>=1e6"
 };
+/// Appended to every row this program reports, e.g. " (strict durability)": the program
+/// measures a variant of the standard rows (Flux and its baseline, in the same sitting) —
+/// reported beside them, without their targets.
+inline std::string& row_variant() {
+  static std::string variant;
+  return variant;
+}
 inline Json result_line(const Result& r, int rep, double value) {
   Json j;
-  j.str("row", r.row).str("workload", r.workload).str("side", r.side).str("name", r.name);
-  j.str("unit", r.unit).str("better", r.better);
-  if (!r.target.empty()) j.str("target", r.target);
+  j.str("row", r.row + row_variant()).str("workload", r.workload).str("side", r.side);
+  j.str("name", r.name + row_variant()).str("unit", r.unit).str("better", r.better);
+  if (!r.target.empty() && row_variant().empty()) j.str("target", r.target);
   j.num("rep", rep).num("value", value);
   return j;
+}
+
+/// `--durability slow_steps|strict|batched`: Config::durability of the Flux side. A mode
+/// other than Flux's default (slow_steps) makes every row of the program a variant.
+inline std::string& durability_setting() {
+  static std::string mode = "slow_steps";
+  return mode;
+}
+inline void parse_durability(const Args& args) {
+  const std::string mode = args.str("durability", "slow_steps");
+  if (mode != "slow_steps" && mode != "strict" && mode != "batched") {
+    throw std::invalid_argument("--durability is slow_steps, strict or batched, not '" + mode +
+                                "'");
+  }
+  durability_setting() = mode;
+  if (mode != "slow_steps") row_variant() += " (" + mode + " durability)";
+}
+template <class Config>
+void set_flux_durability(Config& config) {
+  const std::string& mode = durability_setting();
+  config.durability = mode == "strict"    ? Config::Durability::strict
+                      : mode == "batched" ? Config::Durability::batched
+                                          : Config::Durability::slow_steps;
 }
 
 /// Describes the build and machine once per program (bench_report shows it).

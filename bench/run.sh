@@ -103,9 +103,20 @@ ensure_redis() { [[ -n $redis_pid ]] || start_redis; }
   wants W1 && run W1 "$bin/bench_w1_chain" --reps "$reps" ${FLUX_BENCH_W1_ARGS:-}
   wants W2 && run W2 "$bin/bench_w2_fanout" --reps "$reps" ${FLUX_BENCH_W2_ARGS:-}
   wants W3 && run W3 "$bin/bench_w3_throughput" --reps "$reps" ${FLUX_BENCH_W3_ARGS:-}
+  # Beside the default durability (slow_steps), the strict mode: every record acknowledged
+  # by the store before its branch goes on (rows marked " (strict durability)").
+  wants W1 && run "W1 strict" "$bin/bench_w1_chain" --reps "$reps" --no-single \
+    --durability strict ${FLUX_BENCH_W1_ARGS:-}
+  wants W3 && run "W3 strict" "$bin/bench_w3_throughput" --reps "$reps" --no-mem \
+    --durability strict ${FLUX_BENCH_W3_ARGS:-}
   if wants W4; then
     ensure_redis
     run W4 "$bin/bench_w4_redis" --reps "$reps" --port "$redis_port" ${FLUX_BENCH_W4_ARGS:-}
+    run "W4 strict" "$bin/bench_w4_redis" --reps "$reps" --port "$redis_port" \
+      --durability strict ${FLUX_BENCH_W4_ARGS:-}
+    # Redis's append-only file on, fsync every second (CONFIG SET, off again after).
+    run "W4 AOF" "$bin/bench_w4_redis" --reps "$reps" --port "$redis_port" --aof everysec \
+      ${FLUX_BENCH_W4_ARGS:-}
   fi
   if wants W5; then
     ensure_redis

@@ -15,6 +15,7 @@
 // Options: --reps N (5) --runs N (200 Flux, x10 for the baselines) --warmup N (20)
 //          --nodes N (100) --threads N (cores) --policy sharing|stealing (both sides)
 //          --only flux|baseline --no-single
+//          --durability strict|batched (Config::durability; the rows become a variant)
 
 #include <flux/flux.hpp>
 #include <memory>
@@ -68,6 +69,7 @@ flux::Pipeline make_chain(int nodes) {
 std::vector<double> flux_rep(std::size_t threads, int nodes, int runs, int warmup) {
   flux::Config config;
   set_flux_policy(config);
+  set_flux_durability(config);
   config.store = "memory";
   config.threads = threads;
   flux::Runtime rt(config);
@@ -180,6 +182,7 @@ void emit(const Result& r, int rep, const std::vector<double>& v, int nodes) {
 
 int main(int argc, char** argv) try {
   Args args(argc, argv);
+  parse_durability(args);
   const int reps = static_cast<int>(args.num("reps", 5));
   const int runs = static_cast<int>(args.num("runs", 200));
   const int warmup = static_cast<int>(args.num("warmup", 20));

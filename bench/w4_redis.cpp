@@ -11,11 +11,16 @@
 //  - `redis-benchmark -h 127.0.0.1 -p PORT -P 16 -t set -d 200 -n 200000 -q`, SET/s
 //    (parsed from its last "SET: N requests per second" line).
 //
+// Redis's CPU time per run (INFO cpu) is reported against its CPU time for RPUSHing 5 values.
+//
 // The runner (bench/run.sh) starts the server and passes --port.
 // Options: --port P (required) --reps N (5) --runs N (10000) --window N (64)
 //          --warmup N (500) --rpush-values N (200000) --rpush-depth N (256)
 //          --value-bytes N (200) --bench-n N (200000) --redis-benchmark CMD
 //          --threads N (cores) --only flux|baseline
+//          --aof everysec|always: the server's append-only file on (CONFIG SET), both sides;
+//          --durability strict|batched: Flux's Config::durability. Either makes every row a
+//          variant (" (AOF everysec)", " (strict durability)") without the targets.
 
 #include <hiredis/hiredis.h>
 
@@ -24,6 +29,7 @@
 #include <memory>
 #include <regex>
 #include <string>
+#include <thread>
 
 #include "bench_common.hpp"
 #include "w3_shape.hpp"
@@ -50,6 +56,16 @@ const Result k_setbench{"W4",       "W4 history records/s (vs redis-benchmark SE
                         ""};
 const Result k_flux_runs{"W4",     "W4 runs/s", "flux", "Flux: W3 shape, redis store on loopback",
                          "runs/s", "higher",    ""};
+// Redis's own CPU time (INFO cpu: used_cpu_user + used_cpu_sys) per run, against what it
+// spends on RPUSHing as many values as a run writes records.
+const Result k_flux_cpu{"W4",       "W4 Redis CPU per run (us)",
+                        "flux",     "Flux: Redis CPU (INFO cpu) per run of 5 records",
+                        "us/run",   "lower",
+                        ""};
+const Result k_rpush_cpu{"W4",       "W4 Redis CPU per run (us)",
+                         "baseline", "raw hiredis RPUSH: Redis CPU per 5 values",
+                         "us/run",   "lower",
+                         ""};
 
 struct Redis {
   explicit Redis(int port) {
@@ -66,6 +82,9 @@ struct Redis {
   Redis(const Redis&) = delete;
   Redis& operator=(const Redis&) = delete;
 
+  /// Seconds of CPU the server has used so far (user + system).
+  double cpu_seconds() { return info_stat("used_cpu_user", "cpu") + info_stat("used_cpu_sys", "cpu"); }
+
   /// Runs one command given as a format string; throws on an I/O or error reply.
   long long command(const char* what) {
     auto* r = static_cast<redisReply*>(redisCommand(c, what));
@@ -78,9 +97,10 @@ struct Redis {
     return v;
   }
 
-  /// A counter from INFO stats, e.g. "total_commands_processed".
-  double info_stat(const std::string& field) {
-    auto* r = static_cast<redisReply*>(redisCommand(c, "INFO stats"));
+  /// A field of an INFO section, e.g. info_stat("total_commands_processed") or
+  /// info_stat("used_cpu_user", "cpu").
+  double info_stat(const std::string& field, const char* section = "stats") {
+    auto* r = static_cast<redisReply*>(redisCommand(c, "INFO %s", section));
     if (!r) throw std::runtime_error(std::string("redis INFO: ") + c->errstr);
     std::string text = r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
     freeReplyObject(r);
@@ -95,12 +115,14 @@ struct Redis {
 struct ServerLoad {
   double commands_per_run = 0;
   double bytes_in_per_run = 0;
+  double cpu_us_per_run = 0;
 };
 
 WindowStats flux_rep(int port, std::size_t threads, int runs, int window, int warmup, Redis& redis,
                      ServerLoad& load) {
   redis.command("FLUSHALL");
   flux::Config config;
+  set_flux_durability(config);
   config.store = "redis://127.0.0.1:" + std::to_string(port);
   config.threads = threads;
   flux::Runtime rt(config);
@@ -108,7 +130,9 @@ WindowStats flux_rep(int port, std::size_t threads, int runs, int window, int wa
   run_window(rt, p, warmup, window);
   double cmds0 = redis.info_stat("total_commands_processed");
   double bytes0 = redis.info_stat("total_net_input_bytes");
+  double cpu0 = redis.cpu_seconds();
   WindowStats w = run_window(rt, p, runs, window);
+  load.cpu_us_per_run = (redis.cpu_seconds() - cpu0) / runs * 1e6;
   load.commands_per_run = (redis.info_stat("total_commands_processed") - cmds0 - 2) / runs;
   load.bytes_in_per_run = (redis.info_stat("total_net_input_bytes") - bytes0) / runs;
   // Spot check: the newest run is stored with its 5 records.
@@ -123,10 +147,14 @@ WindowStats flux_rep(int port, std::size_t threads, int runs, int window, int wa
   return w;
 }
 
-double rpush_rate(Redis& redis, long total, long depth, std::size_t bytes) {
+/// RPUSHes `total` values pipelined `depth` deep; returns values/s, and in `cpu_us_per_value`
+/// the server's CPU time per value.
+double rpush_rate(Redis& redis, long total, long depth, std::size_t bytes,
+                  double& cpu_us_per_value) {
   const std::string key = "bench:rpush";
   const std::string value(bytes, 'v');
   redis.command("DEL bench:rpush");
+  const double cpu0 = redis.cpu_seconds();
   auto t0 = Clock::now();
   for (long sent = 0; sent < total;) {
     long n = std::min(depth, total - sent);
@@ -147,8 +175,25 @@ double rpush_rate(Redis& redis, long total, long depth, std::size_t bytes) {
     sent += n;
   }
   double secs = seconds_since(t0);
+  cpu_us_per_value = (redis.cpu_seconds() - cpu0) / static_cast<double>(total) * 1e6;
   redis.command("DEL bench:rpush");
   return static_cast<double>(total) / secs;
+}
+
+/// Turns the server's append-only file on with `fsync` (everysec or always), and waits until
+/// the rewrite that turning it on starts has finished, so that the measured passes write to it.
+void use_aof(Redis& redis, const std::string& fsync) {
+  redis.command(("CONFIG SET appendfsync " + fsync).c_str());
+  redis.command("CONFIG SET appendonly yes");
+  for (int i = 0; i < 600; ++i) {
+    if (redis.info_stat("aof_enabled", "persistence") == 1 &&
+        redis.info_stat("aof_rewrite_in_progress", "persistence") == 0 &&
+        redis.info_stat("aof_rewrite_scheduled", "persistence") == 0) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("redis: the append-only file was not ready within 30 s");
 }
 
 /// Runs redis-benchmark; returns SET/s, or a negative number if it could not be parsed.
@@ -176,6 +221,7 @@ double set_benchmark(const std::string& cmd, int port, long n, std::size_t bytes
 
 int main(int argc, char** argv) try {
   Args args(argc, argv);
+  parse_durability(args);
   const int port = static_cast<int>(args.num("port", 0));
   if (port <= 0) throw std::invalid_argument("--port PORT of a running redis-server is required");
   const int reps = static_cast<int>(args.num("reps", 5));
@@ -188,8 +234,14 @@ int main(int argc, char** argv) try {
   const long bench_n = args.num("bench-n", 200000);
   const std::string bench_cmd = args.str("redis-benchmark", "redis-benchmark");
   const std::size_t threads = scheduler_threads(args);
+  const std::string aof = args.str("aof", "no");
+  if (aof != "no" && aof != "everysec" && aof != "always") {
+    throw std::invalid_argument("--aof is no, everysec or always, not '" + aof + "'");
+  }
+  if (aof != "no") row_variant() += " (AOF " + aof + ")";
   emit_meta("bench_w4_redis");
   Redis redis(port);
+  if (aof != "no") use_aof(redis, aof);
   for (int rep = 1; rep <= reps; ++rep) {
     if (args.side_enabled("flux")) {
       ServerLoad load;
@@ -208,6 +260,7 @@ int main(int argc, char** argv) try {
             .num("redis_bytes_in_per_run", load.bytes_in_per_run)
             .emit();
       }
+      result_line(k_flux_cpu, rep, load.cpu_us_per_run).num("runs", runs).emit();
       result_line(k_flux_runs, rep, rps)
           .num("runs", runs)
           .num("window", window)
@@ -216,10 +269,15 @@ int main(int argc, char** argv) try {
     }
     if (args.side_enabled("baseline")) {
       redis.command("FLUSHALL");
-      result_line(k_rpush, rep, rpush_rate(redis, rpush_values, rpush_depth, value_bytes))
+      double cpu_per_value = 0;
+      result_line(k_rpush, rep,
+                  rpush_rate(redis, rpush_values, rpush_depth, value_bytes, cpu_per_value))
           .num("values", static_cast<double>(rpush_values))
           .num("depth", static_cast<double>(rpush_depth))
           .num("value_bytes", static_cast<double>(value_bytes))
+          .emit();
+      result_line(k_rpush_cpu, rep, cpu_per_value * k_w3_records_per_run)
+          .num("values", static_cast<double>(rpush_values))
           .emit();
       double sets = set_benchmark(bench_cmd, port, bench_n, value_bytes);
       if (sets > 0) {
@@ -233,6 +291,7 @@ int main(int argc, char** argv) try {
     note("W4 repetition %d/%d done", rep, reps);
   }
   redis.command("FLUSHALL");
+  if (aof != "no") redis.command("CONFIG SET appendonly no");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_w4_redis: %s\n", e.what());
