@@ -222,6 +222,12 @@ void print_run(const flux::RunInfo& run) {
   if (!run.parent_run_id.empty()) {
     std::printf("parent    %s step %s\n", run.parent_run_id.c_str(), run.parent_step.c_str());
   }
+  if (run.steps_total) {
+    // A running run's done count is not in its record (written at its end): its history's.
+    const std::uint32_t done = run.steps_done ? *run.steps_done : flux::completed_steps(run.history);
+    std::printf("steps     %u of %u done\n", static_cast<unsigned>(done),
+                static_cast<unsigned>(*run.steps_total));
+  }
   std::printf("input     %s\n", value_line(run.input).c_str());
   if (run.status == flux::RunStatus::completed) {
     std::printf("output    %s\n", value_line(run.output).c_str());

@@ -149,7 +149,7 @@ struct Server::Impl {
   std::string url;           // the store's URL (with its password, if any: never sent)
   std::string store_display;  // host:port
   std::shared_ptr<Storage> storage;
-  detail::RedisStorage* redis = nullptr;  // the same object, for counts and history lengths
+  detail::RedisStorage* redis = nullptr;  // the same object, for the counts per status
   httplib::Server http;
   int port = 0;
 
@@ -396,15 +396,15 @@ struct Server::Impl {
       if (next.empty() || runs.size() >= limit || (filtered && examined >= k_max_examined)) break;
       filter.cursor = next;
     }
-    std::vector<std::string> ids;
-    for (const auto& r : runs) ids.push_back(r.id);
-    const std::vector<std::size_t> steps = redis_store().history_lengths(ids);
     const std::array<std::size_t, k_statuses> counts = redis_store().count_by_status();
     Json list = Json::array();
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      Json r = cli::run_json(runs[i]);
-      r["history_length"] = i < steps.size() ? steps[i] : 0;
-      list.push_back(std::move(r));
+    for (auto& run : runs) {
+      // A running run's record has no done count (it is written at the run's end, never per
+      // step): counted from its history, for the rows of this page only.
+      if (run.status == RunStatus::running && !run.steps_done) {
+        run.steps_done = completed_steps(history_of(run.id));
+      }
+      list.push_back(cli::run_json(run));
     }
     Json bad = Json::array();
     for (const auto& k : corrupt) bad.push_back({{"key", k}});

@@ -396,6 +396,7 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.history_values = impl_->services->history_values;
   job->info.parent_run_id = parent_run;
   job->info.parent_step = parent_step;
+  job->info.steps_total = static_cast<std::uint32_t>(job->plan->nodes.size());
   const std::chrono::milliseconds deadline = options.deadline.value_or(impl_->deadline);
   if (deadline.count() > 0) {
     job->info.deadline = job->info.created + std::chrono::nanoseconds(deadline);
@@ -544,6 +545,8 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->info.finished.reset();
   job->info.error.reset();
   job->info.output = Value{};
+  job->info.steps_total = static_cast<std::uint32_t>(job->plan->nodes.size());
+  job->info.steps_done.reset();  // running again: counted from its history until it ends
   // An interrupted run keeps its deadline; a failed or cancelled one is a new try. A run undoing
   // its steps has none: its compensations are not cut short.
   if (compensate_request || job->compensating) {
@@ -615,6 +618,7 @@ bool Engine::cancel_orphan(const std::string& id, const std::string& reason) {
   run->cancel(impl_->owner, reason);
   info->status = RunStatus::cancelled;
   info->error = RunFailure{"", "", run->stop_reason()};
+  info->steps_done = run->completed_steps();
   info->owner = impl_->owner;
   info->updated = wall_now();
   info->finished = info->updated;

@@ -758,21 +758,6 @@ std::array<std::size_t, 6> RedisStorage::count_by_status() const {
   return out;
 }
 
-std::vector<std::size_t> RedisStorage::history_lengths(
-    std::span<const std::string> run_ids) const {
-  std::vector<std::size_t> out;
-  if (run_ids.empty()) return out;
-  std::vector<RedisCommand> lens;
-  lens.reserve(run_ids.size());
-  for (const std::string& id : run_ids) lens.push_back({"LLEN", history_key(id)});
-  for (const RedisReply& r : read(lens)) {
-    out.push_back(r.type == RedisReply::Type::integer && r.integer > 0
-                      ? static_cast<std::size_t>(r.integer)
-                      : 0);
-  }
-  return out;
-}
-
 std::string RedisStorage::cancel_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:cancel";
 }

@@ -88,8 +88,6 @@ class RedisStorage final : public Storage {
   /// counts, O(1) whatever the store's size. An index may briefly count a run whose record
   /// retention just removed (readers drop such entries).
   std::array<std::size_t, 6> count_by_status() const;
-  /// The length of each run's history (LLEN), in the order of `run_ids`, in one round trip.
-  std::vector<std::size_t> history_lengths(std::span<const std::string> run_ids) const;
 
  private:
   void load_scripts();
