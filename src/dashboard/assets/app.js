@@ -434,7 +434,7 @@ async function act(verb) {
     showMessage('');
     const note = $('message');
     note.hidden = false;
-    note.textContent = verb + ': ' + (result.status || 'done');
+    note.textContent = result.message || verb + ': ' + (result.status || 'done');
     note.dataset.kind = 'ok';
     state.run.status = null;  // redraw at the next poll
     await pollRun(id, state.run.generation);
