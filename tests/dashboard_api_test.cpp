@@ -440,8 +440,7 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
   EXPECT_EQ(e7.at("requested"), "resume");
   EXPECT_EQ(e7.at("status"), "cancelled");
   EXPECT_EQ(e7.at("pipeline"), "slow");
-  EXPECT_NE(e7.at("message").get<std::string>().find(
-                "handed to a driver adopting pipeline 'slow'"),
+  EXPECT_NE(e7.at("message").get<std::string>().find("handed to a driver adopting pipeline 'slow'"),
             std::string::npos)
       << e7;
   Json pending = get_json(c, "/api/runs/" + id, 200).at("resume_request");
@@ -561,9 +560,8 @@ TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsT
   std::string foreign, unresumable;
   {
     flux::Runtime rt(config);
-    auto lost = flux::node("lost", [](std::int64_t) -> std::int64_t {
-      throw std::runtime_error("lost: always");
-    });
+    auto lost = flux::node(
+        "lost", [](std::int64_t) -> std::int64_t { throw std::runtime_error("lost: always"); });
     foreign = rt.run(flux::Pipeline(lost).named("not-in-the-driver"), std::int64_t{1}).run_id;
   }
   // 4. A run of a pipeline the driver has (same nodes, same fingerprint), recorded without
@@ -591,9 +589,8 @@ TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsT
   std::vector<std::string> fixed = env();
   fixed.push_back("CLI_TEST_FIXED=1");
   Background driver({k_app, "driver", "--local"}, fixed);
-  Json retried = detail_once(c, failed, [](const Json& j) {
-    return j.at("run").at("status") == "completed";
-  });
+  Json retried =
+      detail_once(c, failed, [](const Json& j) { return j.at("run").at("status") == "completed"; });
   ASSERT_EQ(retried.at("run").at("status"), "completed") << retried << driver.err();
   EXPECT_EQ(retried.at("run").at("output"), 50);  // (4 + 1) * 10
   EXPECT_EQ(retried.at("run").at("steps_done"), 2);
@@ -605,9 +602,8 @@ TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsT
   EXPECT_EQ(retried.at("history")[3].at("attempt"), 2);
   EXPECT_EQ(retried.at("history")[2].at("input").at("from_status"), "failed");
 
-  Json resumed = detail_once(c, cancelled, [](const Json& j) {
-    return j.at("run").at("status") == "completed";
-  });
+  Json resumed = detail_once(c, cancelled,
+                             [](const Json& j) { return j.at("run").at("status") == "completed"; });
   ASSERT_EQ(resumed.at("run").at("status"), "completed") << resumed << driver.err();
   EXPECT_EQ(resumed.at("run").at("output"), 10001);
   EXPECT_TRUE(resumed.at("resume_request").is_null());
@@ -622,8 +618,10 @@ TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsT
   ASSERT_TRUE(refused.at("resume_request").is_object()) << refused;
   EXPECT_EQ(refused.at("resume_request").at("state"), "refused") << refused;
   EXPECT_EQ(refused.at("resume_request").at("verb"), "retry");
-  EXPECT_NE(refused.at("resume_request").at("refusal").get<std::string>().find(
-                "was recorded without full history values"),
+  EXPECT_NE(refused.at("resume_request")
+                .at("refusal")
+                .get<std::string>()
+                .find("was recorded without full history values"),
             std::string::npos)
       << refused;
   EXPECT_EQ(refused.at("run").at("status"), "failed");  // untouched

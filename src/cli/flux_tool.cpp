@@ -1,9 +1,9 @@
 // The `flux` tool: reads a shared store (Redis) without any user code — runs, their history,
 // workers, orphans. Every verb prints a table that fits 100 columns, or with --json one JSON
 // document (src/cli/json.hpp has the field names), and exits with flux::ExitCode.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -227,7 +227,8 @@ void print_run(const flux::RunInfo& run) {
   }
   if (run.steps_total) {
     // A running run's done count is not in its record (written at its end): its history's.
-    const std::uint32_t done = run.steps_done ? *run.steps_done : flux::completed_steps(run.history);
+    const std::uint32_t done =
+        run.steps_done ? *run.steps_done : flux::completed_steps(run.history);
     std::printf("steps     %u of %u done\n", static_cast<unsigned>(done),
                 static_cast<unsigned>(*run.steps_total));
   }
@@ -252,9 +253,9 @@ int runs_show(Global& g, const std::string& id) {
     const flux::ResumeRequest& r = *requests[0];
     std::printf("%-9s requested by %s at %s: %s\n", flux::to_string(r.verb), r.by.c_str(),
                 flux::cli::format_time(r.at).c_str(),
-                r.refusal ? ("refused: " + flux::cli::one_line(*r.refusal)).c_str()
-                          : ("pending, for a driver adopting pipeline '" + run.pipeline + "'")
-                                .c_str());
+                r.refusal
+                    ? ("refused: " + flux::cli::one_line(*r.refusal)).c_str()
+                    : ("pending, for a driver adopting pipeline '" + run.pipeline + "'").c_str());
   }
   std::printf("\n");
   Table table = history_table();

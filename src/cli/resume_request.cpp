@@ -38,15 +38,15 @@ Json request_resume(Storage& store, const RunInfo& run, ResumeRequest::Verb verb
   ResumeRequest request;
   request.verb = verb;
   request.by = by;
-  request.at = std::chrono::time_point_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now());
+  request.at =
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
   store.request_resume(run.id, request);
   return Json{{"run_id", run.id},
               {"requested", to_string(verb)},
               {"status", to_string(run.status)},
               {"pipeline", run.pipeline},
-              {"message", std::string(to_string(verb)) + " of run " + run.id +
-                              " handed to " + waiting_for(run.pipeline) +
+              {"message", std::string(to_string(verb)) + " of run " + run.id + " handed to " +
+                              waiting_for(run.pipeline) +
                               " (the `driver` verb of a binary that registers it)"}};
 }
 

@@ -744,8 +744,8 @@ void Engine::take_resume_requests(std::set<std::string>& reported) {
       if (e.code() != Errc::storage) throw;
       // A request that cannot be read is replaced by its refusal, so that it is not read
       // again and again, and whoever asked sees why.
-      store.request_resume(id, ResumeRequest{ResumeRequest::Verb::resume, "", wall_now(),
-                                             std::string(e.what())});
+      store.request_resume(
+          id, ResumeRequest{ResumeRequest::Verb::resume, "", wall_now(), std::string(e.what())});
       continue;
     }
     if (!request || request->refusal) {  // expired, or cleared or refused meanwhile
@@ -754,8 +754,8 @@ void Engine::take_resume_requests(std::set<std::string>& reported) {
     }
     auto refuse = [&](const std::string& why) {
       std::fprintf(stderr, "flux: driver %s cannot %s run %s (asked by %s): %s\n",
-                   impl_->owner.c_str(), to_string(request->verb), id.c_str(),
-                   request->by.c_str(), why.c_str());
+                   impl_->owner.c_str(), to_string(request->verb), id.c_str(), request->by.c_str(),
+                   why.c_str());
       request->refusal = why;
       store.request_resume(id, *request);
     };

@@ -79,8 +79,7 @@ class Engine final : public ChildStarter {
   /// (another driver honoured the request meanwhile), and the request is cleared once the
   /// lease is taken, before the run's first write — so that whoever reads the record after
   /// the resumed run wrote to it no longer finds the request.
-  std::shared_ptr<RunCompletion> resume_requested(std::string_view run_id,
-                                                  const Pipeline& pipeline,
+  std::shared_ptr<RunCompletion> resume_requested(std::string_view run_id, const Pipeline& pipeline,
                                                   const ResumeOptions& options, Timestamp seen);
   /// See Runtime::cancel.
   bool cancel(std::string_view run_id, const std::string& reason, bool compensate = false);

@@ -867,16 +867,16 @@ std::vector<std::optional<ResumeRequest>> RedisStorage::resume_requests(
     const Value* by = field("by");
     const Value* at = field("at");
     const Value* refusal = field("refusal");
-    if (!verb || !verb->is_string() || !(verb->as_string() == "resume" ||
-                                         verb->as_string() == "retry") ||
-        !by || !by->is_string() || !at || !at->is_int() || (refusal && !refusal->is_string())) {
+    if (!verb || !verb->is_string() ||
+        !(verb->as_string() == "resume" || verb->as_string() == "retry") || !by ||
+        !by->is_string() || !at || !at->is_int() || (refusal && !refusal->is_string())) {
       throw Error(Errc::storage, "corrupt resume request at " + key +
                                      ": expected a map of verb (resume or retry), by, at and "
                                      "optionally refusal");
     }
     ResumeRequest r;
-    r.verb = verb->as_string() == "retry" ? ResumeRequest::Verb::retry
-                                          : ResumeRequest::Verb::resume;
+    r.verb =
+        verb->as_string() == "retry" ? ResumeRequest::Verb::retry : ResumeRequest::Verb::resume;
     r.by = by->as_string();
     r.at = Timestamp(std::chrono::nanoseconds(at->as_int()));
     if (refusal) r.refusal = refusal->as_string();
