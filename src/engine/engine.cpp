@@ -537,7 +537,10 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     shared = store.keys(id, Scope::shared);
     if (!info) throw Error(Errc::not_found, "run " + id + " is not in the store");
     check_unchanged(*info);
-    if (requested_at_update) store.clear_resume_request(id);  // before the run's first write
+    // Whoever resumes the run honours its resume request (an adopting driver, `app resume`):
+    // cleared before the run's first write, so that a record written after it never comes
+    // with the request still pending.
+    store.clear_resume_request(id);
   } catch (...) {
     store.release_lease(id, job->lease);
     throw;

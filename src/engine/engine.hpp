@@ -76,9 +76,9 @@ class Engine final : public ChildStarter {
                                         const ResumeOptions& options = {});
   /// As `resume`, for the run's resume request (Storage::request_resume), read when the run's
   /// record had update time `seen`: refused with Error(run_owned) if the record changed since
-  /// (another driver honoured the request meanwhile), and the request is cleared once the
-  /// lease is taken, before the run's first write — so that whoever reads the record after
-  /// the resumed run wrote to it no longer finds the request.
+  /// (another driver honoured the request meanwhile). (Every resume clears the run's request
+  /// once the lease is taken, before the run's first write — so that whoever reads the record
+  /// after the resumed run wrote to it no longer finds the request.)
   std::shared_ptr<RunCompletion> resume_requested(std::string_view run_id, const Pipeline& pipeline,
                                                   const ResumeOptions& options, Timestamp seen);
   /// See Runtime::cancel.
