@@ -126,6 +126,11 @@ struct RunRecord {
   parentStep @15 :Text;        # ... and the step
   deadlineNs @16 :Int64;       # the run's deadline, ns since the Unix epoch; if hasDeadline
   hasDeadline @17 :Bool;       # false for records written before deadlines existed
+  stepsTotal @18 :UInt32;      # node steps a complete run executes; if hasStepsTotal
+  stepsDone @19 :UInt32;       # distinct node steps completed, written at the run's end;
+                               # if hasStepsDone
+  hasStepsTotal @20 :Bool;     # false for records written before the step counts existed
+  hasStepsDone @21 :Bool;      # false while the run is running, and for older records
 
   enum Status {
     running @0;

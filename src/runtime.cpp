@@ -1,5 +1,7 @@
 #include "flux/runtime.hpp"
 
+#include <string_view>
+
 #include "cluster/dispatcher.hpp"
 #include "cluster/wire.hpp"
 #include "engine/engine.hpp"
@@ -25,6 +27,14 @@ const char* to_string(RunStatus status) noexcept {
       return "compensation_failed";
   }
   return "unknown";
+}
+
+std::uint32_t completed_steps(const std::vector<HistoryEntry>& history) {
+  std::vector<std::string_view> steps;
+  for (const HistoryEntry& e : history) {
+    if (e.type == HistoryEntry::Type::node && e.ok()) steps.emplace_back(e.step);
+  }
+  return detail::distinct_steps(std::move(steps));
 }
 
 void RunResult::throw_if_failed() const {

@@ -195,7 +195,61 @@ TEST_F(FluxTool, RunsShowPrintsTheRecordThenTheHistoryTable) {
             std::string::npos)
       << f.out;
   EXPECT_NE(f.out.find("failed  node 'boom'"), std::string::npos) << f.out;
+  EXPECT_NE(f.out.find("\nsteps     1 of 2 done\n"), std::string::npos) << f.out;
   expect_fits_100_columns(f.out);
+}
+
+TEST_F(FluxTool, RunsRetryAndResumeHandTheRunToADriverThroughTheStore) {
+  const std::string failed = make_run("mendable", "2");  // `flaky` fails until CLI_TEST_FIXED=1
+  const std::string done = make_run("double-inc", "1");
+  // Refused by the run's state: exit 2 with the dashboard's 409 text; unknown: 4.
+  auto wrong = flux({"runs", "resume", failed});
+  EXPECT_EQ(wrong.code, 2);
+  EXPECT_NE(wrong.err.find("run " + failed +
+                           " is failed: resume is for interrupted or cancelled runs (retry a "
+                           "failed one)"),
+            std::string::npos)
+      << wrong.err;
+  auto ended = flux({"runs", "retry", done, "--json"});
+  EXPECT_EQ(ended.code, 2);
+  EXPECT_EQ(Json::parse(ended.out).at("exit_code"), 2) << ended.out;
+  EXPECT_EQ(flux({"runs", "retry", "no-such-run"}).code, 4);
+
+  auto r = flux({"runs", "retry", failed});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "retry of run " + failed +
+                       " handed to a driver adopting pipeline 'mendable' (the `driver` verb of "
+                       "a binary that registers it); follow it with `flux runs follow " +
+                       failed + "`\n");
+  auto shown = flux({"runs", "show", failed});
+  EXPECT_NE(shown.out.find("\nretry     requested by flux runs retry on "), std::string::npos)
+      << shown.out;
+  EXPECT_NE(shown.out.find(": pending, for a driver adopting pipeline 'mendable'\n"),
+            std::string::npos)
+      << shown.out;
+  auto j = flux({"runs", "retry", failed, "--json"});  // asked again: the later request counts
+  ASSERT_EQ(j.code, 0) << j.err;
+  Json answer = Json::parse(j.out);
+  EXPECT_EQ(answer.at("run_id"), failed);
+  EXPECT_EQ(answer.at("requested"), "retry");
+  EXPECT_EQ(answer.at("status"), "failed");
+  EXPECT_EQ(answer.at("pipeline"), "mendable");
+
+  // The driver's environment mends the step.
+  std::vector<std::string> fixed = env();
+  fixed.push_back("CLI_TEST_FIXED=1");
+  Background driver({k_app, "driver", "--local"}, fixed);
+  Json doc;
+  for (int i = 0; i < 600; ++i) {  // until the driver has retried it (up to a minute)
+    doc = Json::parse(flux({"runs", "show", failed, "--json"}).out);
+    if (doc.at("run").at("status") == "completed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(doc.at("run").at("status"), "completed") << doc << driver.err();
+  EXPECT_EQ(doc.at("run").at("output"), 30);  // (2 + 1) * 10
+  EXPECT_EQ(doc.at("run").at("steps_done"), 2);
+  EXPECT_EQ(flux({"runs", "show", failed}).out.find("requested by"), std::string::npos);
+  EXPECT_EQ(driver.terminate(), 0);
 }
 
 TEST_F(FluxTool, AnUnknownRunExits4) {
@@ -515,7 +569,7 @@ TEST_F(FluxTool, HelpIsThereAtEveryLevel) {
   }
   auto runs = run({k_flux, "runs", "--help"});
   EXPECT_EQ(runs.code, 0);
-  for (const char* s : {"list", "show", "follow", "export"}) {
+  for (const char* s : {"list", "show", "follow", "export", "cancel", "resume", "retry"}) {
     EXPECT_NE(runs.out.find(s), std::string::npos) << s;
   }
   auto list = run({k_flux, "runs", "list", "--help"});
@@ -526,6 +580,8 @@ TEST_F(FluxTool, HelpIsThereAtEveryLevel) {
   for (auto args : std::vector<std::vector<std::string>>{{"runs", "show", "--help"},
                                                          {"runs", "follow", "--help"},
                                                          {"runs", "export", "--help"},
+                                                         {"runs", "resume", "--help"},
+                                                         {"runs", "retry", "--help"},
                                                          {"workers", "--help"},
                                                          {"orphans", "--help"}}) {
     args.insert(args.begin(), k_flux);

@@ -9,6 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <flux/flux.hpp>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -193,7 +195,11 @@ TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatu
   EXPECT_EQ(all["runs"][0].at("id"), c3);
   EXPECT_EQ(all["runs"][1].at("id"), b);
   EXPECT_EQ(all["runs"][2].at("id"), a);
-  EXPECT_EQ(all["runs"][0].at("history_length"), 2);
+  // Steps done of total: double-inc completed both, fails stopped at its second.
+  EXPECT_EQ(all["runs"][0].at("steps_done"), 2);
+  EXPECT_EQ(all["runs"][0].at("steps_total"), 2);
+  EXPECT_EQ(all["runs"][1].at("steps_done"), 1);
+  EXPECT_EQ(all["runs"][1].at("steps_total"), 2);
   EXPECT_EQ(all["runs"][1].at("error").at("node"), "boom");
   EXPECT_TRUE(all.at("next_cursor").is_null());
   EXPECT_EQ(all.at("counts"),
@@ -204,13 +210,9 @@ TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatu
                   {"compensated", 0},
                   {"compensation_failed", 0},
                   {"total", 3}}));
-  // Each run is the object `flux runs list --json` prints, plus its history length.
+  // Each run (none running) is the object `flux runs list --json` prints.
   Json cli = flux_json({"runs", "list"});
-  for (std::size_t i = 0; i < 3; ++i) {
-    Json mine = all["runs"][i];
-    mine.erase("history_length");
-    EXPECT_EQ(mine, cli["runs"][i]) << i;
-  }
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(all["runs"][i], cli["runs"][i]) << i;
 
   // Filters: status, pipeline, id prefix, time range.
   Json failed = get_json(c, "/api/runs?status=failed", 200);
@@ -378,7 +380,8 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
   Json info = get_json(c, "/api/info", 200);
   EXPECT_EQ(info.at("read_only"), false);
   EXPECT_EQ(info.at("actions").at("cancel"), true);
-  EXPECT_EQ(info.at("actions").at("resume"), false);  // no pipelines in the flux tool
+  EXPECT_EQ(info.at("actions").at("resume"), true);
+  EXPECT_EQ(info.at("resume_mode"), "driver");  // no pipelines in the flux tool
   const std::string cancel = "/api/runs/" + id + "/cancel";
   auto post = [&](const std::string& path, httplib::Headers headers, const std::string& body = "") {
     auto res = c.Post(path.c_str(), headers, body, "application/json");
@@ -423,16 +426,218 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
   // joined when the owner's Runtime is destroyed).
   EXPECT_EQ(owner.wait(std::chrono::seconds(30)), 1);
 
-  // Resume and retry need the pipelines' code, which the flux tool does not have.
+  // Resume and retry need the pipelines' code, which the flux tool does not have: handed to
+  // a driver through the store (none runs here: the request stays pending). They need the
+  // token as the other actions do.
+  auto [s7a, e7a] = post("/api/runs/" + id + "/resume", {});
+  EXPECT_EQ(s7a, 403);
+  auto [s7b, e7b] = post("/api/runs/" + id + "/resume",
+                         {{"X-Flux-Token", k_token}, {"Origin", "http://evil.example"}});
+  EXPECT_EQ(s7b, 403);
+  EXPECT_TRUE(get_json(c, "/api/runs/" + id, 200).at("resume_request").is_null());
   auto [s7, e7] = post("/api/runs/" + id + "/resume", {{"X-Flux-Token", k_token}});
-  EXPECT_EQ(s7, 409);
-  EXPECT_NE(e7.at("error").get<std::string>().find("this dashboard has no pipelines"),
-            std::string::npos);
+  EXPECT_EQ(s7, 202) << e7;
+  EXPECT_EQ(e7.at("requested"), "resume");
+  EXPECT_EQ(e7.at("status"), "cancelled");
+  EXPECT_EQ(e7.at("pipeline"), "slow");
+  EXPECT_NE(e7.at("message").get<std::string>().find("handed to a driver adopting pipeline 'slow'"),
+            std::string::npos)
+      << e7;
+  Json pending = get_json(c, "/api/runs/" + id, 200).at("resume_request");
+  EXPECT_EQ(pending.at("state"), "pending");
+  EXPECT_EQ(pending.at("verb"), "resume");
+  EXPECT_EQ(pending.at("waiting_for"), "a driver adopting pipeline 'slow'");
+  EXPECT_TRUE(pending.at("refusal").is_null());
+  EXPECT_EQ(pending.at("by").get<std::string>().rfind("flux dashboard at 127.0.0.1:", 0), 0u)
+      << pending;
+  // The same 409 texts as a dashboard with the pipelines: the run's status refuses it.
+  auto [s7c, e7c] = post("/api/runs/" + id + "/retry", {{"X-Flux-Token", k_token}});
+  EXPECT_EQ(s7c, 409);
+  EXPECT_EQ(e7c.at("error"), "run " + id +
+                                 " is cancelled: retry is for failed runs (resume for "
+                                 "interrupted or cancelled ones)");
+  auto [s7d, e7d] = post("/api/runs/" + done + "/resume", {{"X-Flux-Token", k_token}});
+  EXPECT_EQ(s7d, 409);
+  EXPECT_EQ(e7d.at("error"),
+            "run " + done + " is completed: resume is for interrupted or cancelled runs");
   // An action on a run that has ended: cancel says so, and changes nothing.
   auto [s8, e8] = post("/api/runs/" + done + "/cancel", {{"X-Flux-Token", k_token}});
   EXPECT_EQ(s8, 200);
   EXPECT_EQ(e8.at("cancelled"), false);
   EXPECT_EQ(e8.at("status"), "completed");
+  EXPECT_EQ(d.process().terminate(), 0);
+}
+
+/// The run's detail once `done(detail)` holds, reading it every 100 ms up to `tries` times
+/// (the last one read otherwise, for the assertions to say what it was).
+template <class Done>
+Json detail_once(httplib::Client& c, const std::string& id, Done done, int tries = 600) {
+  Json detail;
+  for (int i = 0; i < tries; ++i) {
+    auto res = c.Get(("/api/runs/" + id).c_str());
+    if (res && res->status == 200) {
+      detail = Json::parse(res->body);
+      if (done(detail)) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return detail;
+}
+
+std::vector<std::string> entry_types(const Json& detail) {
+  std::vector<std::string> out;
+  for (const auto& e : detail.at("history")) out.push_back(e.at("type"));
+  return out;
+}
+
+TEST_F(DashboardApi, ARunningRowsStepsDoneComeFromItsHistoryAndABranchNodeCountsPerBranch) {
+  // special = inc | parallel(dbl, nap) | special: 4 node steps. With a 60 s nap, the run stays
+  // running with inc and dbl done.
+  Background owner({k_app, "run", "special", "--input", "60000"}, env());
+  const std::string id = owner.read_line();
+  Dashboard d(env(), "");
+  auto c = d.client();
+  Json detail = detail_once(c, id, [](const Json& j) {
+    return j.at("run").at("steps_done").is_number() && j.at("run").at("steps_done") == 2;
+  });
+  EXPECT_EQ(detail.at("run").at("status"), "running");
+  EXPECT_EQ(detail.at("run").at("steps_done"), 2) << detail;
+  EXPECT_EQ(detail.at("run").at("steps_total"), 4);
+  Json list = get_json(c, "/api/runs", 200);
+  ASSERT_EQ(list.at("runs").size(), 1u);
+  EXPECT_EQ(list["runs"][0].at("status"), "running");
+  EXPECT_EQ(list["runs"][0].at("steps_done"), 2);
+  EXPECT_EQ(list["runs"][0].at("steps_total"), 4);
+  // The record itself has no done count while the run is running (it is not written per
+  // step): the CLI, which prints the record, says null.
+  Json cli = flux_json({"runs", "list"});
+  EXPECT_TRUE(cli["runs"][0].at("steps_done").is_null());
+  EXPECT_EQ(cli["runs"][0].at("steps_total"), 4);
+  EXPECT_EQ(d.process().terminate(), 0);
+}
+
+TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsThePipeline) {
+  std::vector<std::string> with_token = env();
+  with_token.push_back("FLUX_DASHBOARD_TOKEN=" + k_token);
+  Dashboard d(with_token, "");
+  auto c = d.client();
+  const std::string origin = "http://127.0.0.1:" + std::to_string(d.port());
+  auto post = [&](const std::string& id, const std::string& verb) {
+    auto res = c.Post(("/api/runs/" + id + "/" + verb).c_str(),
+                      httplib::Headers{{"X-Flux-Token", k_token}, {"Origin", origin}}, "",
+                      "application/json");
+    EXPECT_TRUE(res);
+    return std::make_pair(res ? res->status : -1, res ? Json::parse(res->body) : Json());
+  };
+
+  // 1. A failed run (its step `flaky` fails until CLI_TEST_FIXED=1, which the driver below
+  // has: the user mended what the step needed), retried.
+  const std::string failed = make_run("mendable", "4");
+  ASSERT_EQ(get_json(c, "/api/runs/" + failed, 200).at("run").at("status"), "failed");
+  auto [s1, a1] = post(failed, "retry");
+  ASSERT_EQ(s1, 202) << a1;
+  EXPECT_EQ(a1.at("run_id"), failed);
+  EXPECT_EQ(a1.at("requested"), "retry");
+  EXPECT_EQ(a1.at("status"), "failed");
+  EXPECT_EQ(a1.at("pipeline"), "mendable");
+
+  // 2. A cancelled run (cancelled while its first step naps; its owner stops it at its next
+  // lease renewal, within 3.4 s), resumed: the nap runs again.
+  Background owner({k_app, "run", "slow", "--input", "10000"}, env());
+  const std::string cancelled = owner.read_line();
+  detail_once(c, cancelled, [](const Json& j) { return j.at("run").at("status") == "running"; });
+  auto [sc, ac] = post(cancelled, "cancel");
+  ASSERT_EQ(sc, 200) << ac;
+  Json was = detail_once(c, cancelled,
+                         [](const Json& j) { return j.at("run").at("status") == "cancelled"; });
+  ASSERT_EQ(was.at("run").at("status"), "cancelled") << was;
+  auto [s2, a2] = post(cancelled, "resume");
+  ASSERT_EQ(s2, 202) << a2;
+  EXPECT_EQ(a2.at("requested"), "resume");
+
+  // 3. A run of a pipeline the driver does not have: recorded here, in this process.
+  flux::Config config{.store = redis.url(), .key_prefix = prefix};
+  std::string foreign, unresumable;
+  {
+    flux::Runtime rt(config);
+    auto lost = flux::node(
+        "lost", [](std::int64_t) -> std::int64_t { throw std::runtime_error("lost: always"); });
+    foreign = rt.run(flux::Pipeline(lost).named("not-in-the-driver"), std::int64_t{1}).run_id;
+  }
+  // 4. A run of a pipeline the driver has (same nodes, same fingerprint), recorded without
+  // full history values: it cannot be resumed, and the driver says why.
+  {
+    flux::Config no_values = config;
+    no_values.history_values = flux::HistoryValues::none;
+    flux::Runtime rt(no_values);
+    auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });
+    auto flaky = flux::node("flaky", [](std::int64_t) -> std::int64_t {
+      throw std::runtime_error("flaky: not fixed yet");
+    });
+    unresumable = rt.run((inc | flaky).named("mendable"), std::int64_t{1}).run_id;
+  }
+  auto [s3, a3] = post(foreign, "retry");
+  ASSERT_EQ(s3, 202) << a3;
+  auto [s4, a4] = post(unresumable, "retry");
+  ASSERT_EQ(s4, 202) << a4;
+  for (const auto& id : {failed, cancelled, foreign, unresumable}) {
+    EXPECT_EQ(get_json(c, "/api/runs/" + id, 200).at("resume_request").at("state"), "pending")
+        << id;
+  }
+
+  // A driver of cli_app's pipelines takes the requests.
+  std::vector<std::string> fixed = env();
+  fixed.push_back("CLI_TEST_FIXED=1");
+  Background driver({k_app, "driver", "--local"}, fixed);
+  Json retried =
+      detail_once(c, failed, [](const Json& j) { return j.at("run").at("status") == "completed"; });
+  ASSERT_EQ(retried.at("run").at("status"), "completed") << retried << driver.err();
+  EXPECT_EQ(retried.at("run").at("output"), 50);  // (4 + 1) * 10
+  EXPECT_EQ(retried.at("run").at("steps_done"), 2);
+  EXPECT_EQ(retried.at("run").at("steps_total"), 2);
+  EXPECT_TRUE(retried.at("run").at("error").is_null());
+  EXPECT_TRUE(retried.at("resume_request").is_null());
+  // Its history: inc, flaky failed, the resume mark, flaky again (attempt 2).
+  EXPECT_EQ(entry_types(retried), (std::vector<std::string>{"node", "node", "resume", "node"}));
+  EXPECT_EQ(retried.at("history")[3].at("attempt"), 2);
+  EXPECT_EQ(retried.at("history")[2].at("input").at("from_status"), "failed");
+
+  Json resumed = detail_once(c, cancelled,
+                             [](const Json& j) { return j.at("run").at("status") == "completed"; });
+  ASSERT_EQ(resumed.at("run").at("status"), "completed") << resumed << driver.err();
+  EXPECT_EQ(resumed.at("run").at("output"), 10001);
+  EXPECT_TRUE(resumed.at("resume_request").is_null());
+  const auto types = entry_types(resumed);
+  EXPECT_NE(std::find(types.begin(), types.end(), "cancel"), types.end()) << resumed;
+  EXPECT_NE(std::find(types.begin(), types.end(), "resume"), types.end()) << resumed;
+  EXPECT_EQ(resumed.at("run").at("steps_done"), 2);
+
+  Json refused = detail_once(c, unresumable, [](const Json& j) {
+    return j.at("resume_request").is_object() && j.at("resume_request").at("state") == "refused";
+  });
+  ASSERT_TRUE(refused.at("resume_request").is_object()) << refused;
+  EXPECT_EQ(refused.at("resume_request").at("state"), "refused") << refused;
+  EXPECT_EQ(refused.at("resume_request").at("verb"), "retry");
+  EXPECT_NE(refused.at("resume_request")
+                .at("refusal")
+                .get<std::string>()
+                .find("was recorded without full history values"),
+            std::string::npos)
+      << refused;
+  EXPECT_EQ(refused.at("run").at("status"), "failed");  // untouched
+
+  // The driver went through every pending request in the passes above: the foreign one is
+  // still pending, waiting for a driver that adopts its pipeline.
+  Json waiting = get_json(c, "/api/runs/" + foreign, 200);
+  EXPECT_EQ(waiting.at("resume_request").at("state"), "pending") << waiting;
+  EXPECT_EQ(waiting.at("resume_request").at("waiting_for"),
+            "a driver adopting pipeline 'not-in-the-driver'");
+  EXPECT_EQ(waiting.at("run").at("status"), "failed");
+  EXPECT_EQ(driver.terminate(), 0);
+  EXPECT_NE(driver.err().find("leaves the retry request of run " + foreign), std::string::npos)
+      << driver.err();
+  EXPECT_NE(driver.err().find("cannot retry run " + unresumable), std::string::npos)
+      << driver.err();
   EXPECT_EQ(d.process().terminate(), 0);
 }
 

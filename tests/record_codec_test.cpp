@@ -693,6 +693,24 @@ TEST(RecordCodec, CancelledRunsCancelEntriesAndDeadlinesRoundTrip) {
   EXPECT_EQ(d::decode_history(d::encode_history(e), kKey, e.seq), e);
 }
 
+TEST(RecordCodec, StepCountsRoundTripAndAnOlderRecordHasNone) {
+  RunInfo r = sample_run(true);
+  r.steps_total = 4;
+  r.steps_done = 0;  // a run that failed at its first step: zero, which is not "unknown"
+  RunInfo back = d::decode_run(d::encode_run(r), kKey, r.id);
+  EXPECT_EQ(back.steps_total, std::optional<std::uint32_t>(4));
+  EXPECT_EQ(back.steps_done, std::optional<std::uint32_t>(0));
+  EXPECT_EQ(back, r);
+  // A record written before the counts existed (no field set) reads as unknown.
+  capnp::MallocMessageBuilder mb;
+  auto old = mb.initRoot<w::RunRecord>();
+  old.setId(r.id.c_str());
+  old.setPipeline("p");
+  RunInfo older = d::decode_run(d::seal_record(RecordKind::run, packed_payload(mb)), kKey, r.id);
+  EXPECT_FALSE(older.steps_total.has_value());
+  EXPECT_FALSE(older.steps_done.has_value());
+}
+
 TEST(RecordCodec, CompensationStatusesAndEntriesRoundTrip) {
   RunInfo r = sample_run(true);
   for (auto status : {flux::RunStatus::compensated, flux::RunStatus::compensation_failed}) {

@@ -470,3 +470,54 @@ TEST(RedisRuntime, HistoryValuesCanBeDroppedOrTruncated) {
 }
 
 }  // namespace
+
+// Two adopting drivers and one retry request: the request is honoured once. The step fails
+// every time, so a second driver that retried too would leave a third attempt and a second
+// resume entry.
+TEST(RedisRuntime, TwoAdoptingDriversHonourOneResumeRequestOnce) {
+  RedisServer server;
+  const std::string prefix = unique_prefix("two-drivers");
+  auto inc = flux::node("inc", [](std::int64_t x) { return x + 1; });
+  auto never = flux::node("never", [](std::int64_t, flux::Context& ctx) -> std::int64_t {
+    throw std::runtime_error("never: attempt " + std::to_string(ctx.attempt()));
+  });
+  const flux::Pipeline pipeline = (inc | never).named("never-works");
+  flux::Config config{.store = server.url(), .key_prefix = prefix};
+  std::string id;
+  {
+    flux::Runtime rt(config);
+    id = rt.run(pipeline, std::int64_t{1}).run_id;
+  }
+  flux::Registry registry;
+  registry.add(pipeline);
+  flux::Config driver = config;
+  driver.cluster.adopt = registry;
+  driver.cluster.adopt_interval = 20ms;
+  flux::Runtime reader(config);
+  const std::string ids[] = {id};
+  {
+    flux::Runtime a(driver), b(driver);
+    reader.storage().request_resume(
+        id, flux::ResumeRequest{flux::ResumeRequest::Verb::retry, "the test", {}, std::nullopt});
+    // Until the request is cleared and the retried run has failed again.
+    for (int i = 0; i < 3000; ++i) {
+      auto run = reader.get_run(id);
+      if (!reader.storage().resume_requests(ids).at(0) && run &&
+          run->status == flux::RunStatus::failed && run->history.size() == 4) {
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  }  // both drivers stop: every pass they began has ended
+  auto run = reader.get_run(id);
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, flux::RunStatus::failed);
+  ASSERT_TRUE(run->error);
+  EXPECT_NE(run->error->message.find("never: attempt 2"), std::string::npos) << run->error->message;
+  std::vector<std::string> entries;
+  for (const auto& e : run->history) entries.push_back(e.node + "#" + std::to_string(e.attempt));
+  EXPECT_EQ(entries, (std::vector<std::string>{"inc#1", "never#1", "resume#1", "never#2"}));
+  EXPECT_FALSE(reader.storage().resume_requests(ids).at(0));
+  EXPECT_EQ(run->steps_done, std::optional<std::uint32_t>(1));
+  EXPECT_EQ(run->steps_total, std::optional<std::uint32_t>(2));
+}

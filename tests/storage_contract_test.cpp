@@ -469,6 +469,61 @@ TEST_P(StorageContract, CancelRequestsAreKeptPerRunUntilCleared) {
   EXPECT_TRUE(store().cancel_requests({}).empty());
 }
 
+TEST_P(StorageContract, ResumeRequestsArePendingUntilRefusedAndKeptUntilCleared) {
+  store().put_run(make_run("a", kBase, RunStatus::failed));
+  store().put_run(make_run("b", kBase + 1, RunStatus::cancelled));
+  const std::vector<std::string> both = {"a", "b", "unknown"};
+  EXPECT_TRUE(store().pending_resume_requests(100).empty());
+  EXPECT_EQ(store().resume_requests(both), (std::vector<std::optional<flux::ResumeRequest>>{
+                                               std::nullopt, std::nullopt, std::nullopt}));
+  const flux::ResumeRequest retry{flux::ResumeRequest::Verb::retry, "flux dashboard (h:1:x)",
+                                  at(kBase + kSecond), std::nullopt};
+  flux::ResumeRequest resume{flux::ResumeRequest::Verb::resume, "flux runs resume (h:2:y)",
+                             at(kBase + 2 * kSecond), std::nullopt};
+  store().request_resume("a", retry);
+  store().request_resume("b", {flux::ResumeRequest::Verb::retry, "first", at(kBase), {}});
+  store().request_resume("b", resume);  // the later one counts
+  EXPECT_EQ(store().pending_resume_requests(100), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(store().pending_resume_requests(1).size(), 1u);
+  EXPECT_TRUE(store().pending_resume_requests(0).empty());
+  auto requests = store().resume_requests(both);
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0], retry);
+  EXPECT_EQ(requests[1], resume);
+  EXPECT_FALSE(requests[2]);
+
+  // A driver refuses b: no longer pending, still there with its text.
+  resume.refusal = "run b was recorded without full history values";
+  store().request_resume("b", resume);
+  EXPECT_EQ(store().pending_resume_requests(100), std::vector<std::string>{"a"});
+  EXPECT_EQ(store().resume_requests(both)[1], resume);
+  // Asked again: pending again.
+  resume.refusal.reset();
+  store().request_resume("b", resume);
+  EXPECT_EQ(store().pending_resume_requests(100), (std::vector<std::string>{"a", "b"}));
+
+  store().clear_resume_request("a");
+  store().clear_resume_request("unknown");  // nothing to clear: fine
+  EXPECT_EQ(store().pending_resume_requests(100), std::vector<std::string>{"b"});
+  EXPECT_FALSE(store().resume_requests(both)[0]);
+  EXPECT_TRUE(store().resume_requests({}).empty());
+}
+
+TEST_P(StorageContract, StepCountsRoundTripAndZeroIsNotUnknown) {
+  RunInfo r = make_run("steps", kBase, RunStatus::failed);
+  r.steps_total = 6;
+  r.steps_done = 0;
+  store().put_run(r);
+  EXPECT_EQ(store().get_run("steps"), r);
+  r.steps_total.reset();
+  r.steps_done.reset();
+  store().put_run(r);
+  std::optional<RunInfo> got = store().get_run("steps");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->steps_total);
+  EXPECT_FALSE(got->steps_done);
+}
+
 // ---- runs: list_runs
 
 TEST_P(StorageContract, ListRunsOnAnEmptyStoreIsEmpty) {
@@ -1110,6 +1165,39 @@ TEST(RedisStorageLayout, KeysCarryTheRunIdInAHashTag) {
   EXPECT_EQ(keys_under(p), expected);
   EXPECT_EQ(lines(redis().cli("ZRANGE '" + p + ":runs:completed' 0 -1")),
             std::vector<std::string>{"run-1"});
+}
+
+TEST(RedisStorageLayout, AResumeRequestIsARecordWithATtlAndThePendingOnesASetUnderThePrefix) {
+  const std::string p = unique_prefix();
+  flux::Runtime rt(redis_config(p));
+  flux::Storage& s = rt.storage();
+  s.put_run(make_run("run-1", kBase, RunStatus::failed));
+  flux::ResumeRequest request{flux::ResumeRequest::Verb::retry, "me", at(kBase), std::nullopt};
+  s.request_resume("run-1", request);
+  EXPECT_EQ(redis_type(p + ":{run-1}:resume"), "string");
+  EXPECT_EQ(redis_type(p + ":resume_requests"), "set");
+  EXPECT_EQ(lines(redis().cli("SMEMBERS '" + p + ":resume_requests'")),
+            std::vector<std::string>{"run-1"});
+  const long ttl = std::stol(lines(redis().cli("PTTL '" + p + ":{run-1}:resume'")).at(0));
+  EXPECT_GT(ttl, 6L * 24 * 3600 * 1000);  // kept a week
+  EXPECT_LE(ttl, 7L * 24 * 3600 * 1000);
+  // Refused: out of the pending set, still readable.
+  request.refusal = "no";
+  s.request_resume("run-1", request);
+  EXPECT_EQ(redis_type(p + ":resume_requests"), "none");
+  const std::string ids[] = {"run-1"};
+  EXPECT_EQ(s.resume_requests(ids).at(0), request);
+  s.clear_resume_request("run-1");
+  EXPECT_EQ(redis_type(p + ":{run-1}:resume"), "none");
+  // A request that cannot be decoded is an error naming its key.
+  redis().cli("SET '" + p + ":{run-1}:resume' garbage");
+  try {
+    (void)s.resume_requests(ids);
+    ADD_FAILURE() << "a corrupt request was read";
+  } catch (const flux::Error& e) {
+    EXPECT_EQ(e.code(), flux::Errc::storage);
+    EXPECT_NE(std::string(e.what()).find(p + ":{run-1}:resume"), std::string::npos) << e.what();
+  }
 }
 
 TEST(RedisStorageLayout, DifferentKeyPrefixesDoNotSeeEachOthersRuns) {

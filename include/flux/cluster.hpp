@@ -77,7 +77,10 @@ struct ClusterConfig {
   /// Adopt orphans: when set, this driver resumes every run whose owner died (its lease
   /// expired; see `Runtime::list_orphans`) and whose pipeline is registered here by the name
   /// it was started with. Checked every `adopt_interval`; when several drivers adopt, the
-  /// store's lease gives each orphan to exactly one of them.
+  /// store's lease gives each orphan to exactly one of them. The driver also honours the
+  /// pending resume requests of those pipelines (`Storage::request_resume`: `flux runs
+  /// resume|retry`, the `flux` tool's dashboard): it resumes the run (a cancelled one too) and
+  /// clears the request, or records in it why the run cannot be resumed (README, "Cluster").
   std::optional<Registry> adopt{};
   std::chrono::milliseconds adopt_interval{1000};
 };

@@ -104,10 +104,25 @@ struct RunInfo {
   std::string parent_step;
   /// The run's deadline (RunOptions::deadline, Config::deadline), if it has one.
   std::optional<Timestamp> deadline;
+  /// How many steps a complete run executes: the node steps of its pipeline's plan, a node
+  /// inside a parallel's branches counted once per branch (`inc | parallel(dbl, inc | sq)` has
+  /// 4); parallels themselves and the steps of child runs (Context::start) are not counted.
+  /// Set when the run starts (and again when it is resumed); unset in records written before
+  /// the field existed.
+  std::optional<std::uint32_t> steps_total;
+  /// How many of those steps completed: `completed_steps(history)` when the run's record was
+  /// written at its end (so also for a failed, cancelled or compensated run: the steps that
+  /// completed before it stopped). Unset while the run is running (count its history
+  /// instead: it is not written per step) and in records written before the field existed.
+  std::optional<std::uint32_t> steps_done;
   /// Filled by `Runtime::get_run`; empty in `list_runs` results.
   std::vector<HistoryEntry> history;
 
   friend bool operator==(const RunInfo&, const RunInfo&) = default;
 };
+
+/// The distinct node steps that completed in `history` (entries of type `node` without an
+/// error, each step id counted once): what `RunInfo::steps_done` records at a run's end.
+std::uint32_t completed_steps(const std::vector<HistoryEntry>& history);
 
 }  // namespace flux

@@ -267,7 +267,8 @@ class Runtime {
   /// and executes nothing.
   ///
   /// A cancelled run (or one with a cancel request pending) is refused (invalid_argument)
-  /// unless `options.cancelled` says to resume it anyway.
+  /// unless `options.cancelled` says to resume it anyway. A pending resume request of the run
+  /// (`Storage::request_resume`) is honoured by any resume, and cleared.
   ///
   /// Compensation (`Node::compensate`): a run that was undoing its steps when it was
   /// interrupted, or whose compensation failed, goes on undoing them — never forward; a

@@ -163,6 +163,27 @@ struct CancelRequest {
   friend bool operator==(const CancelRequest&, const CancelRequest&) = default;
 };
 
+/// A request to resume or retry a run, recorded in the store by a process that does not have
+/// the run's pipeline (the `flux` tool, its dashboard) for a driver that has: a process with
+/// `Config::cluster.adopt` takes the pending requests of the pipelines it adopts, resumes the
+/// run (`Runtime::resume`, with `ResumeOptions::cancelled` for a cancelled run) and clears the
+/// request. README, "Dashboard".
+struct ResumeRequest {
+  /// What was asked: resume an interrupted or cancelled run, or retry a failed one from the
+  /// step that failed. Both are `Runtime::resume`; the verb says what the user meant.
+  enum class Verb : std::uint8_t { resume, retry };
+  Verb verb = Verb::resume;
+  std::string by;  ///< who asked, e.g. "flux dashboard (host:pid:nonce)"
+  Timestamp at{};  ///< when
+  /// Set (once) by a driver that could not honour the request — the pipeline's fingerprint
+  /// differs, the history does not keep full values, a record cannot be decoded: why. A
+  /// refused request is no longer pending (no driver tries it again) but stays in the store,
+  /// so that whoever asked sees why, until it is cleared or replaced by a new request.
+  std::optional<std::string> refusal;
+  friend bool operator==(const ResumeRequest&, const ResumeRequest&) = default;
+};
+const char* to_string(ResumeRequest::Verb verb) noexcept;
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -230,6 +251,23 @@ class Storage {
       std::span<const std::string> run_ids) const;
   /// Forgets the run's request (once honoured, or when a cancelled run is resumed).
   virtual void clear_cancel_request(std::string_view run_id);
+
+  /// Resume requests (`ResumeRequest`). Records the run's request, replacing any earlier one;
+  /// a request without `refusal` is pending, one with it is not (a driver refusing a request
+  /// records it again with the refusal). The default throws Error(invalid_argument): a store
+  /// that does not override these cannot hand a resume to another process.
+  virtual void request_resume(std::string_view run_id, const ResumeRequest& request);
+  /// The ids of the runs with a pending request, at most `limit` of them (in no particular
+  /// order): what drivers poll, without reading every run (Redis: one set under the key
+  /// prefix). The default: none. An id may have lost its request meanwhile (cleared, or
+  /// expired): `resume_requests` then answers none for it.
+  virtual std::vector<std::string> pending_resume_requests(std::size_t limit) const;
+  /// The request of each run (pending or refused), in order (the default: none); one round
+  /// trip on Redis.
+  virtual std::vector<std::optional<ResumeRequest>> resume_requests(
+      std::span<const std::string> run_ids) const;
+  /// Forgets the run's request, pending or refused (once honoured, or when it is moot).
+  virtual void clear_resume_request(std::string_view run_id);
 };
 
 /// The default store: everything in this process's memory, lost when it exits.
@@ -270,6 +308,11 @@ class MemoryStorage final : public Storage {
   std::vector<std::optional<CancelRequest>> cancel_requests(
       std::span<const std::string> run_ids) const override;
   void clear_cancel_request(std::string_view run_id) override;
+  void request_resume(std::string_view run_id, const ResumeRequest& request) override;
+  std::vector<std::string> pending_resume_requests(std::size_t limit) const override;
+  std::vector<std::optional<ResumeRequest>> resume_requests(
+      std::span<const std::string> run_ids) const override;
+  void clear_resume_request(std::string_view run_id) override;
 
  private:
   struct Impl;

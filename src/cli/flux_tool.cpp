@@ -1,6 +1,8 @@
 // The `flux` tool: reads a shared store (Redis) without any user code — runs, their history,
 // workers, orphans. Every verb prints a table that fits 100 columns, or with --json one JSON
 // document (src/cli/json.hpp has the field names), and exits with flux::ExitCode.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -10,6 +12,7 @@
 
 #include "cli/common.hpp"
 #include "cli/json.hpp"
+#include "cli/resume_request.hpp"
 #include "cluster/worker_directory.hpp"
 #include "dashboard/server.hpp"
 #include "flux/main.hpp"
@@ -222,6 +225,13 @@ void print_run(const flux::RunInfo& run) {
   if (!run.parent_run_id.empty()) {
     std::printf("parent    %s step %s\n", run.parent_run_id.c_str(), run.parent_step.c_str());
   }
+  if (run.steps_total) {
+    // A running run's done count is not in its record (written at its end): its history's.
+    const std::uint32_t done =
+        run.steps_done ? *run.steps_done : flux::completed_steps(run.history);
+    std::printf("steps     %u of %u done\n", static_cast<unsigned>(done),
+                static_cast<unsigned>(*run.steps_total));
+  }
   std::printf("input     %s\n", value_line(run.input).c_str());
   if (run.status == flux::RunStatus::completed) {
     std::printf("output    %s\n", value_line(run.output).c_str());
@@ -237,6 +247,16 @@ int runs_show(Global& g, const std::string& id) {
     return code(ExitCode::ok);
   }
   print_run(run);
+  const std::string ids[] = {id};
+  auto requests = read(g, [&] { return store->resume_requests(ids); });
+  if (!requests.empty() && requests[0]) {
+    const flux::ResumeRequest& r = *requests[0];
+    std::printf("%-9s requested by %s at %s: %s\n", flux::to_string(r.verb), r.by.c_str(),
+                flux::cli::format_time(r.at).c_str(),
+                r.refusal
+                    ? ("refused: " + flux::cli::one_line(*r.refusal)).c_str()
+                    : ("pending, for a driver adopting pipeline '" + run.pipeline + "'").c_str());
+  }
   std::printf("\n");
   Table table = history_table();
   for (const auto& e : run.history) add_entry(table, e);
@@ -385,6 +405,33 @@ int runs_cancel(Global& g, const CancelArgs& a) {
   return code(ExitCode::ok);
 }
 
+// ---- runs resume / retry ----------------------------------------------------------------------
+
+// The tool has no pipelines: the request goes through the store to a driver that adopts the
+// run's pipeline (flux::main's `driver` verb), which resumes the run and clears the request —
+// or, if it cannot, records why (`flux runs show` and the dashboard print it).
+int runs_resume(Global& g, const std::string& id, flux::ResumeRequest::Verb verb) {
+  auto store = open_store(g);
+  flux::RunInfo run = load_run(g, *store, id);  // exit 4 for an unknown run, 5 for a corrupt one
+  char host[256] = "?";
+  ::gethostname(host, sizeof host - 1);
+  const std::string by = std::string("flux runs ") + flux::to_string(verb) + " on " + host +
+                         " (pid " + std::to_string(::getpid()) + ")";
+  Json answer;
+  try {
+    answer = read(g, [&] { return flux::cli::request_resume(*store, run, verb, by); });
+  } catch (const flux::Error& e) {
+    throw Exit{flux::cli::exit_code_for(e), e.what()};  // 2: its status refuses it; 6: owned
+  }
+  if (g.json) {
+    std::printf("%s\n", dump(answer).c_str());
+  } else {
+    std::printf("%s; follow it with `flux runs follow %s`\n",
+                answer.at("message").get<std::string>().c_str(), id.c_str());
+  }
+  return code(ExitCode::ok);
+}
+
 // ---- workers, orphans -------------------------------------------------------------------------
 
 /// A short duration for a narrow column: "0.4 s", "12.0 s", then "12m 05s".
@@ -512,7 +559,8 @@ int dispatch(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--json", g.json, "Print one JSON document instead of text");
 
-  auto* runs = app.add_subcommand("runs", "Runs: list, show, follow, export, cancel");
+  auto* runs =
+      app.add_subcommand("runs", "Runs: list, show, follow, export, cancel, resume, retry");
   runs->require_subcommand(1);
   runs->fallthrough();
 
@@ -562,6 +610,20 @@ int dispatch(int argc, char** argv) {
       ->capture_default_str();
   cancel->fallthrough();
 
+  std::string resume_id, retry_id;
+  auto* resume = runs->add_subcommand(
+      "resume",
+      "Resume an interrupted or cancelled run: the request is stored for a driver adopting its "
+      "pipeline (the tool has no pipelines), which resumes it and clears the request");
+  resume->add_option("run_id", resume_id, "The run")->required();
+  resume->fallthrough();
+  auto* retry = runs->add_subcommand(
+      "retry",
+      "Retry a failed run from the step that failed, through a driver adopting its pipeline "
+      "(as resume)");
+  retry->add_option("run_id", retry_id, "The run")->required();
+  retry->fallthrough();
+
   auto* workers_cmd = app.add_subcommand(
       "workers",
       "Live workers: address, load (steps executing or queued / capacity) at the last heartbeat, "
@@ -598,6 +660,8 @@ int dispatch(int argc, char** argv) {
     if (*follow) return runs_follow(g, follow_args);
     if (*exp) return runs_export(g, export_args);
     if (*cancel) return runs_cancel(g, cancel_args);
+    if (*resume) return runs_resume(g, resume_id, flux::ResumeRequest::Verb::resume);
+    if (*retry) return runs_resume(g, retry_id, flux::ResumeRequest::Verb::retry);
     if (*workers_cmd) return workers(g);
     if (*orphans_cmd) return orphans(g);
     if (*dashboard_cmd) return dashboard(g, dashboard_args);

@@ -255,6 +255,8 @@ Json run_json(const RunInfo& run) {
   out["parent_run_id"] = run.parent_run_id.empty() ? Json(nullptr) : Json(run.parent_run_id);
   out["parent_step"] = run.parent_step.empty() ? Json(nullptr) : Json(run.parent_step);
   out["history_values"] = to_string(run.history_values);
+  out["steps_total"] = run.steps_total ? Json(*run.steps_total) : Json(nullptr);
+  out["steps_done"] = run.steps_done ? Json(*run.steps_done) : Json(nullptr);
   out["input"] = to_json(run.input);
   out["output"] = to_json(run.output);
   if (run.error) {

@@ -15,6 +15,7 @@
 
 #include "cli/common.hpp"
 #include "cli/json.hpp"
+#include "cli/resume_request.hpp"
 #include "cluster/worker_directory.hpp"
 #include "core/stop_signal.hpp"
 #include "dashboard/assets.hpp"
@@ -149,7 +150,7 @@ struct Server::Impl {
   std::string url;           // the store's URL (with its password, if any: never sent)
   std::string store_display;  // host:port
   std::shared_ptr<Storage> storage;
-  detail::RedisStorage* redis = nullptr;  // the same object, for counts and history lengths
+  detail::RedisStorage* redis = nullptr;  // the same object, for the counts per status
   httplib::Server http;
   int port = 0;
 
@@ -281,10 +282,10 @@ struct Server::Impl {
                 {{"store", store_display},
                  {"prefix", options.prefix},
                  {"read_only", !actions},
-                 {"actions",
-                  {{"cancel", actions},
-                   {"resume", actions && options.registry != nullptr},
-                   {"retry", actions && options.registry != nullptr}}},
+                 {"actions", {{"cancel", actions}, {"resume", actions}, {"retry", actions}}},
+                 // "here": this dashboard resumes runs itself (it has their pipelines);
+                 // "driver": it hands them to a driver through the store.
+                 {"resume_mode", options.registry ? "here" : "driver"},
                  {"pipelines", std::move(pipelines)}});
     }));
     http.Get("/api/runs", guarded([this](const httplib::Request& req, httplib::Response& res) {
@@ -396,15 +397,15 @@ struct Server::Impl {
       if (next.empty() || runs.size() >= limit || (filtered && examined >= k_max_examined)) break;
       filter.cursor = next;
     }
-    std::vector<std::string> ids;
-    for (const auto& r : runs) ids.push_back(r.id);
-    const std::vector<std::size_t> steps = redis_store().history_lengths(ids);
     const std::array<std::size_t, k_statuses> counts = redis_store().count_by_status();
     Json list = Json::array();
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-      Json r = cli::run_json(runs[i]);
-      r["history_length"] = i < steps.size() ? steps[i] : 0;
-      list.push_back(std::move(r));
+    for (auto& run : runs) {
+      // A running run's record has no done count (it is written at the run's end, never per
+      // step): counted from its history, for the rows of this page only.
+      if (run.status == RunStatus::running && !run.steps_done) {
+        run.steps_done = completed_steps(history_of(run.id));
+      }
+      list.push_back(cli::run_json(run));
     }
     Json bad = Json::array();
     for (const auto& k : corrupt) bad.push_back({{"key", k}});
@@ -451,7 +452,23 @@ struct Server::Impl {
                 {"status", p ? Json(to_string(p->status)) : Json(nullptr)}};
     }
     const std::optional<std::string> holder = storage->lease_holder(id);
+    if (run.status == RunStatus::running && !run.steps_done) {
+      run.steps_done = completed_steps(run.history);
+    }
+    const std::string ids[] = {id};
+    std::vector<std::optional<ResumeRequest>> requests;
+    try {
+      requests = storage->resume_requests(ids);
+    } catch (const Error& e) {
+      // A request that cannot be read does not hide the run; a driver replaces it by its
+      // refusal.
+      if (e.code() != Errc::storage) throw;
+      requests = {ResumeRequest{ResumeRequest::Verb::resume, "", {}, std::string(e.what())}};
+    }
     Json out = {{"run", cli::run_json(run)},
+                {"resume_request", !requests.empty() && requests[0]
+                                       ? cli::resume_request_json(*requests[0], run.pipeline)
+                                       : Json(nullptr)},
                 {"history", std::move(entries)},
                 {"history_from", from},
                 {"history_length", run.history.size()},
@@ -555,22 +572,14 @@ struct Server::Impl {
     }
     // resume (an interrupted or cancelled run) and retry (a failed run, from the failed
     // step): both are Runtime::resume, which needs the pipeline's code.
+    const auto rverb = verb == "retry" ? ResumeRequest::Verb::retry : ResumeRequest::Verb::resume;
+    if (auto why = cli::resume_refusal(run, rverb)) throw HttpError{409, *why};
     if (!options.registry) {
-      throw HttpError{409, "this dashboard has no pipelines, and " + verb +
-                               " runs the pipeline's code: run `app resume " + id +
-                               "` with your application (flux::main), or serve the dashboard "
-                               "from it with its registry"};
-    }
-    if (verb == "retry" && run.status != RunStatus::failed) {
-      throw HttpError{409, "run " + id + " is " + to_string(run.status) +
-                               ": retry is for failed runs (resume for interrupted or "
-                               "cancelled ones)"};
-    }
-    if (verb == "resume" && run.status != RunStatus::running &&
-        run.status != RunStatus::cancelled) {
-      throw HttpError{409, "run " + id + " is " + to_string(run.status) +
-                               ": resume is for interrupted or cancelled runs" +
-                               (run.status == RunStatus::failed ? " (retry a failed one)" : "")};
+      // Without the code: handed to a driver that adopts the pipeline, through the store.
+      const std::string by = "flux dashboard at " + options.host + ":" + std::to_string(port) +
+                             " (client " + req.remote_addr + ")";
+      send_json(res, 202, cli::request_resume(*storage, run, rverb, by));
+      return;
     }
     const Pipeline* pipeline = options.registry->pipeline(run.pipeline);
     if (!pipeline) {

@@ -1,8 +1,9 @@
 #pragma once
 // Internal: the web dashboard — a JSON API under /api/ over a shared (Redis) store, and a
 // static page (src/dashboard/assets, embedded at build time) that draws it. Served by the
-// `flux` tool (`flux dashboard`: reads, and cancels with the token); a program that has the
-// pipelines' code may serve it with its Registry, which also allows resume and retry.
+// `flux` tool (`flux dashboard`: reads, and acts with the token: cancels, and hands resume and
+// retry to a driver through the store); a program that has the pipelines' code may serve it
+// with its Registry, which then resumes and retries runs itself.
 // Built as its own internal library (flux_dashboard), so that libflux and its consumers do
 // not link cpp-httplib.
 //
@@ -36,7 +37,8 @@ struct Options {
   std::uint16_t port = 8080;  ///< 0: any free port (see Server::port)
   /// The actions' token (header X-Flux-Token); empty: the dashboard is read-only.
   std::string token;
-  /// The pipelines resume and retry need; nullptr: those actions are refused (409).
+  /// The pipelines resume and retry need; nullptr: those actions store a request for a driver
+  /// adopting the run's pipeline (202, Storage::request_resume).
   const Registry* registry = nullptr;
 };
 

@@ -396,6 +396,7 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   job->info.history_values = impl_->services->history_values;
   job->info.parent_run_id = parent_run;
   job->info.parent_step = parent_step;
+  job->info.steps_total = static_cast<std::uint32_t>(job->plan->nodes.size());
   const std::chrono::milliseconds deadline = options.deadline.value_or(impl_->deadline);
   if (deadline.count() > 0) {
     job->info.deadline = job->info.created + std::chrono::nanoseconds(deadline);
@@ -438,10 +439,33 @@ std::shared_ptr<RunCompletion> Engine::launch(std::shared_ptr<RunJob> job) {
 
 std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline,
                                               const ResumeOptions& options) {
+  return resume(run_id, pipeline, options, std::nullopt);
+}
+
+std::shared_ptr<RunCompletion> Engine::resume_requested(std::string_view run_id,
+                                                        const Pipeline& pipeline,
+                                                        const ResumeOptions& options,
+                                                        Timestamp seen) {
+  return resume(run_id, pipeline, options, std::optional<Timestamp>(seen));
+}
+
+std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pipeline& pipeline,
+                                              const ResumeOptions& options,
+                                              const std::optional<Timestamp>& requested_at_update) {
   Storage& store = *impl_->storage;
   const std::string id(run_id);
+  // A resume request is honoured once: by the driver that finds the record as it was when it
+  // read the request. Compared by the record's own update time, never by two machines' clocks.
+  auto check_unchanged = [&](const RunInfo& now) {
+    if (requested_at_update && now.updated != *requested_at_update) {
+      throw Error(Errc::run_owned, "run " + id +
+                                       " changed since its resume request was read (another "
+                                       "driver honoured it); resume skipped");
+    }
+  };
   // Everything that can refuse the resume is checked before anything is written.
   auto info = store.get_run(id);
+  if (info) check_unchanged(*info);
   if (!info) {
     // A run just started may hold its lease before its record is stored.
     if (auto holder = store.lease_holder(id)) {
@@ -511,6 +535,12 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
     history = store.history(id, 0);
     kv = store.keys(id, Scope::kv);
     shared = store.keys(id, Scope::shared);
+    if (!info) throw Error(Errc::not_found, "run " + id + " is not in the store");
+    check_unchanged(*info);
+    // Whoever resumes the run honours its resume request (an adopting driver, `app resume`):
+    // cleared before the run's first write, so that a record written after it never comes
+    // with the request still pending.
+    store.clear_resume_request(id);
   } catch (...) {
     store.release_lease(id, job->lease);
     throw;
@@ -544,6 +574,8 @@ std::shared_ptr<RunCompletion> Engine::resume(std::string_view run_id, const Pip
   job->info.finished.reset();
   job->info.error.reset();
   job->info.output = Value{};
+  job->info.steps_total = static_cast<std::uint32_t>(job->plan->nodes.size());
+  job->info.steps_done.reset();  // running again: counted from its history until it ends
   // An interrupted run keeps its deadline; a failed or cancelled one is a new try. A run undoing
   // its steps has none: its compensations are not cut short.
   if (compensate_request || job->compensating) {
@@ -615,6 +647,7 @@ bool Engine::cancel_orphan(const std::string& id, const std::string& reason) {
   run->cancel(impl_->owner, reason);
   info->status = RunStatus::cancelled;
   info->error = RunFailure{"", "", run->stop_reason()};
+  info->steps_done = run->completed_steps();
   info->owner = impl_->owner;
   info->updated = wall_now();
   info->finished = info->updated;
@@ -677,6 +710,7 @@ void Engine::adopt_orphans() {
         }
         filter.cursor = page.next_cursor;
       } while (!filter.cursor.empty());
+      take_resume_requests(reported);
       last_error.clear();
     } catch (const std::exception& e) {
       if (last_error != e.what()) {
@@ -686,6 +720,86 @@ void Engine::adopt_orphans() {
       }
     }
     lock.lock();
+  }
+}
+
+void Engine::take_resume_requests(std::set<std::string>& reported) {
+  Storage& store = *impl_->storage;
+  const std::vector<std::string> ids = store.pending_resume_requests(100);
+  for (const std::string& id : ids) {
+    const std::string key[] = {id};
+    // The record first, then the request: a driver that honours the request clears it before
+    // the resumed run's first write, so a record read here that is newer than that write comes
+    // with no request (see resume_requested).
+    std::optional<RunInfo> info;
+    std::optional<ResumeRequest> request;
+    std::optional<std::string> unreadable;
+    try {
+      info = store.get_run(id);
+    } catch (const Error& e) {
+      if (e.code() != Errc::storage) throw;
+      unreadable = e.what();  // a corrupt record (an unreachable store fails the write below)
+    }
+    try {
+      auto requests = store.resume_requests(key);
+      if (!requests.empty()) request = requests[0];
+    } catch (const Error& e) {
+      if (e.code() != Errc::storage) throw;
+      // A request that cannot be read is replaced by its refusal, so that it is not read
+      // again and again, and whoever asked sees why.
+      store.request_resume(
+          id, ResumeRequest{ResumeRequest::Verb::resume, "", wall_now(), std::string(e.what())});
+      continue;
+    }
+    if (!request || request->refusal) {  // expired, or cleared or refused meanwhile
+      if (!request) store.clear_resume_request(id);
+      continue;
+    }
+    auto refuse = [&](const std::string& why) {
+      std::fprintf(stderr, "flux: driver %s cannot %s run %s (asked by %s): %s\n",
+                   impl_->owner.c_str(), to_string(request->verb), id.c_str(), request->by.c_str(),
+                   why.c_str());
+      request->refusal = why;
+      store.request_resume(id, *request);
+    };
+    if (unreadable) {
+      refuse(*unreadable);
+      continue;
+    }
+    // A run that is gone (retention) or completed meanwhile: nothing left to do.
+    if (!info || info->status == RunStatus::completed || info->status == RunStatus::compensated) {
+      store.clear_resume_request(id);
+      continue;
+    }
+    const Pipeline* pipeline = impl_->adopt->pipeline(info->pipeline);
+    if (!pipeline) {  // left pending for a driver that adopts it
+      if (reported.insert("resume request " + id).second) {
+        std::fprintf(stderr,
+                     "flux: driver %s leaves the %s request of run %s to another driver: its "
+                     "pipeline '%s' is not in Config::cluster.adopt\n",
+                     impl_->owner.c_str(), to_string(request->verb), id.c_str(),
+                     info->pipeline.c_str());
+      }
+      continue;
+    }
+    try {
+      ResumeOptions options;
+      options.cancelled = info->status == RunStatus::cancelled;
+      resume_requested(id, *pipeline, options, info->updated);
+      std::fprintf(stderr, "flux: driver %s %s run %s (pipeline '%s', asked by %s)\n",
+                   impl_->owner.c_str(),
+                   request->verb == ResumeRequest::Verb::retry ? "retries" : "resumes", id.c_str(),
+                   info->pipeline.c_str(), request->by.c_str());
+    } catch (const Error& e) {
+      // Another driver (or a live owner) has the run: the lease decides, and the request
+      // stays for whoever is left to honour it. Anything else cannot be honoured as asked.
+      if (e.code() == Errc::run_owned) continue;
+      if (e.code() == Errc::not_found) {
+        store.clear_resume_request(id);
+        continue;
+      }
+      refuse(e.what());
+    }
   }
 }
 

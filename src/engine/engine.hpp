@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,13 @@ class Engine final : public ChildStarter {
   /// Loads `run_id` and finishes it (see Runtime::resume); throws for refusals.
   std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline,
                                         const ResumeOptions& options = {});
+  /// As `resume`, for the run's resume request (Storage::request_resume), read when the run's
+  /// record had update time `seen`: refused with Error(run_owned) if the record changed since
+  /// (another driver honoured the request meanwhile). (Every resume clears the run's request
+  /// once the lease is taken, before the run's first write — so that whoever reads the record
+  /// after the resumed run wrote to it no longer finds the request.)
+  std::shared_ptr<RunCompletion> resume_requested(std::string_view run_id, const Pipeline& pipeline,
+                                                  const ResumeOptions& options, Timestamp seen);
   /// See Runtime::cancel.
   bool cancel(std::string_view run_id, const std::string& reason, bool compensate = false);
   /// One page of the running runs (`filter`), keeping those whose lease has expired:
@@ -92,8 +100,15 @@ class Engine final : public ChildStarter {
   /// Records an orphan (running, no live owner) as cancelled; false if someone took it first.
   bool cancel_orphan(const std::string& id, const std::string& reason);
   std::shared_ptr<RunCompletion> launch(std::shared_ptr<RunJob> job);
-  /// Config::cluster.adopt: resumes orphans whose pipeline is registered, until destroyed.
+  std::shared_ptr<RunCompletion> resume(std::string_view run_id, const Pipeline& pipeline,
+                                        const ResumeOptions& options,
+                                        const std::optional<Timestamp>& requested_at_update);
+  /// Config::cluster.adopt: resumes orphans whose pipeline is registered, and honours the
+  /// resume requests of those pipelines, until destroyed.
   void adopt_orphans();
+  /// One pass over the pending resume requests (adopt_orphans). `reported`: requests whose
+  /// pipeline is not adopted here, said once.
+  void take_resume_requests(std::set<std::string>& reported);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -297,6 +297,7 @@ void conclude_run(const std::shared_ptr<RunJob>& job, RunStatus status, Value ou
   info.status = status;
   info.output = std::move(output);
   info.error = std::move(error);
+  info.steps_done = job->run->completed_steps();  // once, here: never written per step
   if (job->run->shutting_down() && status == RunStatus::running) {
     // Left to resume (Config::shutdown_grace): the store keeps the run `running`, an orphan
     // once its lease is given up; the caller is told why it did not end.

@@ -630,6 +630,10 @@ std::string encode_run(const RunInfo& r) {
     b.setParentStep(text(r.parent_step));
     b.setHasDeadline(r.deadline.has_value());
     b.setDeadlineNs(r.deadline ? ns(*r.deadline) : 0);
+    b.setHasStepsTotal(r.steps_total.has_value());
+    b.setStepsTotal(r.steps_total.value_or(0));
+    b.setHasStepsDone(r.steps_done.has_value());
+    b.setStepsDone(r.steps_done.value_or(0));
     switch (r.history_values) {
       case HistoryValues::full:
         b.setHistoryValues(w::RunRecord::HistoryValues::FULL);
@@ -765,6 +769,8 @@ RunInfo decode_run(std::string_view bytes, std::string_view key, std::string_vie
         info.parent_run_id = str(r.getParentRunId(), budget);
         info.parent_step = str(r.getParentStep(), budget);
         if (r.getHasDeadline()) info.deadline = at_ns(r.getDeadlineNs());
+        if (r.getHasStepsTotal()) info.steps_total = r.getStepsTotal();
+        if (r.getHasStepsDone()) info.steps_done = r.getStepsDone();
         switch (r.getHistoryValues()) {
           case w::RunRecord::HistoryValues::FULL:
             info.history_values = HistoryValues::full;

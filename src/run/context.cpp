@@ -1,5 +1,8 @@
 #include "flux/context.hpp"
 
+#include <algorithm>
+#include <string_view>
+
 #include "run/run_state.hpp"
 
 namespace flux {
@@ -120,6 +123,21 @@ std::vector<HistoryEntry> RunState::history() const {
   out.reserve(history_.size());
   for (const auto& e : history_) out.push_back(*e);
   return out;
+}
+
+std::uint32_t distinct_steps(std::vector<std::string_view> steps) {
+  // Sorted views, not a set of strings: called once per run end, over the whole history.
+  std::sort(steps.begin(), steps.end());
+  return static_cast<std::uint32_t>(std::unique(steps.begin(), steps.end()) - steps.begin());
+}
+
+std::uint32_t RunState::completed_steps() const {
+  std::vector<std::string_view> steps;
+  std::lock_guard lock(mu_);
+  for (const auto& e : history_) {
+    if (e->type == HistoryEntry::Type::node && e->ok()) steps.emplace_back(e->step);
+  }
+  return distinct_steps(std::move(steps));  // views into entries history_ keeps alive
 }
 
 bool RunState::cancel(const std::string& by, const std::string& reason, bool compensate) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flux/context.hpp"
@@ -41,6 +42,10 @@ class ExecutingNode {
  private:
   const Context* outer_;
 };
+
+/// How many distinct step ids `steps` holds: `flux::completed_steps`' count, shared with
+/// RunState's (whose history holds shared entries).
+std::uint32_t distinct_steps(std::vector<std::string_view> steps);
 
 /// Throws Error(invalid_argument) naming the key if `value` nests deeper than
 /// k_max_value_depth: what a node stores must be storable.
@@ -141,6 +146,8 @@ class RunState final : public RunAccess {
   /// Assigns the entry its sequence number, keeps it and journals it.
   void append(HistoryEntry entry);
   std::vector<HistoryEntry> history() const override;
+  /// `flux::completed_steps` of the history, without copying it (at the run's end).
+  std::uint32_t completed_steps() const;
 
   /// Set once any step fails, so that parallel branches stop starting new steps.
   std::atomic<bool> failing{false};

@@ -4,6 +4,7 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <unordered_map>
 
@@ -88,6 +89,23 @@ std::vector<std::optional<CancelRequest>> Storage::cancel_requests(
 }
 void Storage::clear_cancel_request(std::string_view) {}
 
+const char* to_string(ResumeRequest::Verb verb) noexcept {
+  return verb == ResumeRequest::Verb::retry ? "retry" : "resume";
+}
+
+void Storage::request_resume(std::string_view run_id, const ResumeRequest&) {
+  throw Error(Errc::invalid_argument,
+              "run " + std::string(run_id) +
+                  ": this store keeps no resume requests (Storage::request_resume is not "
+                  "implemented), so only a process with the run's pipeline can resume it");
+}
+std::vector<std::string> Storage::pending_resume_requests(std::size_t) const { return {}; }
+std::vector<std::optional<ResumeRequest>> Storage::resume_requests(
+    std::span<const std::string> run_ids) const {
+  return std::vector<std::optional<ResumeRequest>>(run_ids.size());
+}
+void Storage::clear_resume_request(std::string_view) {}
+
 std::vector<std::optional<std::string>> Storage::lease_holders(
     std::span<const std::string> run_ids) const {
   std::vector<std::optional<std::string>> out;
@@ -147,6 +165,7 @@ struct MemoryStorage::Impl {
     std::optional<std::list<Run*>::iterator> finished_at;
     Clock::time_point finished_when{};
     std::optional<CancelRequest> cancel_request;  // Runtime::cancel from another Runtime
+    std::optional<ResumeRequest> resume_request;  // for a driver with the run's pipeline
   };
 
   explicit Impl(Retention r) : retention(r) {}
@@ -167,6 +186,8 @@ struct MemoryStorage::Impl {
   Index all;                 // runs with a record
   Index by_status[6];        // indexed by RunStatus
   std::list<Run*> finished;  // finished runs, in the order they finished (oldest first)
+  // Runs whose resume request is pending (no refusal): what drivers poll, without a scan.
+  std::set<std::string, std::less<>> pending_resume;
 
   static Place place_of(const Run& r) {
     return Place{r.info.created.time_since_epoch().count(), r.order};
@@ -254,6 +275,7 @@ struct MemoryStorage::Impl {
       all.erase(place_of(*oldest));
       index_of(oldest->info.status).erase(place_of(*oldest));
       if (last_run == oldest) last_run = nullptr;
+      pending_resume.erase(oldest->info.id);
       runs.erase(oldest->info.id);  // the run's key: `oldest` dangles from here on
     }
   }
@@ -468,6 +490,45 @@ void MemoryStorage::clear_cancel_request(std::string_view run_id) {
   std::unique_lock lock(impl_->mu);
   auto it = impl_->runs.find(run_id);
   if (it != impl_->runs.end()) it->second.cancel_request.reset();
+}
+
+void MemoryStorage::request_resume(std::string_view run_id, const ResumeRequest& request) {
+  std::unique_lock lock(impl_->mu);
+  impl_->run(run_id).resume_request = request;
+  if (request.refusal) {
+    impl_->pending_resume.erase(std::string(run_id));
+  } else {
+    impl_->pending_resume.emplace(run_id);
+  }
+}
+
+std::vector<std::string> MemoryStorage::pending_resume_requests(std::size_t limit) const {
+  std::shared_lock lock(impl_->mu);
+  std::vector<std::string> out;
+  for (auto it = impl_->pending_resume.begin();
+       it != impl_->pending_resume.end() && out.size() < limit; ++it) {
+    out.push_back(*it);
+  }
+  return out;
+}
+
+std::vector<std::optional<ResumeRequest>> MemoryStorage::resume_requests(
+    std::span<const std::string> run_ids) const {
+  std::shared_lock lock(impl_->mu);
+  std::vector<std::optional<ResumeRequest>> out;
+  out.reserve(run_ids.size());
+  for (const std::string& id : run_ids) {
+    const Impl::Run* r = impl_->find(id);
+    out.push_back(r ? r->resume_request : std::nullopt);
+  }
+  return out;
+}
+
+void MemoryStorage::clear_resume_request(std::string_view run_id) {
+  std::unique_lock lock(impl_->mu);
+  impl_->pending_resume.erase(std::string(run_id));
+  auto it = impl_->runs.find(run_id);
+  if (it != impl_->runs.end()) it->second.resume_request.reset();
 }
 
 std::optional<std::string> MemoryStorage::lease_holder(std::string_view run_id) const {

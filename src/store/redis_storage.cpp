@@ -768,21 +768,6 @@ std::array<std::size_t, 6> RedisStorage::count_by_status() const {
   return out;
 }
 
-std::vector<std::size_t> RedisStorage::history_lengths(
-    std::span<const std::string> run_ids) const {
-  std::vector<std::size_t> out;
-  if (run_ids.empty()) return out;
-  std::vector<RedisCommand> lens;
-  lens.reserve(run_ids.size());
-  for (const std::string& id : run_ids) lens.push_back({"LLEN", history_key(id)});
-  for (const RedisReply& r : read(lens)) {
-    out.push_back(r.type == RedisReply::Type::integer && r.integer > 0
-                      ? static_cast<std::size_t>(r.integer)
-                      : 0);
-  }
-  return out;
-}
-
 std::string RedisStorage::cancel_key(std::string_view id) const {
   return options_.key_prefix + ":{" + std::string(id) + "}:cancel";
 }
@@ -829,6 +814,89 @@ std::vector<std::optional<CancelRequest>> RedisStorage::cancel_requests(
 
 void RedisStorage::clear_cancel_request(std::string_view run_id) {
   write({{"DEL", cancel_key(run_id)}});
+}
+
+std::string RedisStorage::resume_key(std::string_view id) const {
+  return options_.key_prefix + ":{" + std::string(id) + "}:resume";
+}
+std::string RedisStorage::resume_index() const { return options_.key_prefix + ":resume_requests"; }
+
+namespace {
+// A resume request is kept a week: long enough for a driver to be started, bounded for a
+// request nobody ever honours. (A driver finding an id in the index whose request expired
+// clears it.)
+constexpr const char* k_resume_request_ms = "604800000";
+}  // namespace
+
+// A resume request is a sealed Value record, as a cancel request is: a map of "verb"
+// ("resume" or "retry"), "by", "at" (ns since the epoch) and, once refused, "refusal". The
+// index set holds the ids of the pending ones; the request is written before its id is
+// indexed, so that a driver reading the index finds it.
+void RedisStorage::request_resume(std::string_view run_id, const ResumeRequest& request) {
+  const std::string key = resume_key(run_id);
+  Value::Map record{{"verb", std::string(to_string(request.verb))},
+                    {"by", request.by},
+                    {"at", static_cast<std::int64_t>(request.at.time_since_epoch().count())}};
+  if (request.refusal) record.emplace("refusal", *request.refusal);
+  write({{"SET", key, encode_value(Value(std::move(record))), "PX", k_resume_request_ms},
+         {request.refusal ? "SREM" : "SADD", resume_index(), std::string(run_id)}});
+}
+
+std::vector<std::string> RedisStorage::pending_resume_requests(std::size_t limit) const {
+  if (limit == 0) return {};
+  // SRANDMEMBER with a positive count: up to `limit` distinct ids, so that a driver whose
+  // page is full of others' pipelines still gets to see the rest over its next polls.
+  auto replies = read({{"SRANDMEMBER", resume_index(), std::to_string(limit)}});
+  std::vector<std::string> out;
+  for (const RedisReply& r : replies[0].elements) out.push_back(r.str);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::optional<ResumeRequest>> RedisStorage::resume_requests(
+    std::span<const std::string> run_ids) const {
+  std::vector<std::optional<ResumeRequest>> out;
+  if (run_ids.empty()) return out;
+  std::vector<RedisCommand> gets;
+  gets.reserve(run_ids.size());
+  for (const std::string& id : run_ids) gets.push_back({"GET", resume_key(id)});
+  std::vector<RedisReply> replies = read(gets);  // one round trip, however many runs
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    if (replies[i].type != RedisReply::Type::string) {
+      out.emplace_back();
+      continue;
+    }
+    const std::string key = resume_key(run_ids[i]);
+    const Value v = decode_value(replies[i].str, key);
+    auto field = [&](const char* name) -> const Value* {
+      if (!v.is_map()) return nullptr;
+      auto it = v.as_map().find(name);
+      return it != v.as_map().end() ? &it->second : nullptr;
+    };
+    const Value* verb = field("verb");
+    const Value* by = field("by");
+    const Value* at = field("at");
+    const Value* refusal = field("refusal");
+    if (!verb || !verb->is_string() ||
+        !(verb->as_string() == "resume" || verb->as_string() == "retry") || !by ||
+        !by->is_string() || !at || !at->is_int() || (refusal && !refusal->is_string())) {
+      throw Error(Errc::storage, "corrupt resume request at " + key +
+                                     ": expected a map of verb (resume or retry), by, at and "
+                                     "optionally refusal");
+    }
+    ResumeRequest r;
+    r.verb =
+        verb->as_string() == "retry" ? ResumeRequest::Verb::retry : ResumeRequest::Verb::resume;
+    r.by = by->as_string();
+    r.at = Timestamp(std::chrono::nanoseconds(at->as_int()));
+    if (refusal) r.refusal = refusal->as_string();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void RedisStorage::clear_resume_request(std::string_view run_id) {
+  write({{"SREM", resume_index(), std::string(run_id)}, {"DEL", resume_key(run_id)}});
 }
 
 std::vector<HistoryEntry> RedisStorage::history(std::string_view run_id, std::size_t from) const {

@@ -9,6 +9,9 @@
 //   P:{id}:shared   hash    the run's shared state
 //   P:{id}:lease    string  "owner|token" while a process owns the run (expires: PX ttl)
 //   P:{id}:fence    string  the newest fencing token granted for the run (INCR)
+//   P:{id}:cancel   string  a cancel request (a Value map; expires after a day)
+//   P:{id}:resume   string  a resume request (a Value map; expires after a week)
+//   P:resume_requests set   the ids of the runs whose resume request is pending
 //   P:runs          zset    every run id, scored by creation time (µs): newest-first listing
 //   P:runs:<status> zset    run ids by status, same score: listing by status without a scan
 // The apply script writes a run's record and its index entries in one atomic step; readers
@@ -69,6 +72,11 @@ class RedisStorage final : public Storage {
   std::vector<std::optional<CancelRequest>> cancel_requests(
       std::span<const std::string> run_ids) const override;
   void clear_cancel_request(std::string_view run_id) override;
+  void request_resume(std::string_view run_id, const ResumeRequest& request) override;
+  std::vector<std::string> pending_resume_requests(std::size_t limit) const override;
+  std::vector<std::optional<ResumeRequest>> resume_requests(
+      std::span<const std::string> run_ids) const override;
+  void clear_resume_request(std::string_view run_id) override;
 
   /// The key of a run's record, history, kv or shared hash (for tests and tools).
   std::string run_key(std::string_view run_id) const;
@@ -77,6 +85,9 @@ class RedisStorage final : public Storage {
   std::string lease_key(std::string_view run_id) const;
   std::string fence_key(std::string_view run_id) const;
   std::string cancel_key(std::string_view run_id) const;
+  std::string resume_key(std::string_view run_id) const;
+  /// The set of run ids whose resume request is pending.
+  std::string resume_index() const;
   /// The largest record this store sends: the configured limit or the server's
   /// proto-max-bulk-len, whichever is smaller.
   std::size_t max_record_size() const noexcept;
@@ -88,8 +99,6 @@ class RedisStorage final : public Storage {
   /// counts, O(1) whatever the store's size. An index may briefly count a run whose record
   /// retention just removed (readers drop such entries).
   std::array<std::size_t, 6> count_by_status() const;
-  /// The length of each run's history (LLEN), in the order of `run_ids`, in one round trip.
-  std::vector<std::size_t> history_lengths(std::span<const std::string> run_ids) const;
 
  private:
   void load_scripts();

@@ -4,7 +4,8 @@ driven over WebDriver by python3-selenium, against dashboard_demo (tests/dashboa
 serving runs it made in a private redis-server. What a user would check: the run list and its
 filters, a run's timeline (one bar per step attempt, in the trace's lanes), a live run growing
 while watched, cancel refused without the token and done with it, retry of a failed run, a
-string output full of HTML shown as text, the workers; screenshots of the list and of a 200-step
+string output full of HTML shown as text, the workers, and the `flux` tool's dashboard handing a
+retry to a driver; screenshots of the list and of a 200-step
 run's timeline are saved in --out and their size checked.
 
 Run by CTest (label `browser`): browser_test.py --demo PATH --out DIR
@@ -166,9 +167,10 @@ class Dashboard(unittest.TestCase):
         first = texts("#runs tbody tr.run:nth-child(1) td")
         self.assertEqual(first[1], "wide-200")
         self.assertEqual(first[2], "completed")
-        self.assertEqual(first[5], "202")  # inc, 200 ticks, the parallel
+        self.assertEqual(first[5], "201/201")  # steps done/total: inc and the 200 ticks
         fails_row = texts("#runs tbody tr.run:nth-child(4) td")
         self.assertEqual(fails_row[2], "failed")
+        self.assertEqual(fails_row[5], "1/2")
         self.assertEqual(fails_row[6], "node 'boom' (step 1) failed: boom: the input was refused")
         counts = dict(zip(attrs("#counts button", "data-status"), texts("#counts button")))
         self.assertEqual(counts["completed"], "completed 5")
@@ -368,11 +370,56 @@ class Dashboard(unittest.TestCase):
         p.terminate()
         self.assertEqual(p.wait(30), 0)
 
+    def test_9_the_flux_tools_dashboard_hands_a_retry_to_a_driver(self):
+        # The installed `flux` tool's dashboard, which has no pipelines, on the same store.
+        tool = subprocess.Popen(
+            [ARGS.flux, "dashboard", "--listen", "127.0.0.1:0", "--token", TOKEN],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=E.env)
+        E.started.append(tool)
+        line = tool.stdout.readline()
+        self.assertIn("dashboard at http://127.0.0.1:", line)
+        base = line.split()[2]
+        proc, run_id = E.start(["run", "mendable", "--input", "7"])
+        self.assertEqual(proc.wait(30), 1)  # flaky is not mended in this process
+        E.driver.get(base + "#/runs/" + run_id)
+        E.driver.refresh()
+        wait(lambda: E.driver.find_element(By.ID, "run-view").get_attribute("data-loaded") == "yes",
+             message="run page loaded")
+        self.assertEqual(status_of_page(), "failed")
+        E.driver.find_element(By.ID, "token").clear()
+        E.driver.find_element(By.ID, "token").send_keys(TOKEN)
+        retry = E.driver.find_element(By.ID, "a-retry")
+        self.assertTrue(retry.is_displayed())
+        retry.click()
+        message = E.driver.find_element(By.ID, "message")
+        wait(lambda: "handed to a driver adopting pipeline 'mendable'" in message.text,
+             message="retry handed to a driver")
+        request = lambda: E.driver.find_elements(By.ID, "r-request")
+        wait(lambda: request() and request()[0].get_attribute("data-state") == "pending",
+             message="the pending request shown")
+        self.assertIn("waiting for a driver adopting pipeline 'mendable'", request()[0].text)
+        # A driver that adopts the pipeline (and whose flaky step is mended) takes it.
+        driver = subprocess.Popen([ARGS.demo, "driver", "--local"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=dict(E.env, DASHBOARD_DEMO_MENDED="1"))
+        E.started.append(driver)
+        wait(lambda: status_of_page() == "completed", timeout=40, message="retried run completed")
+        self.assertEqual(E.driver.find_element(By.ID, "r-output").text, "80")  # (7 + 1) * 10
+        self.assertEqual(E.driver.find_element(By.ID, "r-steps").text, "2/2")
+        wait(lambda: not request(), message="the request cleared")
+        types = [e["type"] for e in E.api("/api/runs/" + run_id)["history"]]
+        self.assertEqual(types, ["node", "node", "resume", "node"])
+        driver.terminate()
+        self.assertEqual(driver.wait(30), 0)
+        tool.terminate()
+        self.assertEqual(tool.wait(30), 0)
+
 
 def main():
     global ARGS
     parser = argparse.ArgumentParser()
     parser.add_argument("--demo", required=True)
+    parser.add_argument("--flux", required=True)
     parser.add_argument("--out", required=True)
     ARGS, rest = parser.parse_known_args()
     os.makedirs(ARGS.out, exist_ok=True)

@@ -168,6 +168,13 @@ function renderCounts(counts) {
   box.append(el('span', { class: 'muted', text: 'total ' + counts.total }));
 }
 
+// "done/total" steps; "—" for a record written before Flux counted them.
+function stepsText(run) {
+  if (run.steps_total === null || run.steps_total === undefined) return '\u2014';
+  const done = run.steps_done === null || run.steps_done === undefined ? '\u2014' : run.steps_done;
+  return done + '/' + run.steps_total;
+}
+
 function runRow(run) {
   const link = el('a', { href: '#/runs/' + encodeURIComponent(run.id), text: run.id });
   return el('tr', { class: 'run', 'data-id': run.id, 'data-status': run.status },
@@ -176,7 +183,7 @@ function runRow(run) {
     el('td', {}, statusBadge(run.status)),
     el('td', { class: 'mono', text: shortTime(run.created) }),
     el('td', { text: duration(runDuration(run)) }),
-    el('td', { text: String(run.history_length) }),
+    el('td', { class: 'steps', text: stepsText(run) }),
     el('td', { class: 'err', title: run.error ? run.error.message : '',
       text: run.error ? run.error.message : '' }));
 }
@@ -227,7 +234,15 @@ function renderMeta(detail) {
   metaRow(dl, 'duration', duration(runDuration(run)));
   metaRow(dl, 'owner', run.owner || '(none)');
   metaRow(dl, 'lease', detail.lease_holder || '(none)');
-  metaRow(dl, 'steps recorded', detail.history_length);
+  metaRow(dl, 'steps done', el('span', { id: 'r-steps', text: stepsText(run) }));
+  metaRow(dl, 'history entries', detail.history_length);
+  const req = detail.resume_request;
+  if (req) {
+    metaRow(dl, req.verb + ' request', el('span', { id: 'r-request', 'data-state': req.state,
+      text: req.state === 'refused'
+        ? 'refused: ' + req.refusal + ' (asked by ' + req.by + ' at ' + req.at + ')'
+        : 'pending since ' + req.at + ', asked by ' + req.by + '; waiting for ' + req.waiting_for }));
+  }
   metaRow(dl, 'input', JSON.stringify(run.input));
   if (run.status === 'completed') metaRow(dl, 'output', el('span', { id: 'r-output', text: JSON.stringify(run.output) }));
   if (run.error) metaRow(dl, 'error', el('span', { id: 'r-error', text: run.error.message }));
@@ -419,7 +434,7 @@ async function act(verb) {
     showMessage('');
     const note = $('message');
     note.hidden = false;
-    note.textContent = verb + ': ' + (result.status || 'done');
+    note.textContent = result.message || verb + ': ' + (result.status || 'done');
     note.dataset.kind = 'ok';
     state.run.status = null;  // redraw at the next poll
     await pollRun(id, state.run.generation);
