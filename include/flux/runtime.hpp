@@ -242,7 +242,9 @@ class Runtime {
   /// process sharing the store gets a cancel request in the store, which its owner picks up
   /// at its next lease renewal (within `Config::lease_ttl` / 3 plus a store round trip);
   /// an orphan (its owner gone) is recorded cancelled here. Returns false if the run had
-  /// already ended; throws Error(not_found) for a run the store does not know.
+  /// already ended; throws Error(not_found) for a run the store does not know (after looking
+  /// for it for up to 2 s: a run another process has just started is stored with its owner's
+  /// first write batch, which may still be on its way).
   ///
   /// `options.compensate`: the run's completed steps are then undone (`Node::compensate`)
   /// and it ends `compensated` or `compensation_failed`. An orphan cancelled so is not

@@ -74,6 +74,10 @@ void RunCompletion::then(std::function<void(const RunResult&)> f) {
 
 namespace {
 
+/// How long cancel() looks for a run id the store does not know yet (see Engine::cancel): a
+/// new run's first write batch is normally stored within milliseconds, even under load.
+constexpr std::chrono::seconds k_unknown_run_patience{2};
+
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
@@ -612,6 +616,15 @@ bool Engine::cancel(std::string_view run_id, const std::string& reason, bool com
   Storage& store = *impl_->storage;
   auto info = store.get_run(id);
   std::optional<std::string> holder = store.lease_holder(id);
+  // A run just started by another process reaches the store with its owner's first write
+  // batch, which may still be on its way when its id (returned by start() at once) is used
+  // here: an id the store does not know is looked up again for a while before it is unknown.
+  const auto patience = std::chrono::steady_clock::now() + k_unknown_run_patience;
+  while (!info && !holder && std::chrono::steady_clock::now() < patience) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    info = store.get_run(id);
+    holder = store.lease_holder(id);
+  }
   if (!info && !holder) throw Error(Errc::not_found, "run " + id + " is not in the store");
   if (info && info->status != RunStatus::running) return false;
   // Its owner picks the request up at its next lease renewal. An orphan whose steps are to be
