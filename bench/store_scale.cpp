@@ -62,7 +62,8 @@ void fill(flux::Storage& store, std::size_t from, std::size_t to, flux::RunStatu
   for (std::size_t i = from; i < to; ++i) {
     flux::RunInfo r = tiny_run(i, status);
     batch.push_back(flux::Write{flux::Write::AppendHistory{r.id, entry}});
-    batch.push_back(flux::Write{flux::Write::PutRun{std::move(r)}});
+    batch.push_back(
+        flux::Write{flux::Write::PutRun{std::make_shared<const flux::RunInfo>(std::move(r))}});
     if (batch.size() >= 2000 || i + 1 == to) {
       store.apply(batch);
       batch.clear();

@@ -233,14 +233,16 @@ TEST_P(Resume, AStaleOwnersWritesAreRefusedByTheFence) {
   EXPECT_EQ(store.lease_holder(info.id), std::optional<std::string>("second-owner"));
   EXPECT_FALSE(store.renew_lease(info.id, *first.lease, 10s));
 
-  flux::Write stale{flux::Write::PutRun{info}, first.lease->token};
+  flux::Write stale{flux::Write::PutRun{std::make_shared<const flux::RunInfo>(info)},
+                    first.lease->token};
   auto refused = store.apply(std::span<const flux::Write>(&stale, 1));
   ASSERT_EQ(refused.size(), 1u) << "a stale owner wrote into the run";
   EXPECT_EQ(refused[0].run_id, info.id);
   EXPECT_EQ(refused[0].fence, first.lease->token);
   EXPECT_EQ(refused[0].error.code(), flux::Errc::run_owned) << refused[0].error.what();
   EXPECT_FALSE(store.get_run(info.id).has_value());
-  flux::Write fresh{flux::Write::PutRun{info}, second.lease->token};
+  flux::Write fresh{flux::Write::PutRun{std::make_shared<const flux::RunInfo>(info)},
+                    second.lease->token};
   EXPECT_TRUE(store.apply(std::span<const flux::Write>(&fresh, 1)).empty());
   EXPECT_TRUE(store.get_run(info.id).has_value());
 }

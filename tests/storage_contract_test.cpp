@@ -249,7 +249,9 @@ RunFilter with_limit(std::size_t limit) {
   return f;
 }
 
-Write put_run(RunInfo r) { return Write{Write::PutRun{std::move(r)}}; }
+Write put_run(RunInfo r) {
+  return Write{Write::PutRun{std::make_shared<const RunInfo>(std::move(r))}};
+}
 Write append(std::string id, HistoryEntry e) {
   return Write{Write::AppendHistory{std::move(id), std::make_shared<const HistoryEntry>(std::move(e))}};
 }

@@ -102,7 +102,7 @@ TEST(StoreFaults, AnUnencodableWriteIsRefusedForItsRunAloneInABatch) {
     run.fingerprint = "f";
     run.created = run.updated = flux::Timestamp(std::chrono::seconds(1000 + i));
     run.input = i == 25 ? deep : flux::Value(std::int64_t{i});
-    batch.push_back(flux::Write{flux::Write::PutRun{run}});
+    batch.push_back(flux::Write{flux::Write::PutRun{std::make_shared<const flux::RunInfo>(run)}});
     batch.push_back(flux::Write{flux::Write::PutKey{run.id, flux::Scope::kv, "k", i}});
   }
   std::vector<flux::RunRefusal> refused = rt.storage().apply(batch);

@@ -68,9 +68,11 @@ struct Retention {
 /// One write, as queued by the persistence actor. A run's writes come in the order its
 /// steps made them: ClaimLease (a new run) first, ReleaseLease last.
 struct Write {
-  /// Creates or replaces a run's metadata (`run.history` is ignored).
+  /// Creates or replaces a run's metadata (`run->history` is ignored). The record is
+  /// immutable and shared, as history entries are: a Write stays small (the journal queues
+  /// thousands) and journaling a run's record copies it once. Never null.
   struct PutRun {
-    RunInfo run;
+    std::shared_ptr<const RunInfo> run;
   };
   /// Appends `*entry` at position `entry->seq`; an entry already stored at that position is
   /// left as it is (so a batch may be applied twice), a gap before it is an error.
@@ -112,7 +114,7 @@ struct Write {
   /// memory (one small record replacing another), so that the store says what the caller
   /// was told.
   struct FailRun {
-    RunInfo run;
+    std::shared_ptr<const RunInfo> run;  ///< never null
   };
   std::variant<PutRun, AppendHistory, PutKey, EraseKey, ClaimLease, ReleaseLease, FailRun> op;
 
@@ -123,7 +125,7 @@ struct Write {
           if constexpr (requires { o.run_id; }) {
             return o.run_id;
           } else {
-            return o.run.id;
+            return o.run->id;
           }
         },
         op);

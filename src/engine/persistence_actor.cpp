@@ -70,10 +70,12 @@ std::unordered_map<std::string, Refused> apply_writes(Storage& storage,
 /// written with the run's input (too large, impossible to encode). Drop the input, and
 /// mark the record so that resume refuses it rather than running on a null input.
 void strip_values(Write& correction) {
-  RunInfo& run = std::get<Write::FailRun>(correction.op).run;
-  run.input = Value{};
-  run.output = Value{};
-  run.history_values = HistoryValues::none;
+  auto& shared = std::get<Write::FailRun>(correction.op).run;
+  auto run = std::make_shared<RunInfo>(*shared);
+  run->input = Value{};
+  run->output = Value{};
+  run->history_values = HistoryValues::none;
+  shared = std::move(run);
 }
 
 }  // namespace

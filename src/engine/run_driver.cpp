@@ -318,7 +318,7 @@ void conclude_run(const std::shared_ptr<RunJob>& job, RunStatus status, Value ou
               RunFailure{"", "", "run " + job->info.id + ": the store failed: " + *store_error};
           // Some of its writes may still land (a batch whose outcome is unknown) or the
           // store may hold it as running: make the store say what the caller is told.
-          Write correction{Write::FailRun{job->info}};
+          Write correction{Write::FailRun{std::make_shared<const RunInfo>(job->info)}};
           correction.fence = job->lease.token;
           job->services->journal->write(std::move(correction));
         }

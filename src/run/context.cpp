@@ -95,8 +95,9 @@ Value::Map RunState::snapshot(Scope scope) const {
 }
 
 void RunState::journal_run(const RunInfo& info) {
+  auto record = std::make_shared<const RunInfo>(info);  // before the lock
   std::lock_guard lock(mu_);
-  journal(Write{Write::PutRun{info}});
+  journal(Write{Write::PutRun{std::move(record)}});
 }
 
 void RunState::journal_claim(const std::string& owner, std::chrono::milliseconds ttl) {

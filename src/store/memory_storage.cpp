@@ -46,7 +46,7 @@ std::vector<RunRefusal> Storage::apply(std::span<const Write> batch) {
         [this, &w](const auto& op) {
           using Op = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<Op, Write::PutRun> || std::is_same_v<Op, Write::FailRun>) {
-            put_run(op.run);
+            put_run(*op.run);
           } else if constexpr (std::is_same_v<Op, Write::AppendHistory>) {
             append_history(op.run_id, *op.entry);
           } else if constexpr (std::is_same_v<Op, Write::PutKey>) {
@@ -404,11 +404,11 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
       return;
     }
     if (auto* f = std::get_if<Write::FailRun>(&w.op)) {
-      Impl::Run& r = impl_->run(f->run.id);
+      Impl::Run& r = impl_->run(f->run->id);
       if (r.fence > w.fence) return;  // another owner took the run since: its call
       r.fence = w.fence + 1;          // refuses the failed writer's stragglers
       r.lease.reset();
-      impl_->put_run(f->run);
+      impl_->put_run(*f->run);
       return;
     }
     if (w.fence != 0) {
@@ -422,7 +422,7 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
       }
     }
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-      impl_->put_run(p->run);
+      impl_->put_run(*p->run);
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
       impl_->append(h->run_id, h->entry);  // shared, not copied
     } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {

@@ -457,14 +457,15 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) co
   // Only the group's last run record counts (each replaces the one before).
   const RunInfo* last_record = nullptr;
   for (const Write* wp : group) {
-    if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = &p->run;
+    if (auto* p = std::get_if<Write::PutRun>(&wp->op)) last_record = p->run.get();
   }
   for (const Write* wp : group) {
     const Write& w = *wp;
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-      if (&p->run == last_record) {
-        script.insert(script.end(), {"R", checked_size(encode_run(p->run), id, run_key(id)), id,
-                                     to_string(p->run.status), score_of(p->run),
+      if (p->run.get() == last_record) {
+        const RunInfo& run = *p->run;
+        script.insert(script.end(), {"R", checked_size(encode_run(run), id, run_key(id)), id,
+                                     to_string(run.status), score_of(run),
                                      std::to_string(options_.retention.max_age.count())});
       }
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
@@ -489,7 +490,7 @@ RedisCommand RedisStorage::script_for(const std::vector<const Write*>& group) co
 }
 
 RedisCommand RedisStorage::fail_script_for(const Write& w) const {
-  const RunInfo& run = std::get<Write::FailRun>(w.op).run;
+  const RunInfo& run = *std::get<Write::FailRun>(w.op).run;
   const std::string& id = run.id;
   const std::string runs_index = options_.key_prefix + ":runs";
   return {"EVALSHA",
@@ -534,7 +535,7 @@ std::vector<RunRefusal> RedisStorage::apply(std::span<const Write> batch) {
       for (const Write* w : g.writes) {
         const auto* put = std::get_if<Write::PutRun>(&w->op);
         finishes = finishes || std::holds_alternative<Write::FailRun>(w->op) ||
-                   (put && put->run.status != RunStatus::running);
+                   (put && put->run->status != RunStatus::running);
       }
       g.first_command = cmds.size();
       g.commands = group_cmds.size();
@@ -611,7 +612,7 @@ std::optional<std::string> RedisStorage::lease_holder(std::string_view run_id) c
 }
 
 void RedisStorage::put_run(const RunInfo& run) {
-  Write w{Write::PutRun{run}};
+  Write w{Write::PutRun{std::make_shared<const RunInfo>(run)}};
   auto refused = apply(std::span<const Write>(&w, 1));
   if (!refused.empty()) throw refused.front().error;
 }
