@@ -377,6 +377,14 @@ bool operator==(const Value& a, const Value& b) {
 
 std::size_t Value::depth() const {
   if (!is_list() && !is_map()) return 0;
+  // The usual case, a flat list or map (a run's arguments, a parallel's outputs), is
+  // answered without a work list.
+  auto container = [](const Value& e) { return e.is_list() || e.is_map(); };
+  if (is_list() ? std::none_of(as_list().begin(), as_list().end(), container)
+                : std::none_of(as_map().begin(), as_map().end(),
+                               [&](const auto& kv) { return container(kv.second); })) {
+    return 1;
+  }
   std::size_t deepest = 0;
   std::vector<std::pair<const Value*, std::size_t>> todo{{this, 1}};  // a container, its depth
   while (!todo.empty()) {

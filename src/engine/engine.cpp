@@ -175,6 +175,7 @@ struct Engine::Impl {
   /// the node is not one of its local nodes, else on this process's executors.
   /// `def` is the pipeline definition `step` was planned from (same shape).
   void place_nodes(const PipelineDef& def, const PlanStep& step, Plan& plan) {
+    if (step.type != PipelineDef::Type::sequence) ++plan.entries;
     if (step.type == PipelineDef::Type::node) {
       if (step.node->compensation) plan.compensates = true;
       NodePlacement& where = plan.nodes[step.node_index];
@@ -409,6 +410,7 @@ std::shared_ptr<RunCompletion> Engine::start(const Pipeline& pipeline, Value inp
   // write (token 1) rather than by a round trip to the store here.
   job->lease = Lease{impl_->owner, 1};
   job->run = std::make_shared<RunState>(job->info.id, impl_->journal, job->lease.token);
+  job->run->expect_entries(job->plan->entries);
   job->run->journal_claim(impl_->owner, impl_->lease_ttl);
   job->run->set_child_starter(this);
   return launch(std::move(job));

@@ -100,7 +100,7 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
         const std::size_t first_correction = writes.size();
         for (Write& w : corrections) writes.push_back(std::move(w));
         auto failed = apply_writes(*storage, writes);
-        for (std::size_t i = first_correction; i < writes.size(); ++i) {
+        for (std::size_t i = first_correction; i < writes.size() && !failed.empty(); ++i) {
           auto it = failed.find(owner_key(writes[i].run_id(), writes[i].fence));
           if (it == failed.end()) continue;
           if (it->second.code == Errc::invalid_argument) strip_values(writes[i]);
@@ -109,7 +109,8 @@ caf::behavior persistence_actor(caf::event_based_actor* self, std::shared_ptr<St
         }
         for (auto& [key, refused] : failed) state->refused.emplace(key, std::move(refused.why));
         for (Completion& c : batch.completions) {
-          auto it = state->refused.find(owner_key(c.run_id, c.fence));
+          auto it = state->refused.empty() ? state->refused.end()
+                                           : state->refused.find(owner_key(c.run_id, c.fence));
           if (it == state->refused.end()) {
             c.done(nullptr);
           } else if (!c.final) {

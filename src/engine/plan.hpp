@@ -40,6 +40,9 @@ struct Plan {
   /// Whether any node step has a compensation (Node::compensate): a failed run then waits
   /// for its steps still executing before it ends, to undo what they complete.
   bool compensates = false;
+  /// The history entries of a run in which every step succeeds at once (its node and
+  /// parallel steps): what a run's history is sized for when it starts.
+  std::size_t entries = 0;
   const NodePlacement& placement(const PlanStep& node_step) const {
     return nodes[node_step.node_index];
   }

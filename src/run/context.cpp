@@ -135,6 +135,7 @@ std::uint32_t distinct_steps(std::vector<std::string_view> steps) {
 std::uint32_t RunState::completed_steps() const {
   std::vector<std::string_view> steps;
   std::lock_guard lock(mu_);
+  steps.reserve(history_.size());
   for (const auto& e : history_) {
     if (e->type == HistoryEntry::Type::node && e->ok()) steps.emplace_back(e->step);
   }

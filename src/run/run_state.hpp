@@ -114,6 +114,12 @@ class RunState final : public RunAccess {
                                                       const std::optional<Value>& expected,
                                                       Value value);
 
+  /// Sizes the history for `n` entries (a new run: its plan's steps), so that recording a
+  /// step does not grow it.
+  void expect_entries(std::size_t n) {
+    std::lock_guard lock(mu_);
+    history_.reserve(n);
+  }
   /// Journals the run's metadata, ordered with the run's other writes.
   void journal_run(const RunInfo& info);
   /// Journals claiming a new run's lease (token 1) for `owner`: its first write.
