@@ -153,8 +153,10 @@ struct MemoryStorage::Impl {
   // from a place found in O(log n), never a sort of every run.
   using Index = std::map<Place, Run*>;
   struct Run {
-    RunInfo info;             // history kept separately, below
-    bool has_record = false;  // kv, history or a lease may come before the run record
+    // The run record, null until one is written (kv, history or a lease may come first).
+    // Immutable and shared with the writer's journal, as history entries are; its
+    // `history` is empty (the history is kept below).
+    std::shared_ptr<const RunInfo> info;
     std::uint64_t order = 0;  // insertion order: breaks ties between equal creation times
     std::vector<std::shared_ptr<const HistoryEntry>> history;  // shared with the writer
     Value::Map kv, shared;
@@ -190,24 +192,25 @@ struct MemoryStorage::Impl {
   std::set<std::string, std::less<>> pending_resume;
 
   static Place place_of(const Run& r) {
-    return Place{r.info.created.time_since_epoch().count(), r.order};
+    return Place{r.info->created.time_since_epoch().count(), r.order};
   }
   Index& index_of(RunStatus s) { return by_status[static_cast<std::size_t>(s)]; }
   const Index& index_of(RunStatus s) const { return by_status[static_cast<std::size_t>(s)]; }
 
   Run& run(std::string_view id) {
     // Writes come in runs of the same id: remember the last one (map nodes never move).
-    if (last_run && id == last_run->info.id) return *last_run;
+    if (last_run && id == *last_id) return *last_run;
     auto it = runs.find(id);
     if (it == runs.end()) {
       it = runs.emplace(std::string(id), Run{}).first;
-      it->second.info.id = std::string(id);
       it->second.order = next_order++;
     }
     last_run = &it->second;
+    last_id = &it->first;
     return it->second;
   }
   Run* last_run = nullptr;
+  const std::string* last_id = nullptr;  // last_run's key
   const Run* find(std::string_view id) const {
     auto it = runs.find(id);
     return it == runs.end() ? nullptr : &it->second;
@@ -227,20 +230,23 @@ struct MemoryStorage::Impl {
   }
   bool live(const Run& r) const { return r.lease && Clock::now() < r.lease_expiry; }
 
-  void put_run(const RunInfo& info) {
-    Run& r = run(info.id);
-    if (r.has_record) {  // leave the indexes; re-entered below at the (new) place
-      all.erase(place_of(r));
-      index_of(r.info.status).erase(place_of(r));
+  void put_run(std::shared_ptr<const RunInfo> info) {
+    if (!info->history.empty()) {  // ignored (Storage::put_run): not kept
+      auto bare = std::make_shared<RunInfo>(*info);
+      bare->history.clear();
+      info = std::move(bare);
     }
-    r.info = info;
-    r.info.history.clear();
-    r.has_record = true;
+    Run& r = run(info->id);
+    if (r.info) {  // leave the indexes; re-entered below at the (new) place
+      all.erase(place_of(r));
+      index_of(r.info->status).erase(place_of(r));
+    }
+    r.info = std::move(info);
     all.emplace(place_of(r), &r);
-    index_of(r.info.status).emplace(place_of(r), &r);
+    index_of(r.info->status).emplace(place_of(r), &r);
     // Retention: a run enters `finished` when its record says so, and leaves it if it is
     // resumed (running again).
-    const bool done = r.info.status != RunStatus::running;
+    const bool done = r.info->status != RunStatus::running;
     if (done && !r.finished_at) {
       r.finished_at = finished.insert(finished.end(), &r);
       r.finished_when = Clock::now();
@@ -273,10 +279,11 @@ struct MemoryStorage::Impl {
       if (!too_many && !too_old) break;
       finished.pop_front();
       all.erase(place_of(*oldest));
-      index_of(oldest->info.status).erase(place_of(*oldest));
+      index_of(oldest->info->status).erase(place_of(*oldest));
       if (last_run == oldest) last_run = nullptr;
-      pending_resume.erase(oldest->info.id);
-      runs.erase(oldest->info.id);  // the run's key: `oldest` dangles from here on
+      const std::shared_ptr<const RunInfo> record = oldest->info;  // holds the key's copy
+      pending_resume.erase(record->id);
+      runs.erase(record->id);  // `oldest` dangles from here on
     }
   }
 
@@ -286,7 +293,7 @@ struct MemoryStorage::Impl {
     if (!filter.cursor.empty()) it = index.upper_bound(parse_cursor(filter.cursor));
     RunPage out;
     for (; it != index.end() && (!filter.limit || out.runs.size() < filter.limit); ++it) {
-      out.runs.push_back(it->second->info);
+      out.runs.push_back(*it->second->info);
     }
     if (filter.limit && it != index.end() && !out.runs.empty()) {
       const Place last = place_of(*std::prev(it)->second);
@@ -319,15 +326,15 @@ MemoryStorage::~MemoryStorage() = default;
 
 void MemoryStorage::put_run(const RunInfo& run) {
   std::unique_lock lock(impl_->mu);
-  impl_->put_run(run);
+  impl_->put_run(std::make_shared<const RunInfo>(run));
   impl_->enforce_retention();
 }
 
 std::optional<RunInfo> MemoryStorage::get_run(std::string_view run_id) const {
   std::shared_lock lock(impl_->mu);
   const Impl::Run* r = impl_->find(run_id);
-  if (!r || !r->has_record) return std::nullopt;
-  return r->info;
+  if (!r || !r->info) return std::nullopt;
+  return *r->info;
 }
 
 RunPage MemoryStorage::list_runs_page(const RunFilter& filter) const {
@@ -408,7 +415,7 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
       if (r.fence > w.fence) return;  // another owner took the run since: its call
       r.fence = w.fence + 1;          // refuses the failed writer's stragglers
       r.lease.reset();
-      impl_->put_run(*f->run);
+      impl_->put_run(f->run);
       return;
     }
     if (w.fence != 0) {
@@ -422,7 +429,7 @@ std::vector<RunRefusal> MemoryStorage::apply(std::span<const Write> batch) {
       }
     }
     if (auto* p = std::get_if<Write::PutRun>(&w.op)) {
-      impl_->put_run(*p->run);
+      impl_->put_run(p->run);
     } else if (auto* h = std::get_if<Write::AppendHistory>(&w.op)) {
       impl_->append(h->run_id, h->entry);  // shared, not copied
     } else if (auto* k = std::get_if<Write::PutKey>(&w.op)) {
