@@ -249,7 +249,7 @@ TEST_F(FluxTool, RunsRetryAndResumeHandTheRunToADriverThroughTheStore) {
   EXPECT_EQ(doc.at("run").at("output"), 30);  // (2 + 1) * 10
   EXPECT_EQ(doc.at("run").at("steps_done"), 2);
   EXPECT_EQ(flux({"runs", "show", failed}).out.find("requested by"), std::string::npos);
-  EXPECT_EQ(driver.terminate(), 0);
+  EXPECT_EQ(driver.terminate(), 0) << driver.err();
 }
 
 TEST_F(FluxTool, AnUnknownRunExits4) {
@@ -503,7 +503,7 @@ TEST_F(FluxTool, WorkersListsTheLiveWorkersAndTheirNodes) {
   EXPECT_NE(flux({"workers"}).out.find("1/3"), std::string::npos);
   EXPECT_EQ(slow.wait(std::chrono::seconds(30)), 0) << slow.err();
 
-  EXPECT_EQ(worker.terminate(), 0);
+  EXPECT_EQ(worker.terminate(), 0) << worker.err();
   EXPECT_EQ(flux({"workers"}).out, "no workers\n");  // a drained worker withdraws its card
 }
 
@@ -515,7 +515,7 @@ TEST_F(FluxTool, ExportWritesTheRunAsJsonOrAsAChromeTraceWithALanePerWorker) {
   // inc and dbl on the worker, nap and special kept on the run's owner.
   const std::string id =
       make_run("special", "3", {"--cluster", "--local-nodes", "nap,special", "--wait"});
-  EXPECT_EQ(worker.terminate(), 0);
+  EXPECT_EQ(worker.terminate(), 0) << worker.err();
 
   auto as_json = flux({"runs", "export", id, "--format", "json"});
   ASSERT_EQ(as_json.code, 0) << as_json.err;

@@ -180,7 +180,7 @@ TEST_F(DashboardApi, ServesItsEmbeddedPageWithAPolicyThatAllowsOnlyItsOwnScript)
   EXPECT_EQ(info.at("prefix"), prefix);
   EXPECT_EQ(info.at("store"), redis.url().substr(8));  // host:port
 
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatus) {
@@ -269,7 +269,7 @@ TEST_F(DashboardApi, RunsAreListedNewestFirstAsTheCliListsThemWithCountsPerStatu
                 .get<std::string>()
                 .rfind("since: expected a UTC time", 0),
             0u);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, ARunsDetailHasItsHistoryFromACursorItsKvAndItsTraceAsTheCliShowsThem) {
@@ -307,7 +307,7 @@ TEST_F(DashboardApi, ARunsDetailHasItsHistoryFromACursorItsKvAndItsTraceAsTheCli
                 "bad run id", 0),
             0u);
   EXPECT_EQ(get_json(c, "/api/nothing-here", 404).at("error"), "not found");
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, ExportGivesTheBytesFluxRunsExportWrites) {
@@ -328,7 +328,7 @@ TEST_F(DashboardApi, ExportGivesTheBytesFluxRunsExportWrites) {
   EXPECT_EQ(get_json(c, "/api/runs/" + id + "/export?format=xml", 400).at("error"),
             "format: json or trace");
   get_json(c, "/api/runs/00000000-0000-4000-8000-000000000000/export", 404);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, WorkersAreWhatFluxWorkersPrints) {
@@ -350,8 +350,8 @@ TEST_F(DashboardApi, WorkersAreWhatFluxWorkersPrints) {
   a.erase("expires_in_ms");  // read at another moment
   b.erase("expires_in_ms");
   EXPECT_EQ(a, b);
-  EXPECT_EQ(worker.terminate(), 0);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(worker.terminate(), 0) << worker.err();
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
@@ -369,7 +369,7 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
     EXPECT_EQ(Json::parse(res->body).at("error"),
               "this dashboard is read-only: start it with --token or FLUX_DASHBOARD_TOKEN to allow "
               "actions");
-    EXPECT_EQ(read_only.process().terminate(), 0);
+    EXPECT_EQ(read_only.process().terminate(), 0) << read_only.process().err();
   }
   // The token from the environment.
   std::vector<std::string> with_token = env();
@@ -465,7 +465,7 @@ TEST_F(DashboardApi, ActionsNeedTheTokenInAHeaderAndTheDashboardsOwnOrigin) {
   EXPECT_EQ(s8, 200);
   EXPECT_EQ(e8.at("cancelled"), false);
   EXPECT_EQ(e8.at("status"), "completed");
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 /// The run's detail once `done(detail)` holds, reading it every 100 ms up to `tries` times
@@ -513,7 +513,7 @@ TEST_F(DashboardApi, ARunningRowsStepsDoneComeFromItsHistoryAndABranchNodeCounts
   Json cli = flux_json({"runs", "list"});
   EXPECT_TRUE(cli["runs"][0].at("steps_done").is_null());
   EXPECT_EQ(cli["runs"][0].at("steps_total"), 4);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsThePipeline) {
@@ -633,12 +633,12 @@ TEST_F(DashboardApi, ResumeAndRetryWithoutPipelinesAreHandedToADriverThatAdoptsT
   EXPECT_EQ(waiting.at("resume_request").at("waiting_for"),
             "a driver adopting pipeline 'not-in-the-driver'");
   EXPECT_EQ(waiting.at("run").at("status"), "failed");
-  EXPECT_EQ(driver.terminate(), 0);
+  EXPECT_EQ(driver.terminate(), 0) << driver.err();
   EXPECT_NE(driver.err().find("leaves the retry request of run " + foreign), std::string::npos)
       << driver.err();
   EXPECT_NE(driver.err().find("cannot retry run " + unresumable), std::string::npos)
       << driver.err();
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, NoPathOutsideTheEmbeddedAssetsIsServedAndRequestsAreBounded) {
@@ -681,12 +681,12 @@ TEST_F(DashboardApi, NoPathOutsideTheEmbeddedAssetsIsServedAndRequestsAreBounded
   // The server still answers.
   auto c = d.client();
   get_json(c, "/api/info", 200);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 TEST_F(DashboardApi, StopsCleanlyOnSigtermOrSigintEvenRightAfterItsAnnouncement) {
   Dashboard d(env(), "");
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
   EXPECT_NE(d.process().err().find("dashboard stopped (SIGTERM)"), std::string::npos)
       << d.process().err();
   Dashboard e(env(), "");
@@ -710,7 +710,7 @@ TEST_F(DashboardApi, StopsCleanlyOnSigtermOrSigintEvenRightAfterItsAnnouncement)
       << busy.err;
   auto no_store = run({k_flux, "dashboard", "--store", "redis://127.0.0.1:1"}, {});
   EXPECT_EQ(no_store.code, 3) << no_store.err;
-  EXPECT_EQ(f.process().terminate(), 0);
+  EXPECT_EQ(f.process().terminate(), 0) << f.process().err();
 }
 
 TEST_F(DashboardApi, TheStorePasswordIsInNoResponse) {
@@ -736,7 +736,7 @@ TEST_F(DashboardApi, TheStorePasswordIsInNoResponse) {
                     httplib::Headers{{"X-Flux-Token", k_token}}, "", "application/json");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->body.find(password), std::string::npos);
-  EXPECT_EQ(d.process().terminate(), 0);
+  EXPECT_EQ(d.process().terminate(), 0) << d.process().err();
 }
 
 }  // namespace
