@@ -19,5 +19,16 @@ echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
 # Not again: the docker-compose cluster (label docker: it builds its own images), and the
 # tests that only compile (compile_fail: the compiler's messages; consumer: Flux built as a
 # dependency of another project) — sanitizers change nothing there, and they take minutes.
-run_suite build/asan 'docker|compile_fail|consumer' -DCMAKE_BUILD_TYPE=Debug \
-  -DFLUX_SANITIZE=address,undefined -DFLUX_BUILD_BENCH=OFF
+cmake -S . -B build/asan -DFLUX_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
+  -DFLUX_SANITIZE=address,undefined -DFLUX_BUILD_BENCH=OFF >/dev/null
+cmake --build build/asan -j2
+# The tests whose processes open CAF network connections (labels cluster, cli, dashboard)
+# run a second time if they fail here: CAF 0.17.6 can leave its BASP broker in a reference
+# cycle when a peer's connection closes while the actor system shuts down, which
+# LeakSanitizer reports as indirect leaks of CAF's own objects (broker, its connection
+# tables, node ids; no Flux frame) — in about 0.3 % of such test runs on a loaded machine.
+# A failure that repeats (a leak of Flux's, a crash) still fails the suite, and the first
+# pass above never runs a test twice.
+network='cluster|cli|dashboard'
+(cd build/asan && ctest --output-on-failure --timeout 300 -j2 -LE "docker|compile_fail|consumer|$network")
+(cd build/asan && ctest --output-on-failure --timeout 300 -j2 -L "$network" --repeat until-pass:2)
