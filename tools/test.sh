@@ -6,22 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh --test
 
-run_suite() {  # build dir, ctest label to exclude ("" for none), extra cmake args...
-  local build=$1 exclude=$2
-  shift 2
+build_tree() {  # build dir, extra cmake args...
+  local build=$1
+  shift
   cmake -S . -B "$build" -DFLUX_WERROR=ON "$@" >/dev/null
   cmake --build "$build" -j2
-  (cd "$build" && ctest --output-on-failure --timeout 300 -j2 ${exclude:+-LE "$exclude"})
+}
+run_tests() {  # build dir, ctest args...
+  local build=$1
+  shift
+  (cd "$build" && ctest --output-on-failure --timeout 300 -j2 "$@")
 }
 
-run_suite build/test "" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build_tree build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_tests build/test
 echo "== again under AddressSanitizer and UndefinedBehaviorSanitizer"
 # Not again: the docker-compose cluster (label docker: it builds its own images), and the
 # tests that only compile (compile_fail: the compiler's messages; consumer: Flux built as a
 # dependency of another project) — sanitizers change nothing there, and they take minutes.
-cmake -S . -B build/asan -DFLUX_WERROR=ON -DCMAKE_BUILD_TYPE=Debug \
-  -DFLUX_SANITIZE=address,undefined -DFLUX_BUILD_BENCH=OFF >/dev/null
-cmake --build build/asan -j2
+build_tree build/asan -DCMAKE_BUILD_TYPE=Debug -DFLUX_SANITIZE=address,undefined \
+  -DFLUX_BUILD_BENCH=OFF
 # The tests whose processes open CAF network connections (labels cluster, cli, dashboard)
 # run a second time if they fail here: CAF 0.17.6 can leave its BASP broker in a reference
 # cycle when a peer's connection closes while the actor system shuts down, which
@@ -30,5 +34,5 @@ cmake --build build/asan -j2
 # A failure that repeats (a leak of Flux's, a crash) still fails the suite, and the first
 # pass above never runs a test twice.
 network='cluster|cli|dashboard'
-(cd build/asan && ctest --output-on-failure --timeout 300 -j2 -LE "docker|compile_fail|consumer|$network")
-(cd build/asan && ctest --output-on-failure --timeout 300 -j2 -L "$network" --repeat until-pass:2)
+run_tests build/asan -LE "docker|compile_fail|consumer|$network"
+run_tests build/asan -L "$network" --repeat until-pass:2

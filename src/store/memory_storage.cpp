@@ -326,7 +326,9 @@ MemoryStorage::~MemoryStorage() = default;
 
 void MemoryStorage::put_run(const RunInfo& run) {
   std::unique_lock lock(impl_->mu);
-  impl_->put_run(std::make_shared<const RunInfo>(run));
+  auto record = std::make_shared<RunInfo>(run);
+  record->history.clear();  // ignored; cleared here so that Impl::put_run copies nothing more
+  impl_->put_run(std::move(record));
   impl_->enforce_retention();
 }
 
